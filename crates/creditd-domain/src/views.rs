@@ -1,0 +1,147 @@
+//! What the API returns: snapshots of creditd's objects. Serializable both ways because an
+//! idempotent replay returns the stored snapshot.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::EntryKind;
+use crate::amount::Credits;
+use crate::command::GrantSource;
+
+/// A customer: the app's own user id, with balances as exact decimal strings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Customer {
+    /// The app's own user id.
+    pub id: String,
+    pub email: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub metadata: serde_json::Value,
+    /// Σ live grants' remaining credits.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.5"))]
+    pub balance: Credits,
+    /// Balance minus open holds: what can be spent now.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10"))]
+    pub available: Credits,
+    /// Credits reserved by open holds.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2.5"))]
+    pub held: Credits,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// A lot of credits: spent in order of priority, earliest expiry, then age.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Grant {
+    pub id: String,
+    pub customer: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "100"))]
+    pub amount: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "40.5"))]
+    pub remaining: Credits,
+    /// 0–100, lower is spent first.
+    pub priority: i32,
+    /// Unix seconds; null never expires.
+    pub expires_at: Option<i64>,
+    pub source: GrantSource,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub created: i64,
+}
+
+/// One immutable ledger entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Entry {
+    pub id: String,
+    pub customer: String,
+    /// The grant whose credits moved.
+    pub grant: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "grant"))]
+    pub kind: EntryKind,
+    /// Signed: positive adds credits, negative takes them.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "-1.25"))]
+    pub amount: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "98.75"))]
+    pub balance_after: Credits,
+    /// What caused it: a usage id, a hold id, a grant id.
+    pub reference: Option<String>,
+    pub feature: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub metadata: serde_json::Value,
+    pub created: i64,
+}
+
+/// A recorded usage: the credits it took and the balance after.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Usage {
+    pub id: String,
+    pub customer: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.25"))]
+    pub amount: Credits,
+    pub feature: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub balance: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub available: Credits,
+    /// One entry per grant drawn from, in spending order.
+    pub entries: Vec<Entry>,
+    pub created: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum HoldStatus {
+    Open,
+    Captured,
+    Released,
+    Expired,
+}
+
+impl HoldStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Open => "open",
+            HoldStatus::Captured => "captured",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HoldStatus> {
+        [
+            HoldStatus::Open,
+            HoldStatus::Captured,
+            HoldStatus::Released,
+            HoldStatus::Expired,
+        ]
+        .into_iter()
+        .find(|h| h.as_str() == s)
+    }
+}
+
+/// A reservation of credits (two-phase spend).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Hold {
+    pub id: String,
+    pub customer: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "5"))]
+    pub amount: Credits,
+    pub status: HoldStatus,
+    /// What a capture spent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub captured: Option<Credits>,
+    pub feature: Option<String>,
+    /// Unix seconds after which an open hold releases itself.
+    pub expires_at: i64,
+    pub created: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub balance: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub available: Credits,
+    /// Entries written by a capture.
+    pub entries: Vec<Entry>,
+}
