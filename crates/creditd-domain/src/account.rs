@@ -67,10 +67,7 @@ pub fn spending_order(a: &Lot, b: &Lot) -> Ordering {
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
     };
-    a.priority
-        .cmp(&b.priority)
-        .then(expiry)
-        .then(a.seq.cmp(&b.seq))
+    a.priority.cmp(&b.priority).then(expiry).then(a.seq.cmp(&b.seq))
 }
 
 /// One balance change: becomes one immutable ledger entry.
@@ -104,22 +101,14 @@ pub struct Account {
 impl Account {
     /// Builds the state, asserting the invariant storage must have kept.
     pub fn new(balance: Credits, held: Credits, lots: Vec<Lot>) -> Account {
-        let account = Account {
-            balance,
-            held,
-            lots,
-        };
+        let account = Account { balance, held, lots };
         account.assert_consistent();
         account
     }
 
     pub fn assert_consistent(&self) {
         let sum = self.lots.iter().map(|l| l.remaining.micros()).sum::<i64>();
-        assert_eq!(
-            sum,
-            self.balance.micros(),
-            "balance must equal the grants' remaining"
-        );
+        assert_eq!(sum, self.balance.micros(), "balance must equal the grants' remaining");
         assert!(self.held.micros() >= 0, "held credits cannot be negative");
         assert!(
             self.lots.iter().all(|l| l.remaining.micros() >= 0),
@@ -136,14 +125,8 @@ impl Account {
     fn apply(&mut self, lot_index: usize, kind: EntryKind, amount: Credits) -> Movement {
         let lot = &mut self.lots[lot_index];
         let before = self.balance;
-        lot.remaining = lot
-            .remaining
-            .checked_add(amount)
-            .expect("grant remaining overflow");
-        assert!(
-            lot.remaining.micros() >= 0,
-            "a movement took a grant below zero"
-        );
+        lot.remaining = lot.remaining.checked_add(amount).expect("grant remaining overflow");
+        assert!(lot.remaining.micros() >= 0, "a movement took a grant below zero");
         self.balance = before.checked_add(amount).expect("balance overflow");
         assert_eq!(self.balance.micros(), before.micros() + amount.micros());
         Movement {
@@ -166,21 +149,14 @@ impl Account {
         due.into_iter()
             .map(|i| {
                 let remaining = self.lots[i].remaining;
-                self.apply(
-                    i,
-                    EntryKind::Expire,
-                    Credits::from_micros(-remaining.micros()),
-                )
+                self.apply(i, EntryKind::Expire, Credits::from_micros(-remaining.micros()))
             })
             .collect()
     }
 
     /// Adds a new grant (already stored) and returns its entry.
     pub fn credit(&mut self, lot: Lot) -> Movement {
-        assert!(
-            lot.remaining.is_positive(),
-            "a grant adds a positive amount"
-        );
+        assert!(lot.remaining.is_positive(), "a grant adds a positive amount");
         let amount = lot.remaining;
         self.lots.push(Lot {
             remaining: Credits::ZERO,
@@ -196,12 +172,7 @@ impl Account {
     }
 
     /// Debit allowed to use `extra` beyond the available credits (a hold being captured).
-    fn debit_with_extra(
-        &mut self,
-        amount: Credits,
-        extra: Credits,
-        now: i64,
-    ) -> Result<Vec<Movement>, Insufficient> {
+    fn debit_with_extra(&mut self, amount: Credits, extra: Credits, now: i64) -> Result<Vec<Movement>, Insufficient> {
         assert!(amount.is_positive(), "a debit takes a positive amount");
         let available = self.available().micros() + extra.micros();
         let live: i64 = self
@@ -215,9 +186,7 @@ impl Account {
                 available: Credits::from_micros(available.min(live).max(0)),
             });
         }
-        let mut order: Vec<usize> = (0..self.lots.len())
-            .filter(|&i| self.lots[i].is_live(now))
-            .collect();
+        let mut order: Vec<usize> = (0..self.lots.len()).filter(|&i| self.lots[i].is_live(now)).collect();
         order.sort_by(|&a, &b| spending_order(&self.lots[a], &self.lots[b]));
         let mut left = amount.micros();
         let mut movements = Vec::new();
@@ -253,12 +222,7 @@ impl Account {
 
     /// Ends a hold of `held_amount` by spending `amount`: up to the hold, or more when the
     /// available credits cover the difference. On failure nothing changes.
-    pub fn capture(
-        &mut self,
-        held_amount: Credits,
-        amount: Credits,
-        now: i64,
-    ) -> Result<Vec<Movement>, Insufficient> {
+    pub fn capture(&mut self, held_amount: Credits, amount: Credits, now: i64) -> Result<Vec<Movement>, Insufficient> {
         assert!(held_amount <= self.held, "capturing more than is held");
         if amount == Credits::ZERO {
             self.release(held_amount);

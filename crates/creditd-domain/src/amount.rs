@@ -19,7 +19,9 @@ pub struct Credits(i64);
 pub enum AmountError {
     #[error("is empty; send a decimal string such as \"12.5\"")]
     Empty,
-    #[error("is not a decimal number (\"{0}\"); send digits with an optional '.' and up to 6 decimals, such as \"12.5\"")]
+    #[error(
+        "is not a decimal number (\"{0}\"); send digits with an optional '.' and up to 6 decimals, such as \"12.5\""
+    )]
     Malformed(String),
     #[error("has more than 6 decimal places (\"{0}\")")]
     TooPrecise(String),
@@ -103,10 +105,7 @@ impl Credits {
         };
         let mut frac: i64 = 0;
         for position in 0..MAX_FRACTION_DIGITS {
-            let digit = fraction
-                .as_bytes()
-                .get(position)
-                .map_or(0, |b| i64::from(b - b'0'));
+            let digit = fraction.as_bytes().get(position).map_or(0, |b| i64::from(b - b'0'));
             frac = frac * 10 + digit;
         }
         let micros = whole
@@ -209,14 +208,8 @@ mod tests {
             Credits::parse("1.0000001"),
             Err(AmountError::TooPrecise("1.0000001".into()))
         );
-        assert_eq!(
-            Credits::parse("1000000000000.000001"),
-            Err(AmountError::Overflow)
-        );
-        assert_eq!(
-            Credits::parse("99999999999999999999999"),
-            Err(AmountError::Overflow)
-        );
+        assert_eq!(Credits::parse("1000000000000.000001"), Err(AmountError::Overflow));
+        assert_eq!(Credits::parse("99999999999999999999999"), Err(AmountError::Overflow));
     }
 
     #[test]

@@ -39,9 +39,8 @@ impl IdKind {
 
     /// Whether `id` looks like an id of this kind (prefix and alphabet); cheap input check.
     pub fn matches(self, id: &str) -> bool {
-        id.strip_prefix(self.prefix()).is_some_and(|rest| {
-            !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+        id.strip_prefix(self.prefix())
+            .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
     }
 }
 

@@ -25,10 +25,7 @@ pub fn feature(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 100 {
         return Err("must be 1 to 100 characters".into());
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b)) {
         return Err("may contain only letters, digits and . _ - : /".into());
     }
     Ok(())
@@ -59,9 +56,7 @@ pub fn text(value: &str) -> Result<(), String> {
 /// Idempotency keys: 1–255 visible ASCII characters (Stripe's limit).
 pub fn idempotency_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_ID_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "must be 1 to {MAX_ID_LEN} visible ASCII characters"
-        ));
+        return Err(format!("must be 1 to {MAX_ID_LEN} visible ASCII characters"));
     }
     Ok(())
 }

@@ -31,13 +31,11 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (1i64..5_000_000, 0i32..4, prop::option::of(1i64..50)).prop_map(
-            |(micros, priority, expires_in)| Op::Grant {
-                micros,
-                priority,
-                expires_in
-            }
-        ),
+        (1i64..5_000_000, 0i32..4, prop::option::of(1i64..50)).prop_map(|(micros, priority, expires_in)| Op::Grant {
+            micros,
+            priority,
+            expires_in
+        }),
         (1i64..4_000_000).prop_map(|micros| Op::Debit { micros }),
         (1i64..3_000_000).prop_map(|micros| Op::Hold { micros }),
         (0usize..8, 0i64..4_000_000).prop_map(|(index, micros)| Op::Capture { index, micros }),
@@ -63,11 +61,7 @@ impl Model {
     }
     fn expire(&mut self, now: i64) -> i64 {
         let mut expired = 0;
-        for lot in self
-            .lots
-            .iter_mut()
-            .filter(|l| l.2.is_some_and(|e| e <= now))
-        {
+        for lot in self.lots.iter_mut().filter(|l| l.2.is_some_and(|e| e <= now)) {
             expired += lot.0;
             lot.0 = 0;
         }
@@ -97,10 +91,7 @@ fn check(account: &Account, model: &Model, ledger_sum: i64) {
     account.assert_consistent();
     let remaining: Vec<i64> = account.lots.iter().map(|l| l.remaining.micros()).collect();
     let model_remaining: Vec<i64> = model.lots.iter().map(|l| l.0).collect();
-    assert_eq!(
-        remaining, model_remaining,
-        "grants' remaining differ from the model"
-    );
+    assert_eq!(remaining, model_remaining, "grants' remaining differ from the model");
     assert_eq!(account.held.micros(), model.held);
     assert_eq!(
         account.balance.micros(),
@@ -244,11 +235,7 @@ fn expired_grants_leave_through_expire_entries_and_cannot_be_spent() {
     let moves = account.expire_due(100);
     assert_eq!(moves.len(), 1);
     assert_eq!(
-        (
-            moves[0].kind,
-            moves[0].amount.micros(),
-            moves[0].balance_after.micros()
-        ),
+        (moves[0].kind, moves[0].amount.micros(), moves[0].balance_after.micros()),
         (EntryKind::Expire, -30, 0)
     );
 }

@@ -1,0 +1,518 @@
+//! The write path: apply a batch of commands, one result per command.
+//!
+//! Every command runs inside a transaction that first locks the customer's row (an `UPDATE`,
+//! which is a row lock on PostgreSQL and the write lock on SQLite), loads the customer's
+//! [`Account`], lets the domain decide, and writes back exactly the movements it returned.
+
+use creditd_domain::command::{NewCustomer, NewGrant, NewHold, NewUsage};
+use creditd_domain::views::{Entry, Grant, Hold, HoldStatus, Usage};
+use creditd_domain::{
+    Account, Command, CommandError, Credits, IdKind, Idempotency, Insufficient, Lot, Movement, Outcome, Request,
+};
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use crate::rows::{self, HOLD_COLUMNS};
+use crate::{Result, Store, StoreError};
+
+/// Attempts for a transaction that lost a serialization race or a deadlock.
+const MAX_ATTEMPTS: usize = 8;
+
+impl Store {
+    /// Applies each request and returns its result, in order. A failing request affects only
+    /// its own result.
+    pub async fn apply(&self, batch: Vec<Request>, now: i64) -> Vec<Result<Outcome>> {
+        let mut results = Vec::with_capacity(batch.len());
+        for request in &batch {
+            results.push(self.apply_one(request, now).await);
+        }
+        results
+    }
+
+    async fn apply_one(&self, request: &Request, now: i64) -> Result<Outcome> {
+        let mut attempt = 1;
+        loop {
+            match self.try_apply(request, now).await {
+                Err(StoreError::Database(e)) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                    tracing::debug!(attempt, error = %e, "retrying transaction");
+                    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_apply(&self, request: &Request, now: i64) -> Result<Outcome> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(idem) = &request.idempotency {
+            if let Some(first) = claim_key(&mut tx, idem, now).await? {
+                tx.rollback().await?;
+                return first.map_err(StoreError::Command);
+            }
+        }
+        let result = run(&mut tx, &request.command, now).await;
+        let recorded = match &result {
+            Ok(outcome) => Ok(outcome.clone()),
+            Err(StoreError::Command(e)) if is_recorded(e) => Err(e.clone()),
+            Err(_) => {
+                tx.rollback().await?;
+                return result;
+            }
+        };
+        if let Some(idem) = &request.idempotency {
+            let text = serde_json::to_string(&recorded).expect("outcomes serialize");
+            sqlx::query("UPDATE idempotency_keys SET outcome = $3 WHERE scope = $1 AND key = $2")
+                .bind(&idem.scope)
+                .bind(&idem.key)
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        result
+    }
+}
+
+/// Errors that are the command's real result, replayed to retries like Stripe does. Lookups
+/// that failed are not: the caller may create the missing object and retry with the same key.
+fn is_recorded(e: &CommandError) -> bool {
+    matches!(
+        e,
+        CommandError::InsufficientCredits { .. }
+            | CommandError::HoldNotOpen { .. }
+            | CommandError::DuplicateGrantReference { .. }
+    )
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    // PostgreSQL: serialization failure, deadlock. SQLite: busy, busy snapshot.
+    matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517"))
+}
+
+/// Claims (scope, key) for this transaction, or returns the result the key already has.
+async fn claim_key(
+    conn: &mut AnyConnection,
+    idem: &Idempotency,
+    now: i64,
+) -> Result<Option<Result<Outcome, CommandError>>> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
+         VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (scope, key) DO NOTHING",
+    )
+    .bind(&idem.scope)
+    .bind(&idem.key)
+    .bind(&idem.fingerprint)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .fetch_one(&mut *conn)
+        .await?;
+    let fingerprint: String = row.try_get(0)?;
+    if fingerprint != idem.fingerprint {
+        return Ok(Some(Err(CommandError::IdempotencyKeyReused)));
+    }
+    let outcome: Option<String> = row.try_get(1)?;
+    let outcome = outcome.ok_or_else(|| StoreError::Corrupt("idempotency key without a result".into()))?;
+    serde_json::from_str(&outcome)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("stored idempotent result unreadable: {e}")))
+}
+
+async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -> Result<Outcome> {
+    match command {
+        Command::CreateCustomer(new) => create_customer(conn, new, now).await,
+        Command::Grant(new) => grant(conn, new, now).await.map(Outcome::Grant),
+        Command::Usage(new) => usage(conn, new, now).await.map(Outcome::Usage),
+        Command::CreateHold(new) => create_hold(conn, new, now).await.map(Outcome::Hold),
+        Command::CaptureHold { hold, amount, feature } => {
+            finish_hold(conn, hold, Some((*amount, feature.as_deref())), now)
+                .await
+                .map(Outcome::Hold)
+        }
+        Command::ReleaseHold { hold } => finish_hold(conn, hold, None, now).await.map(Outcome::Hold),
+    }
+}
+
+async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) -> Result<Outcome> {
+    let inserted = sqlx::query(
+        "INSERT INTO customers (id, email, metadata, balance, held, created_at, updated_at) \
+         VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&new.id)
+    .bind(&new.email)
+    .bind(new.metadata.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let created = inserted == 1;
+    if created && new.signup_bonus.is_positive() {
+        let bonus = NewGrant {
+            customer: new.id.clone(),
+            amount: new.signup_bonus,
+            priority: creditd_domain::account::DEFAULT_PRIORITY,
+            expires_at: None,
+            source: creditd_domain::GrantSource::SignupBonus,
+            reason: Some("signup bonus".into()),
+            reference: None,
+        };
+        grant(conn, &bonus, now).await?;
+    }
+    let customer = crate::read::customer_on(conn, &new.id, now)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("customer vanished inside its transaction".into()))?;
+    Ok(Outcome::Customer { customer, created })
+}
+
+/// A customer's account, locked for the rest of the transaction, with expired holds and
+/// grants already swept (their entries written).
+struct Locked {
+    customer: String,
+    account: Account,
+}
+
+async fn lock_account(conn: &mut AnyConnection, customer: &str, now: i64) -> Result<Locked> {
+    let row = sqlx::query("UPDATE customers SET updated_at = $2 WHERE id = $1 RETURNING balance, held")
+        .bind(customer)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CommandError::CustomerNotFound(customer.to_string()))?;
+    let (balance, held): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let lots = sqlx::query(
+        "SELECT id, remaining, priority, expires_at, seq FROM grants WHERE customer_id = $1 AND remaining > 0",
+    )
+    .bind(customer)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Lot {
+            grant_id: r.try_get(0)?,
+            remaining: Credits::from_micros(r.try_get(1)?),
+            priority: r.try_get::<i64, _>(2)? as i32,
+            expires_at: r.try_get(3)?,
+            seq: r.try_get(4)?,
+        })
+    })
+    .collect::<Result<Vec<Lot>>>()?;
+    let sum: i64 = lots.iter().map(|l| l.remaining.micros()).sum();
+    if sum != balance || held < 0 {
+        return Err(StoreError::Corrupt(format!(
+            "customer {customer}: balance {balance} but grants hold {sum} (held {held})"
+        )));
+    }
+    let account = Account::new(Credits::from_micros(balance), Credits::from_micros(held), lots);
+    let mut locked = Locked {
+        customer: customer.to_string(),
+        account,
+    };
+    let expired_holds: i64 = sqlx::query(
+        "UPDATE holds SET status = 'expired', updated_at = $2 \
+         WHERE customer_id = $1 AND status = 'open' AND expires_at <= $2 RETURNING amount",
+    )
+    .bind(customer)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>(0))
+    .sum::<Result<i64, _>>()?;
+    if expired_holds > 0 {
+        locked.account.release(Credits::from_micros(expired_holds));
+    }
+    let expired = locked.account.expire_due(now);
+    write_movements(conn, customer, &expired, &EntryContext::default(), now).await?;
+    Ok(locked)
+}
+
+/// What the entries of one command share.
+#[derive(Default)]
+struct EntryContext<'a> {
+    reference: Option<&'a str>,
+    feature: Option<&'a str>,
+    metadata: Option<&'a serde_json::Value>,
+}
+
+async fn write_movements(
+    conn: &mut AnyConnection,
+    customer: &str,
+    movements: &[Movement],
+    context: &EntryContext<'_>,
+    now: i64,
+) -> Result<Vec<Entry>> {
+    let mut entries = Vec::with_capacity(movements.len());
+    for m in movements {
+        let updated = sqlx::query("UPDATE grants SET remaining = remaining + $1 WHERE id = $2 AND customer_id = $3")
+            .bind(m.amount.micros())
+            .bind(&m.grant_id)
+            .bind(customer)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "grant {} of {customer} not found",
+                m.grant_id
+            )));
+        }
+        // Expiry entries carry their grant as the reference: they are caused by no request.
+        let reference = context.reference.unwrap_or(&m.grant_id);
+        let metadata = context.metadata.cloned().unwrap_or_else(|| serde_json::json!({}));
+        let entry = Entry {
+            id: IdKind::Entry.new_id(),
+            customer: customer.to_string(),
+            grant: m.grant_id.clone(),
+            kind: m.kind,
+            amount: m.amount,
+            balance_after: m.balance_after,
+            reference: Some(reference.to_string()),
+            feature: context.feature.map(str::to_string),
+            metadata,
+            created: now,
+        };
+        sqlx::query(
+            "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&entry.id)
+        .bind(customer)
+        .bind(&entry.grant)
+        .bind(entry.kind.as_str())
+        .bind(entry.amount.micros())
+        .bind(entry.balance_after.micros())
+        .bind(&entry.reference)
+        .bind(&entry.feature)
+        .bind(entry.metadata.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+async fn save_account(conn: &mut AnyConnection, locked: &Locked) -> Result<()> {
+    locked.account.assert_consistent();
+    sqlx::query("UPDATE customers SET balance = $2, held = $3 WHERE id = $1")
+        .bind(&locked.customer)
+        .bind(locked.account.balance.micros())
+        .bind(locked.account.held.micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> StoreError {
+    StoreError::Command(CommandError::InsufficientCredits {
+        balance: account.balance,
+        available: e.available,
+        requested,
+    })
+}
+
+async fn grant(conn: &mut AnyConnection, new: &NewGrant, now: i64) -> Result<Grant> {
+    let mut locked = lock_account(conn, &new.customer, now).await?;
+    if let Some(reference) = &new.reference {
+        let existing = sqlx::query("SELECT id FROM grants WHERE source = $1 AND reference = $2")
+            .bind(new.source.as_str())
+            .bind(reference)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if existing.is_some() {
+            return Err(CommandError::DuplicateGrantReference {
+                kind: new.source.as_str().into(),
+                reference: reference.clone(),
+            }
+            .into());
+        }
+    }
+    let id = IdKind::Grant.new_id();
+    // Inserted empty; the grant entry below fills it, so every credit arrives through an entry.
+    let seq: i64 = sqlx::query(
+        "INSERT INTO grants (id, customer_id, amount, remaining, priority, expires_at, source, reason, reference, created_at) \
+         VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    )
+    .bind(&id)
+    .bind(&new.customer)
+    .bind(new.amount.micros())
+    .bind(i64::from(new.priority))
+    .bind(new.expires_at)
+    .bind(new.source.as_str())
+    .bind(&new.reason)
+    .bind(&new.reference)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    let lot = Lot {
+        grant_id: id.clone(),
+        remaining: new.amount,
+        priority: new.priority,
+        expires_at: new.expires_at,
+        seq,
+    };
+    let movement = locked.account.credit(lot);
+    let context = EntryContext {
+        reference: Some(&id),
+        ..EntryContext::default()
+    };
+    write_movements(conn, &new.customer, &[movement], &context, now).await?;
+    save_account(conn, &locked).await?;
+    Ok(Grant {
+        id,
+        customer: new.customer.clone(),
+        amount: new.amount,
+        remaining: new.amount,
+        priority: new.priority,
+        expires_at: new.expires_at,
+        source: new.source,
+        reason: new.reason.clone(),
+        reference: new.reference.clone(),
+        created: now,
+    })
+}
+
+async fn usage(conn: &mut AnyConnection, new: &NewUsage, now: i64) -> Result<Usage> {
+    let mut locked = lock_account(conn, &new.customer, now).await?;
+    let movements = match locked.account.debit(new.amount, now) {
+        Ok(m) => m,
+        Err(e) => {
+            save_account(conn, &locked).await?;
+            return Err(insufficient(&locked.account, new.amount, e));
+        }
+    };
+    let id = IdKind::Usage.new_id();
+    let context = EntryContext {
+        reference: Some(&id),
+        feature: Some(&new.feature),
+        metadata: Some(&new.metadata),
+    };
+    let entries = write_movements(conn, &new.customer, &movements, &context, now).await?;
+    save_account(conn, &locked).await?;
+    Ok(Usage {
+        id,
+        customer: new.customer.clone(),
+        amount: new.amount,
+        feature: new.feature.clone(),
+        balance: locked.account.balance,
+        available: locked.account.available(),
+        entries,
+        created: now,
+    })
+}
+
+async fn create_hold(conn: &mut AnyConnection, new: &NewHold, now: i64) -> Result<Hold> {
+    let mut locked = lock_account(conn, &new.customer, now).await?;
+    if let Err(e) = locked.account.hold(new.amount) {
+        save_account(conn, &locked).await?;
+        return Err(insufficient(&locked.account, new.amount, e));
+    }
+    let id = IdKind::Hold.new_id();
+    let expires_at = now.saturating_add(new.ttl_seconds);
+    sqlx::query(
+        "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'open', NULL, $4, $5, $6, $7, $7)",
+    )
+    .bind(&id)
+    .bind(&new.customer)
+    .bind(new.amount.micros())
+    .bind(&new.feature)
+    .bind(new.metadata.to_string())
+    .bind(expires_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    save_account(conn, &locked).await?;
+    Ok(Hold {
+        id,
+        customer: new.customer.clone(),
+        amount: new.amount,
+        status: HoldStatus::Open,
+        captured: None,
+        feature: new.feature.clone(),
+        expires_at,
+        created: now,
+        balance: locked.account.balance,
+        available: locked.account.available(),
+        entries: Vec::new(),
+    })
+}
+
+/// Captures (`capture = Some((amount, feature))`) or releases an open hold.
+async fn finish_hold(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    capture: Option<(Option<Credits>, Option<&str>)>,
+    now: i64,
+) -> Result<Hold> {
+    let customer: String = sqlx::query("SELECT customer_id FROM holds WHERE id = $1")
+        .bind(hold_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CommandError::HoldNotFound(hold_id.to_string()))?
+        .try_get(0)?;
+    let mut locked = lock_account(conn, &customer, now).await?;
+    // Read after the lock (and after expired holds were swept): the status is final here.
+    let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS}, metadata FROM holds WHERE id = $1"))
+        .bind(hold_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut hold = rows::hold(&row)?;
+    if hold.status != HoldStatus::Open {
+        save_account(conn, &locked).await?;
+        return Err(CommandError::HoldNotOpen {
+            status: hold.status.as_str().into(),
+        }
+        .into());
+    }
+    let (status, captured) = match capture {
+        Some((amount, feature)) => {
+            let amount = amount.unwrap_or(hold.amount);
+            let movements = match locked.account.capture(hold.amount, amount, now) {
+                Ok(m) => m,
+                Err(e) => {
+                    save_account(conn, &locked).await?;
+                    return Err(insufficient(&locked.account, amount, e));
+                }
+            };
+            let metadata = rows::metadata(&row.try_get::<String, _>("metadata")?);
+            let feature = feature.map(str::to_string).or(hold.feature.clone());
+            let context = EntryContext {
+                reference: Some(hold_id),
+                feature: feature.as_deref(),
+                metadata: Some(&metadata),
+            };
+            hold.entries = write_movements(conn, &customer, &movements, &context, now).await?;
+            hold.feature = feature;
+            (HoldStatus::Captured, Some(amount))
+        }
+        None => {
+            locked.account.release(hold.amount);
+            (HoldStatus::Released, None)
+        }
+    };
+    sqlx::query("UPDATE holds SET status = $2, captured = $3, feature = $4, updated_at = $5 WHERE id = $1")
+        .bind(hold_id)
+        .bind(status.as_str())
+        .bind(captured.map(Credits::micros))
+        .bind(&hold.feature)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    save_account(conn, &locked).await?;
+    hold.status = status;
+    hold.captured = captured;
+    hold.balance = locked.account.balance;
+    hold.available = locked.account.available();
+    Ok(hold)
+}

@@ -1,0 +1,93 @@
+//! Secret API keys for the app's backend: shown once, stored only as SHA-256 hashes.
+
+use creditd_domain::ids::random_token;
+use creditd_domain::IdKind;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Result, Store};
+
+/// Secret keys start with this, so leaked keys are easy to recognise and scan for.
+pub const SECRET_PREFIX: &str = "cd_sk_";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// The secret's last four characters, to tell keys apart.
+    pub last4: String,
+    pub created: i64,
+    pub revoked: Option<i64>,
+}
+
+/// A key just created: the only time its secret exists outside the caller's hands.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+/// The stored form of a secret. Secrets carry ~190 random bits, so a fast hash is enough.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn key_row(row: &sqlx::any::AnyRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        last4: row.try_get("last4")?,
+        created: row.try_get("created_at")?,
+        revoked: row.try_get("revoked_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_api_key(&self, name: &str, now: i64) -> Result<NewApiKey> {
+        let secret = format!("{SECRET_PREFIX}{}", random_token(32));
+        let key = ApiKey {
+            id: IdKind::ApiKey.new_id(),
+            name: name.to_string(),
+            last4: secret[secret.len() - 4..].to_string(),
+            created: now,
+            revoked: None,
+        };
+        sqlx::query("INSERT INTO api_keys (id, name, hash, last4, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(hash_secret(&secret))
+            .bind(&key.last4)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(NewApiKey { key, secret })
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query("SELECT id, name, last4, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_row).collect()
+    }
+
+    /// Revokes a key; false when no such active key exists.
+    pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The active key whose secret this is.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(
+            "SELECT id, name, last4, created_at, revoked_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash_secret(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_row).transpose()
+    }
+}

@@ -1,0 +1,161 @@
+//! creditd's storage: the domain's verbs (apply a batch of commands, read balances, verify the
+//! books) on SQLite and PostgreSQL.
+//!
+//! Both backends go through sqlx's `Any` driver with SQL both dialects accept (`$1`
+//! placeholders, `RETURNING`, `ON CONFLICT`, `CAST(SUM(..) AS BIGINT)`); each has its own
+//! migrations, and the few places where they differ ask [`Dialect`]. The one shared
+//! implementation is what keeps the two backends from drifting apart; the conformance suite
+//! runs against both.
+
+mod apply;
+mod keys;
+mod migrate;
+mod read;
+mod rows;
+pub mod testing;
+mod verify;
+
+use std::time::Duration;
+
+use creditd_domain::CommandError;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::Executor;
+
+pub use keys::{ApiKey, NewApiKey};
+pub use read::{Check, Page, PageRequest};
+pub use verify::{Books, VerifyReport};
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The command was refused by the domain; nothing it asked for was written.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored data broke an invariant: the write was rolled back.
+    #[error("ledger invariant violated: {0}")]
+    Corrupt(String),
+    #[error("invalid database url: {0}")]
+    BadUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle to creditd's database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dialect: Dialect,
+    /// Reads go here; on PostgreSQL writes too.
+    pool: AnyPool,
+    /// SQLite allows one writer at a time: a pool of one connection queues writers in the
+    /// process instead of letting them collide on the file lock.
+    writer: AnyPool,
+}
+
+/// `sqlite:` / `sqlite://` paths and `postgres://` / `postgresql://` URLs.
+pub fn dialect_of(url: &str) -> Result<Dialect> {
+    if url.starts_with("sqlite:") {
+        Ok(Dialect::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Dialect::Postgres)
+    } else {
+        Err(StoreError::BadUrl(format!(
+            "{url:?} is neither sqlite:PATH nor postgres://…"
+        )))
+    }
+}
+
+impl Store {
+    /// Connects and runs pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = dialect_of(url)?;
+        match dialect {
+            Dialect::Sqlite => {
+                let url = sqlite_url(url);
+                let writer = sqlite_pool(1).connect(&url).await?;
+                let pool = sqlite_pool(8).connect(&url).await?;
+                Ok(Store { dialect, pool, writer })
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(32)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                Ok(Store {
+                    dialect,
+                    writer: pool.clone(),
+                    pool,
+                })
+            }
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.pool.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // WAL lets readers run beside the writer; FULL makes every commit durable.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// Creates the file when missing.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Current unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,108 @@
+//! Schema migrations, one list per backend, run at start and by `creditd migrate`.
+//! On PostgreSQL an advisory lock lets many replicas start at once.
+
+use sha2::{Digest, Sha256};
+use sqlx::{Acquire, Executor, Row};
+
+use crate::{unix_now, Dialect, Result, Store, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "ledger",
+    sql: include_str!("../migrations/sqlite/0001_ledger.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "ledger",
+    sql: include_str!("../migrations/postgres/0001_ledger.sql"),
+}];
+
+/// Arbitrary constant: the advisory lock key that serializes migrations across replicas.
+const MIGRATION_LOCK_KEY: i64 = 0x6372_6564_6974_64;
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// A fingerprint of the schema this build expects (names test template databases).
+pub fn schema_fingerprint(dialect: Dialect) -> String {
+    let list = match dialect {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+    };
+    let all: String = list.iter().map(|m| m.sql).collect();
+    checksum(&all)[..16].to_string()
+}
+
+impl Store {
+    /// Applies every migration not yet applied; refuses to run over an edited one.
+    /// Returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize> {
+        let list = match self.dialect {
+            Dialect::Sqlite => SQLITE,
+            Dialect::Postgres => POSTGRES,
+        };
+        let mut conn = self.writer.acquire().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = async {
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS creditd_migrations (version BIGINT PRIMARY KEY, \
+                 name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+            let mut applied = 0;
+            for migration in list {
+                let sum = checksum(migration.sql);
+                let row = sqlx::query("SELECT checksum FROM creditd_migrations WHERE version = $1")
+                    .bind(migration.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(row) = row {
+                    let stored: String = row.try_get(0)?;
+                    if stored != sum {
+                        return Err(StoreError::Corrupt(format!(
+                            "migration {} ({}) was changed after it was applied",
+                            migration.version, migration.name
+                        )));
+                    }
+                    continue;
+                }
+                let mut tx = conn.begin().await?;
+                sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO creditd_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(sum)
+                .bind(unix_now())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(version = migration.version, name = migration.name, "applied migration");
+                applied += 1;
+            }
+            Ok(applied)
+        }
+        .await;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+}

@@ -1,0 +1,137 @@
+//! Reads: balances, grants, the ledger, holds. None of them waits for a writer.
+
+use creditd_domain::views::{Customer, Entry, Grant, Hold};
+use creditd_domain::Credits;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use crate::rows::{self, ENTRY_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS};
+use crate::{Result, Store};
+
+/// Newest first; `starting_after` is the id of the last item of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub starting_after: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Whether an amount could be spent now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub allowed: bool,
+    pub balance: Credits,
+    pub available: Credits,
+}
+
+/// Balance counts only grants live at `now`, and held only holds open at `now`: a grant
+/// that expired a second ago is gone from the balance even before its expire entry is written.
+const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, \
+    (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g \
+       WHERE g.customer_id = c.id AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $2)) AS balance, \
+    (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h \
+       WHERE h.customer_id = c.id AND h.status = 'open' AND h.expires_at > $2) AS held \
+    FROM customers c WHERE c.id = $1";
+
+fn customer_row(row: &AnyRow) -> Result<Customer> {
+    let balance: i64 = row.try_get("balance")?;
+    let held: i64 = row.try_get("held")?;
+    Ok(Customer {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        metadata: rows::metadata(&row.try_get::<String, _>("metadata")?),
+        balance: Credits::from_micros(balance),
+        available: Credits::from_micros(balance - held),
+        held: Credits::from_micros(held),
+        created: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) async fn customer_on(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Option<Customer>> {
+    let row = sqlx::query(CUSTOMER_SELECT)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(customer_row).transpose()
+}
+
+impl Store {
+    /// The customer with balances as of `now`.
+    pub async fn customer(&self, id: &str, now: i64) -> Result<Option<Customer>> {
+        let row = sqlx::query(CUSTOMER_SELECT)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(customer_row).transpose()
+    }
+
+    /// Would `amount` be allowed now? Read-only.
+    pub async fn check(&self, customer: &str, amount: Credits, now: i64) -> Result<Option<Check>> {
+        Ok(self.customer(customer, now).await?.map(|c| Check {
+            allowed: amount <= c.available,
+            balance: c.balance,
+            available: c.available,
+        }))
+    }
+
+    pub async fn grants(&self, customer: &str, page: &PageRequest) -> Result<Page<Grant>> {
+        self.page("grants", GRANT_COLUMNS, customer, page, rows::grant).await
+    }
+
+    pub async fn ledger(&self, customer: &str, page: &PageRequest) -> Result<Page<Entry>> {
+        self.page("ledger_entries", ENTRY_COLUMNS, customer, page, rows::entry)
+            .await
+    }
+
+    async fn page<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        customer: &str,
+        page: &PageRequest,
+        map: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let limit = i64::from(page.limit.clamp(1, 100));
+        // `starting_after` that names nothing of this customer's yields an empty page.
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE customer_id = $1 \
+             AND ($2 = '' OR seq < (SELECT seq FROM {table} WHERE id = $2 AND customer_id = $1)) \
+             ORDER BY seq DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(customer)
+            .bind(page.starting_after.as_deref().unwrap_or(""))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let has_more = rows.len() as i64 > limit;
+        let data = rows.iter().take(limit as usize).map(map).collect::<Result<Vec<T>>>()?;
+        Ok(Page { data, has_more })
+    }
+
+    /// A hold with the customer's balances as of `now`.
+    pub async fn hold(&self, id: &str, now: i64) -> Result<Option<Hold>> {
+        let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut hold = rows::hold(&row)?;
+        if hold.status == creditd_domain::views::HoldStatus::Open && hold.expires_at <= now {
+            hold.status = creditd_domain::views::HoldStatus::Expired;
+        }
+        if let Some(customer) = self.customer(&hold.customer, now).await? {
+            hold.balance = customer.balance;
+            hold.available = customer.available;
+        }
+        Ok(Some(hold))
+    }
+}
