@@ -74,6 +74,29 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes the expire entries of lapsed grants and releases lapsed holds, for up to
+    /// `limit` customers; returns how many were swept.
+    pub async fn sweep(&self, now: i64, limit: i64) -> Result<usize> {
+        let due = sqlx::query(
+            "SELECT customer_id FROM holds WHERE status = 'open' AND expires_at <= $1 \
+             UNION SELECT customer_id FROM grants WHERE remaining > 0 AND expires_at <= $1 LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &due {
+            let customer: String = row.try_get(0)?;
+            let mut tx = self.writer.begin().await?;
+            let locked = lock_account(&mut tx, &customer, now).await?;
+            save_account(&mut tx, &locked).await?;
+            tx.commit().await?;
+        }
+        Ok(due.len())
+    }
+}
+
 /// Errors that are the command's real result, replayed to retries like Stripe does. Lookups
 /// that failed are not: the caller may create the missing object and retry with the same key.
 fn is_recorded(e: &CommandError) -> bool {

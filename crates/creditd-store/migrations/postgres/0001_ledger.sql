@@ -28,6 +28,7 @@ CREATE TABLE grants (
 CREATE INDEX grants_customer ON grants (customer_id, seq);
 CREATE INDEX grants_live ON grants (customer_id) WHERE remaining > 0;
 -- A purchase (Checkout Session, PaymentIntent) is granted at most once.
+CREATE INDEX grants_expiry ON grants (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL;
 CREATE UNIQUE INDEX grants_source_reference ON grants (source, reference) WHERE reference IS NOT NULL;
 
 CREATE TABLE ledger_entries (

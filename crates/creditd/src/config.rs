@@ -1,0 +1,198 @@
+//! Configuration: command-line flags, then environment variables, then an optional TOML file
+//! (`--config` / `CREDITD_CONFIG`), then defaults. Validated at start; errors name the key
+//! and where it came from.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use creditd_domain::Credits;
+
+/// Runtime settings the handlers read.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Granted to every new customer (the free tier).
+    pub signup_bonus: Credits,
+    /// TTL of a hold created without `ttl_seconds`.
+    pub hold_ttl_seconds: i64,
+    pub max_hold_ttl_seconds: i64,
+    pub max_body_bytes: usize,
+    /// How often lapsed grants and holds of idle customers are swept.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            signup_bonus: Credits::from_micros(5_000_000),
+            hold_ttl_seconds: 300,
+            max_hold_ttl_seconds: 86_400,
+            max_body_bytes: 64 * 1024,
+            sweep_interval_seconds: 30,
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://creditd.db";
+
+/// Every key: (file key, environment variable, command-line flag).
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("listen", "CREDITD_LISTEN", "--listen"),
+    ("database_url", "DATABASE_URL", "--database-url"),
+    ("signup_bonus", "CREDITD_SIGNUP_BONUS", "--signup-bonus"),
+    ("hold_ttl_seconds", "CREDITD_HOLD_TTL_SECONDS", "--hold-ttl-seconds"),
+    (
+        "max_hold_ttl_seconds",
+        "CREDITD_MAX_HOLD_TTL_SECONDS",
+        "--max-hold-ttl-seconds",
+    ),
+    ("max_body_bytes", "CREDITD_MAX_BODY_BYTES", "--max-body-bytes"),
+    (
+        "sweep_interval_seconds",
+        "CREDITD_SWEEP_INTERVAL_SECONDS",
+        "--sweep-interval-seconds",
+    ),
+];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub settings: Settings,
+}
+
+/// Values given on the command line, by file key.
+pub type Flags = Vec<(&'static str, String)>;
+
+/// Where one value came from, for error messages.
+struct Source {
+    value: String,
+    origin: String,
+}
+
+struct Resolver {
+    flags: Flags,
+    file: toml::Table,
+    file_name: String,
+}
+
+impl Resolver {
+    fn get(&self, key: &str) -> Result<Option<Source>, String> {
+        let (_, env, flag) = KEYS.iter().find(|(k, _, _)| *k == key).expect("known key");
+        if let Some((_, v)) = self.flags.iter().find(|(k, _)| *k == key) {
+            return Ok(Some(Source {
+                value: v.clone(),
+                origin: (*flag).to_string(),
+            }));
+        }
+        if let Ok(v) = std::env::var(env) {
+            return Ok(Some(Source {
+                value: v,
+                origin: format!("environment variable {env}"),
+            }));
+        }
+        let origin = format!("`{key}` in {}", self.file_name);
+        match self.file.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(Source {
+                value: s.clone(),
+                origin,
+            })),
+            Some(toml::Value::Integer(i)) => Ok(Some(Source {
+                value: i.to_string(),
+                origin,
+            })),
+            Some(other) => Err(format!(
+                "{origin}: expected a string or an integer, found {}",
+                other.type_str()
+            )),
+        }
+    }
+
+    fn parse<T>(&self, key: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, String> {
+        match self.get(key)? {
+            None => Ok(default),
+            Some(s) => parse(s.value.trim()).map_err(|e| format!("invalid {}: {:?} {e}", s.origin, s.value)),
+        }
+    }
+}
+
+fn int_in<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    lo: T,
+    hi: T,
+) -> impl Fn(&str) -> Result<T, String> {
+    move |s| match s.parse::<T>() {
+        Ok(v) if v >= lo && v <= hi => Ok(v),
+        _ => Err(format!("must be a whole number from {lo} to {hi}")),
+    }
+}
+
+impl Config {
+    /// Resolves every key; `file` is the TOML file named by `--config`/`CREDITD_CONFIG`.
+    pub fn load(flags: Flags, file: Option<&Path>) -> Result<Config, String> {
+        let file_path = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CREDITD_CONFIG").map(Into::into));
+        let (file, file_name) = match &file_path {
+            None => (toml::Table::new(), "the configuration file".to_string()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the configuration file {}: {e}", path.display()))?;
+                let table: toml::Table = text
+                    .parse()
+                    .map_err(|e| format!("configuration file {} is not valid TOML: {e}", path.display()))?;
+                if let Some(unknown) = table.keys().find(|k| !KEYS.iter().any(|(key, _, _)| key == k)) {
+                    let known: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
+                    return Err(format!(
+                        "unknown key `{unknown}` in {}; known keys: {}",
+                        path.display(),
+                        known.join(", ")
+                    ));
+                }
+                (table, path.display().to_string())
+            }
+        };
+        let r = Resolver { flags, file, file_name };
+        let defaults = Settings::default();
+        let listen = r.parse("listen", DEFAULT_LISTEN.parse().expect("default address"), |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| "must be an address such as 127.0.0.1:8080".into())
+        })?;
+        let database_url = r.parse("database_url", DEFAULT_DATABASE_URL.to_string(), |s| {
+            creditd_store::dialect_of(s)
+                .map(|_| s.to_string())
+                .map_err(|_| "must start with sqlite: or postgres://".into())
+        })?;
+        let settings = Settings {
+            signup_bonus: r.parse("signup_bonus", defaults.signup_bonus, |s| {
+                Credits::parse(s)
+                    .and_then(Credits::non_negative)
+                    .map_err(|e| format!("{e}"))
+            })?,
+            hold_ttl_seconds: r.parse("hold_ttl_seconds", defaults.hold_ttl_seconds, int_in(1, 7 * 86_400))?,
+            max_hold_ttl_seconds: r.parse(
+                "max_hold_ttl_seconds",
+                defaults.max_hold_ttl_seconds,
+                int_in(1, 30 * 86_400),
+            )?,
+            max_body_bytes: r.parse(
+                "max_body_bytes",
+                defaults.max_body_bytes,
+                int_in(1024, 16 * 1024 * 1024),
+            )?,
+            sweep_interval_seconds: r.parse(
+                "sweep_interval_seconds",
+                defaults.sweep_interval_seconds,
+                int_in(1, 86_400),
+            )?,
+        };
+        if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
+            return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());
+        }
+        Ok(Config {
+            listen,
+            database_url,
+            settings,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Extractors: JSON bodies with errors that name the field, the app's secret key, and
+//! Stripe-style idempotency keys.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use creditd_domain::Idempotency;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::http::error::ApiError;
+
+/// A JSON body, plus a fingerprint of it for idempotency checks. Syntax errors, wrong types
+/// and unknown fields are 400s naming the field; oversized bodies are 413.
+pub struct ApiJson<T> {
+    pub value: T,
+    /// SHA-256 of the canonical JSON (sorted keys): retries that reorder keys still match.
+    pub fingerprint: String,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let method_and_path = format!("{} {}", req.method(), req.uri().path());
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("could not read the body: {e}"),
+                )
+            }
+        })?;
+        let json: serde_json::Value = if bytes.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body is not valid JSON: {e}"),
+                )
+            })?
+        };
+        if !json.is_object() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the body must be a JSON object",
+            ));
+        }
+        let fingerprint = hex::encode(Sha256::digest(format!("{method_and_path}\n{json}").as_bytes()));
+        let value = serde_path_to_error::deserialize(json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // serde reports a missing field at the parent: name the field itself.
+            match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                Some(field) => ApiError::invalid(field, "is required"),
+                None if path == "." => ApiError::invalid("body", inner),
+                None => ApiError::invalid(&path, inner),
+            }
+        })?;
+        Ok(ApiJson { value, fingerprint })
+    }
+}
+
+/// The app's backend, authenticated by a secret key (`Authorization: Bearer cd_sk_…`).
+#[derive(Clone, Debug)]
+pub struct SecretKey {
+    pub key_id: String,
+}
+
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for SecretKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)
+            .ok_or_else(|| ApiError::unauthorized("send your secret key as `Authorization: Bearer cd_sk_…`"))?;
+        match state.store.authenticate(token).await? {
+            Some(key) => Ok(SecretKey { key_id: key.id }),
+            None => Err(ApiError::unauthorized("the secret key is unknown or revoked")),
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, when sent.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value
+            .to_str()
+            .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+        creditd_domain::validate::idempotency_key(key).map_err(|m| ApiError::invalid("Idempotency-Key", m))?;
+        Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
+impl IdempotencyKey {
+    /// Keys of the app's secret keys share one space, as a Stripe account's do: a retry
+    /// made with a rotated key still finds the first result.
+    pub fn for_app<T>(&self, body: &ApiJson<T>) -> Option<Idempotency> {
+        self.0.as_ref().map(|key| Idempotency {
+            scope: "app".into(),
+            key: key.clone(),
+            fingerprint: body.fingerprint.clone(),
+        })
+    }
+}

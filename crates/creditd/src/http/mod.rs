@@ -1,0 +1,75 @@
+//! The JSON API: thin handlers that extract, call the store, and map errors once.
+
+pub mod customers;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod list;
+pub mod spend;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
+    modifiers(&SecretKeyAuth),
+    security(("secret_key" = [])),
+    tags((name = "customers"), (name = "spending"), (name = "operations"))
+)]
+struct ApiDoc;
+
+struct SecretKeyAuth;
+
+impl Modify for SecretKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("A secret key, `cd_sk_…`"))
+            .build();
+        components.add_security_scheme("secret_key", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The router and the OpenAPI document generated from the same handlers.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(customers::create_customer))
+        .routes(routes!(customers::get_customer))
+        .routes(routes!(customers::create_grant, customers::list_grants))
+        .routes(routes!(customers::list_ledger))
+        .routes(routes!(spend::record_usage))
+        .routes(routes!(spend::create_hold))
+        .routes(routes!(spend::get_hold))
+        .routes(routes!(spend::capture_hold))
+        .routes(routes!(spend::release_hold))
+        .routes(routes!(spend::check))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    let api = std::sync::Arc::new(api);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || health::openapi(api.clone())),
+        )
+        .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,7 @@
+//! creditd: prepaid credits and Stripe billing for AI apps.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
