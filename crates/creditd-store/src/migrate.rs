@@ -25,7 +25,7 @@ const POSTGRES: &[Migration] = &[Migration {
 }];
 
 /// Arbitrary constant: the advisory lock key that serializes migrations across replicas.
-const MIGRATION_LOCK_KEY: i64 = 0x6372_6564_6974_64;
+const MIGRATION_LOCK_KEY: i64 = 0x0063_7265_6469_7464;
 
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))

@@ -74,7 +74,7 @@ impl TestDb {
 /// The migrated template, created once per schema (an advisory lock keeps concurrent test
 /// processes from racing).
 async fn ensure_template(admin: &mut sqlx::AnyConnection, admin_url: &str, template: &str) {
-    const TEMPLATE_LOCK: i64 = 0x7465_6d70_6c;
+    const TEMPLATE_LOCK: i64 = 0x0074_656d_706c;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(TEMPLATE_LOCK)
         .execute(&mut *admin)

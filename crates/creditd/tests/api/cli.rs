@@ -1,0 +1,121 @@
+//! The binary itself: keys, verify, configuration errors.
+
+use std::process::Command;
+
+use crate::helpers::{on_both_backends, TestApp};
+
+on_both_backends!(
+    keys_created_by_the_cli_work_over_http,
+    verify_exits_non_zero_naming_the_customer,
+);
+
+fn creditd(database_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("CREDITD_CONFIG")
+        .output()
+        .expect("run creditd")
+}
+
+async fn keys_created_by_the_cli_work_over_http(app: &TestApp) {
+    let out = creditd(&app.db.url, &["keys", "create", "--name", "backend"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.lines().last().unwrap().trim().to_string();
+    assert!(secret.starts_with("cd_sk_"), "the key alone on the last line: {stdout}");
+    let reply = app
+        .post_raw("/v1/customers", r#"{"id": "cli"}"#, Some(&format!("Bearer {secret}")))
+        .await;
+    assert_eq!(reply.status, 201);
+    let list = String::from_utf8(creditd(&app.db.url, &["keys", "list"]).stdout).unwrap();
+    assert!(
+        list.contains("backend") && !list.contains(&secret),
+        "list never prints secrets: {list}"
+    );
+    let id = stdout.split_whitespace().nth(2).unwrap();
+    assert!(creditd(&app.db.url, &["keys", "revoke", id]).status.success());
+    let reply = app
+        .post_raw("/v1/customers", r#"{"id": "cli2"}"#, Some(&format!("Bearer {secret}")))
+        .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        creditd(&app.db.url, &["keys", "revoke", id]).status.code(),
+        Some(1),
+        "already revoked"
+    );
+}
+
+async fn verify_exits_non_zero_naming_the_customer(app: &TestApp) {
+    app.customer("fine").await;
+    app.customer("broken").await;
+    let ok = creditd(&app.db.url, &["verify"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("outstanding 10"));
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    sqlx::query("UPDATE customers SET balance = balance + 7 WHERE id = 'broken'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bad = creditd(&app.db.url, &["verify"]);
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("customer broken") && !stdout.contains("customer fine"),
+        "{stdout}"
+    );
+    sqlx::query("UPDATE customers SET balance = balance - 7 WHERE id = 'broken'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["serve"])
+        .env("CREDITD_LISTEN", "not-an-address")
+        .env("DATABASE_URL", "sqlite://unused.db")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("CREDITD_LISTEN"), "{stderr}");
+
+    let dir = std::env::temp_dir().join(format!("creditd-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("creditd.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nsignup_bonuss = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["--config", file.to_str().unwrap(), "migrate"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `signup_bonuss`"));
+    std::fs::write(&file, "signup_bonus = \"1.0000001\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["--config", file.to_str().unwrap(), "migrate"])
+        .env("DATABASE_URL", format!("sqlite://{}/x.db", dir.display()))
+        .env("CREDITD_SIGNUP_BONUS", "2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the environment wins over the file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["--config", file.to_str().unwrap(), "serve"])
+        .env("DATABASE_URL", format!("sqlite://{}/x.db", dir.display()))
+        .env_remove("CREDITD_SIGNUP_BONUS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`signup_bonus` in") && stderr.contains("decimal places"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,154 @@
+//! `spawn_app`: creditd on port 0 over a fresh database, with a secret key and a hand-moved clock.
+
+use std::net::SocketAddr;
+
+use creditd::app::AppState;
+use creditd::clock::Clock;
+use creditd::config::Settings;
+use creditd_store::testing::TestDb;
+use serde_json::Value;
+
+pub const T0: i64 = 1_800_000_000;
+
+/// Generates `sqlite` and `postgres` tests for each scenario, and checks the books after.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let app = crate::helpers::TestApp::spawn(creditd_store::testing::TestDb::sqlite().await).await;
+                super::$name(&app).await;
+                app.assert_books_balance().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(db) = creditd_store::testing::TestDb::postgres().await else { return };
+                let app = crate::helpers::TestApp::spawn(db).await;
+                super::$name(&app).await;
+                app.assert_books_balance().await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub key: String,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> TestApp {
+        let key = db.store.create_api_key("tests", T0).await.unwrap().secret;
+        let clock = Clock::manual(T0);
+        let state = AppState::new(db.store.clone(), clock.clone(), Settings::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, creditd::http::router(state)).await.unwrap() });
+        TestApp {
+            addr,
+            key,
+            clock,
+            client: reqwest::Client::new(),
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(&self.key)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.client.post(self.url(path)).bearer_auth(&self.key).json(&body))
+            .await
+    }
+
+    pub async fn post_idem(&self, path: &str, key: &str, body: Value) -> Reply {
+        let request = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        self.send(request).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str, auth: Option<&str>) -> Reply {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        self.send(request).await
+    }
+
+    /// Creates a customer with the default signup bonus (5 credits).
+    pub async fn customer(&self, id: &str) -> Value {
+        let reply = self.post("/v1/customers", serde_json::json!({ "id": id })).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body
+    }
+
+    pub async fn grant(&self, customer: &str, amount: &str) -> Value {
+        let body = serde_json::json!({ "amount": amount, "reason": "test" });
+        let reply = self.post(&format!("/v1/customers/{customer}/grants"), body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body
+    }
+
+    pub async fn balance(&self, customer: &str) -> (String, String) {
+        let reply = self.get(&format!("/v1/customers/{customer}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        (
+            reply.body["balance"].as_str().unwrap().to_string(),
+            reply.body["available"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn assert_books_balance(&self) {
+        let report = self.db.store.verify().await.unwrap();
+        assert!(report.is_clean(), "verify found problems: {:?}", report.problems);
+    }
+}
+
+/// The error code of a reply.
+pub fn code(reply: &Reply) -> &str {
+    reply.body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+impl TestApp {
+    pub async fn send_raw_idem(&self, path: &str, key: &str, body: &str, auth: &str) -> Reply {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("authorization", auth)
+            .header("Idempotency-Key", key)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.send(request).await
+    }
+}

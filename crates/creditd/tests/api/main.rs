@@ -1,0 +1,9 @@
+//! The HTTP suite: one binary, every scenario on SQLite and on PostgreSQL, `verify` clean
+//! after each.
+
+mod helpers;
+
+mod cli;
+mod customers;
+mod errors;
+mod spend;
