@@ -5,7 +5,12 @@ use serde_json::Value;
 use crate::helpers::*;
 
 fn ids(list: &Value) -> Vec<String> {
-    list["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -13,7 +18,9 @@ async fn pagination_newest_first_with_cursors() {
     let sb = sandbox(None).await;
     let c = client(&sb);
     for i in 0..7 {
-        c.create_customer(&format!("c{i}"), None, &format!("k{i}")).await.unwrap();
+        c.create_customer(&format!("c{i}"), None, &format!("k{i}"))
+            .await
+            .unwrap();
     }
     let all: Vec<String> = sb.read(|s| s.events.iter().rev().map(|e| e.id.clone()).collect()).await;
     assert_eq!(all.len(), 7);
@@ -33,7 +40,10 @@ async fn pagination_newest_first_with_cursors() {
     assert_eq!(seen, all, "pages cover every event once, newest first");
     let (page, _) = c.list_events(None, None, 1).await.unwrap();
     let ev = creditd_stripe::Event::parse(page[0].payload_json.as_bytes()).unwrap();
-    assert_eq!((ev.type_.as_str(), ev.id.as_str()), ("customer.created", all[0].as_str()));
+    assert_eq!(
+        (ev.type_.as_str(), ev.id.as_str()),
+        ("customer.created", all[0].as_str())
+    );
 
     // ending_before returns the newer neighbours.
     let (_, list) = get_json(&sb, &format!("v1/events?ending_before={}&limit=2", all[4])).await;

@@ -18,7 +18,11 @@ pub const WEBHOOK_SECRET: &str = "whsec_sandbox_tests";
 
 pub fn fast_options() -> SandboxOptions {
     SandboxOptions {
-        delivery_retry_schedule: vec![Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)],
+        delivery_retry_schedule: vec![
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(400),
+        ],
         delivery_timeout: Duration::from_secs(5),
         async_settle_delay: Duration::from_millis(300),
     }
@@ -35,7 +39,9 @@ pub fn config(webhook_url: Option<String>) -> SandboxConfig {
 }
 
 pub async fn sandbox(webhook_url: Option<String>) -> SandboxHandle {
-    creditd_sandbox::start_with(config(webhook_url), fast_options()).await.expect("sandbox starts")
+    creditd_sandbox::start_with(config(webhook_url), fast_options())
+        .await
+        .expect("sandbox starts")
 }
 
 pub fn client(sb: &SandboxHandle) -> StripeClient {
@@ -74,10 +80,21 @@ impl Receiver {
             let seen = seen.clone();
             async move {
                 let n = seen.fetch_add(1, Ordering::SeqCst);
-                let status = if n < fail_first { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
-                let signature =
-                    headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-                store.lock().await.push(Delivery { body, signature, status: status.as_u16() });
+                let status = if n < fail_first {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                let signature = headers
+                    .get("stripe-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                store.lock().await.push(Delivery {
+                    body,
+                    signature,
+                    status: status.as_u16(),
+                });
                 status
             }
         };
@@ -90,7 +107,13 @@ impl Receiver {
 
     /// Deliveries answered 2xx, as parsed events.
     pub async fn accepted(&self) -> Vec<Value> {
-        self.deliveries.lock().await.iter().filter(|d| d.status == 200).map(Delivery::json).collect()
+        self.deliveries
+            .lock()
+            .await
+            .iter()
+            .filter(|d| d.status == 200)
+            .map(Delivery::json)
+            .collect()
     }
 
     /// Waits until `pred` holds for the accepted events (up to 10 s).
@@ -108,17 +131,25 @@ impl Receiver {
 }
 
 pub fn types_of(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["type"].as_str().unwrap_or_default().to_owned()).collect()
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// An HTTP client that does not follow redirects, like a test browser.
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// POSTs the hosted checkout form at `url` (a session's `url`).
 pub async fn pay(url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
     browser()
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -129,7 +160,13 @@ pub async fn pay(url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
 }
 
 pub fn card(number: &str) -> Vec<(&str, &str)> {
-    vec![("method", "card"), ("card_number", number), ("card_expiry", "12 / 34"), ("card_cvc", "123"), ("name", "Ada Lovelace")]
+    vec![
+        ("method", "card"),
+        ("card_number", number),
+        ("card_expiry", "12 / 34"),
+        ("card_cvc", "123"),
+        ("name", "Ada Lovelace"),
+    ]
 }
 
 /// GET with the secret key; returns status and JSON.
@@ -144,8 +181,15 @@ pub async fn get_json(sb: &SandboxHandle, path: &str) -> (u16, Value) {
 }
 
 /// POST form params with the secret key and an optional idempotency key.
-pub async fn post_form(sb: &SandboxHandle, path: &str, params: &[(&str, &str)], key: Option<&str>) -> reqwest::Response {
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+pub async fn post_form(
+    sb: &SandboxHandle,
+    path: &str,
+    params: &[(&str, &str)],
+    key: Option<&str>,
+) -> reqwest::Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
     let mut req = reqwest::Client::new()
         .post(format!("{}{}", sb.base_url, path.trim_start_matches('/')))
         .bearer_auth(SECRET_KEY)
@@ -159,8 +203,14 @@ pub async fn post_form(sb: &SandboxHandle, path: &str, params: &[(&str, &str)], 
 
 /// A customer and a one-time price of 1000 usd.
 pub async fn customer_and_price(c: &StripeClient, tag: &str) -> (String, PriceInfo) {
-    let cus = c.create_customer(&format!("cust_{tag}"), Some("ada@example.com"), &format!("cus-{tag}")).await.unwrap();
-    let price = c.create_product_and_price("100 credits", 1000, "usd", &format!("price-{tag}")).await.unwrap();
+    let cus = c
+        .create_customer(&format!("cust_{tag}"), Some("ada@example.com"), &format!("cus-{tag}"))
+        .await
+        .unwrap();
+    let price = c
+        .create_product_and_price("100 credits", 1000, "usd", &format!("price-{tag}"))
+        .await
+        .unwrap();
     (cus, price)
 }
 

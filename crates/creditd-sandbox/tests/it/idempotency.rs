@@ -32,7 +32,12 @@ async fn same_key_same_params_replays_the_first_response() {
 #[tokio::test]
 async fn same_key_different_params_is_an_idempotency_error() {
     let sb = sandbox(None).await;
-    assert_eq!(post_form(&sb, "v1/customers", &[("email", "a@example.com")], Some("k")).await.status(), 200);
+    assert_eq!(
+        post_form(&sb, "v1/customers", &[("email", "a@example.com")], Some("k"))
+            .await
+            .status(),
+        200
+    );
     let resp = post_form(&sb, "v1/customers", &[("email", "b@example.com")], Some("k")).await;
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
@@ -50,6 +55,12 @@ async fn same_key_different_params_is_an_idempotency_error() {
     let bad = post_form(&sb, "v1/prices", &[("currency", "usd")], Some("k3")).await;
     assert_eq!(bad.status(), 400);
     let again = post_form(&sb, "v1/prices", &[("currency", "usd")], Some("k3")).await;
-    assert_eq!((again.status().as_u16(), again.headers()["idempotent-replayed"].to_str().unwrap()), (400, "true"));
+    assert_eq!(
+        (
+            again.status().as_u16(),
+            again.headers()["idempotent-replayed"].to_str().unwrap()
+        ),
+        (400, "true")
+    );
     sb.shutdown().await;
 }

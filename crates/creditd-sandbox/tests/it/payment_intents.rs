@@ -24,13 +24,21 @@ async fn confirm_with_pm_card_visa_succeeds() {
     let secret = pi.client_secret.clone().unwrap();
     assert!(secret.starts_with(&format!("{}_secret_", pi.id)), "{secret}");
     assert_eq!(pi.metadata, vec![("package".to_owned(), "pkg_150".to_owned())]);
-    let done = c.confirm_payment_intent(&pi.id, "pm_card_visa", "confirm-ok").await.unwrap();
+    let done = c
+        .confirm_payment_intent(&pi.id, "pm_card_visa", "confirm-ok")
+        .await
+        .unwrap();
     assert_eq!((done.status.as_str(), done.amount_received), ("succeeded", 1500));
     let charge = c.retrieve_charge(done.latest_charge.as_deref().unwrap()).await.unwrap();
     assert_eq!((charge.status.as_str(), charge.amount), ("succeeded", 1500));
-    let types = sb.read(|s| s.events.iter().map(|e| e.type_.clone()).collect::<Vec<_>>()).await;
+    let types = sb
+        .read(|s| s.events.iter().map(|e| e.type_.clone()).collect::<Vec<_>>())
+        .await;
     let tail: Vec<&str> = types.iter().rev().take(3).rev().map(String::as_str).collect();
-    assert_eq!(tail, ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded"]);
+    assert_eq!(
+        tail,
+        ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded"]
+    );
     // A succeeded intent cannot be confirmed again.
     match c.confirm_payment_intent(&pi.id, "pm_card_visa", "confirm-again").await {
         Err(StripeError::InvalidRequest { code, .. }) => {
@@ -52,23 +60,40 @@ async fn declines_are_402_card_errors_with_the_intent() {
     ] {
         let pi = c.create_payment_intent(params(&cus, key)).await.unwrap();
         match c.confirm_payment_intent(&pi.id, pm, &format!("{key}-confirm")).await {
-            Err(StripeError::Card { code, decline_code: dc, payment_intent, .. }) => {
+            Err(StripeError::Card {
+                code,
+                decline_code: dc,
+                payment_intent,
+                ..
+            }) => {
                 assert_eq!(code.as_deref(), Some("card_declined"));
                 assert_eq!(dc.as_deref(), Some(decline_code));
-                assert_eq!(payment_intent.as_deref(), Some(pi.id.as_str()), "error carries the parsed intent");
+                assert_eq!(
+                    payment_intent.as_deref(),
+                    Some(pi.id.as_str()),
+                    "error carries the parsed intent"
+                );
             }
             other => panic!("expected a card error, got {other:?}"),
         }
         let after = c.retrieve_payment_intent(&pi.id).await.unwrap();
         assert_eq!(after.status, "requires_payment_method");
-        let charge = c.retrieve_charge(after.latest_charge.as_deref().unwrap()).await.unwrap();
+        let charge = c
+            .retrieve_charge(after.latest_charge.as_deref().unwrap())
+            .await
+            .unwrap();
         assert_eq!(charge.status, "failed");
         let (_, raw) = get_json(&sb, &format!("v1/payment_intents/{}", pi.id)).await;
         assert_eq!(raw["last_payment_error"]["decline_code"], decline_code);
     }
-    let types = sb.read(|s| s.events.iter().map(|e| e.type_.clone()).collect::<Vec<_>>()).await;
+    let types = sb
+        .read(|s| s.events.iter().map(|e| e.type_.clone()).collect::<Vec<_>>())
+        .await;
     assert_eq!(types.iter().filter(|t| *t == "charge.failed").count(), 2);
-    assert_eq!(types.iter().filter(|t| *t == "payment_intent.payment_failed").count(), 2);
+    assert_eq!(
+        types.iter().filter(|t| *t == "payment_intent.payment_failed").count(),
+        2
+    );
     // Unknown payment method token → 404 resource_missing.
     let pi = c.create_payment_intent(params(&cus, "d3")).await.unwrap();
     assert!(matches!(
@@ -86,7 +111,13 @@ async fn create_with_confirm_true_and_raw_status_codes() {
     let resp = post_form(
         &sb,
         "v1/payment_intents",
-        &[("amount", "999"), ("currency", "usd"), ("customer", &cus), ("payment_method", "pm_card_visa"), ("confirm", "true")],
+        &[
+            ("amount", "999"),
+            ("currency", "usd"),
+            ("customer", &cus),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+        ],
         None,
     )
     .await;
@@ -96,7 +127,12 @@ async fn create_with_confirm_true_and_raw_status_codes() {
     let resp = post_form(
         &sb,
         "v1/payment_intents",
-        &[("amount", "999"), ("currency", "usd"), ("payment_method", "pm_card_chargeDeclined"), ("confirm", "true")],
+        &[
+            ("amount", "999"),
+            ("currency", "usd"),
+            ("payment_method", "pm_card_chargeDeclined"),
+            ("confirm", "true"),
+        ],
         None,
     )
     .await;
@@ -104,7 +140,13 @@ async fn create_with_confirm_true_and_raw_status_codes() {
     let err: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["type"], "card_error");
     assert_eq!(err["error"]["payment_intent"]["status"], "requires_payment_method");
-    let resp = post_form(&sb, "v1/payment_intents", &[("amount", "999"), ("currency", "usd"), ("customer", "cus_nope")], None).await;
+    let resp = post_form(
+        &sb,
+        "v1/payment_intents",
+        &[("amount", "999"), ("currency", "usd"), ("customer", "cus_nope")],
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), 404);
     sb.shutdown().await;
 }

@@ -14,10 +14,17 @@ fn fixtures() -> Value {
 
 fn assert_has_fixture_keys(kind: &str, ours: &Value) {
     let fixtures = fixtures();
-    let fixture = fixtures[kind].as_object().unwrap_or_else(|| panic!("no fixture {kind}"));
-    let ours = ours.as_object().unwrap_or_else(|| panic!("{kind} is not an object: {ours}"));
+    let fixture = fixtures[kind]
+        .as_object()
+        .unwrap_or_else(|| panic!("no fixture {kind}"));
+    let ours = ours
+        .as_object()
+        .unwrap_or_else(|| panic!("{kind} is not an object: {ours}"));
     let missing: Vec<&String> = fixture.keys().filter(|k| !ours.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "{kind}: keys missing compared to Stripe's fixture: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "{kind}: keys missing compared to Stripe's fixture: {missing:?}"
+    );
     assert_eq!(ours["object"], fixture["object"], "{kind}: object tag");
 }
 
@@ -35,12 +42,18 @@ async fn every_object_parses_strictly_and_matches_the_fixture_keys() {
     assert!(cus.starts_with("cus_"));
     assert_eq!(c.retrieve_price(&price.id).await.unwrap(), price);
     assert!(!price.recurring && price.unit_amount == Some(1000) && price.currency == "usd");
-    let session = c.create_checkout_session(checkout_params(&cus, &price.id, "cs-shapes")).await.unwrap();
+    let session = c
+        .create_checkout_session(checkout_params(&cus, &price.id, "cs-shapes"))
+        .await
+        .unwrap();
     assert_eq!(session.status.as_deref(), Some("open"));
     let url = session.url.clone().unwrap();
     assert_eq!(pay(&url, &card("4242424242424242")).await.status(), 303);
     let session = c.retrieve_checkout_session(&session.id).await.unwrap();
-    let pi = c.retrieve_payment_intent(session.payment_intent.as_deref().unwrap()).await.unwrap();
+    let pi = c
+        .retrieve_payment_intent(session.payment_intent.as_deref().unwrap())
+        .await
+        .unwrap();
     let charge = c.retrieve_charge(pi.latest_charge.as_deref().unwrap()).await.unwrap();
     let (events, _) = c.list_events(None, None, 100).await.unwrap();
     assert!(events.len() >= 8, "{events:?}");
@@ -97,7 +110,9 @@ async fn errors_have_stripes_envelope_and_parse() {
     let c = client(&sb);
     // 404 resource_missing, through async-stripe's error parser.
     match c.retrieve_price("price_nope").await {
-        Err(creditd_stripe::StripeError::InvalidRequest { status, code, message, .. }) => {
+        Err(creditd_stripe::StripeError::InvalidRequest {
+            status, code, message, ..
+        }) => {
             assert_eq!(status, 404);
             assert_eq!(code.as_deref(), Some("resource_missing"));
             assert_eq!(message, "No such price: 'price_nope'");
