@@ -5,6 +5,7 @@ pub mod account;
 pub mod amount;
 pub mod command;
 pub mod ids;
+pub mod money;
 pub mod validate;
 pub mod views;
 

@@ -145,3 +145,48 @@ pub struct Hold {
     /// Entries written by a capture.
     pub entries: Vec<Entry>,
 }
+
+/// A credit package the app sells.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Package {
+    pub id: String,
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "100"))]
+    pub credits: Credits,
+    /// Price in minor units of `currency` (500 = 5.00 usd).
+    pub price: i64,
+    pub currency: String,
+    /// The Stripe Price it is sold with; created on first sale when not given.
+    pub stripe_price: Option<String>,
+    pub active: bool,
+    pub created: i64,
+}
+
+/// A purchase of credits through Stripe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Payment {
+    pub id: String,
+    pub customer: String,
+    pub package: String,
+    pub quantity: i64,
+    /// Credits this payment grants once paid: the package's credits × quantity.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "100"))]
+    pub credits: Credits,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "succeeded"))]
+    pub status: crate::money::PaymentStatus,
+    /// `checkout` or `payment_intent`.
+    pub flow: String,
+    pub checkout_session: Option<String>,
+    pub payment_intent: Option<String>,
+    /// The grant its credits arrived in.
+    pub grant: Option<String>,
+    pub receipt_url: Option<String>,
+    pub failure_message: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}

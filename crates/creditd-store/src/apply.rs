@@ -343,7 +343,7 @@ fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> Store
     })
 }
 
-async fn grant(conn: &mut AnyConnection, new: &NewGrant, now: i64) -> Result<Grant> {
+pub(crate) async fn grant(conn: &mut AnyConnection, new: &NewGrant, now: i64) -> Result<Grant> {
     let mut locked = lock_account(conn, &new.customer, now).await?;
     if let Some(reference) = &new.reference {
         let existing = sqlx::query("SELECT id FROM grants WHERE source = $1 AND reference = $2")

@@ -8,6 +8,8 @@
 //! runs against both.
 
 mod apply;
+mod billing;
+mod idempotency;
 mod keys;
 mod migrate;
 mod read;
@@ -22,6 +24,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
+pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest};
 pub use verify::{Books, VerifyReport};

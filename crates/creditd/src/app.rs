@@ -8,23 +8,27 @@ use creditd_domain::views::Customer;
 use creditd_domain::{Command, Idempotency, Outcome, Request};
 use creditd_store::Store;
 
+use crate::billing::Stripe;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{Config, Settings, StripeMode};
 use crate::http::error::ApiError;
+use creditd_stripe::client::StripeClient;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub clock: Clock,
     pub settings: Arc<Settings>,
+    pub stripe: Arc<Stripe>,
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Clock, settings: Settings) -> AppState {
+    pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
         AppState {
             store,
             clock,
             settings: Arc::new(settings),
+            stripe: Arc::new(stripe),
         }
     }
 
@@ -61,6 +65,62 @@ pub fn spawn_sweeper(state: AppState, every: Duration) -> tokio::task::JoinHandl
         }
     })
 }
+
+/// Connects to Stripe as configured: real Stripe, or the built-in sandbox started here and
+/// delivering its webhooks to this server.
+pub async fn connect_stripe(config: &Config) -> anyhow::Result<(Stripe, Option<creditd_sandbox::SandboxHandle>)> {
+    match &config.stripe {
+        StripeMode::Stripe {
+            secret_key,
+            api_base,
+            webhook_secrets,
+        } => {
+            let client = StripeClient::new(secret_key, api_base.clone())?;
+            let stripe = Stripe {
+                client,
+                webhook_secrets: webhook_secrets.clone(),
+                public_url: config.public_url.clone(),
+            };
+            Ok((stripe, None))
+        }
+        StripeMode::Sandbox {
+            listen,
+            state_path,
+            webhook_secret,
+        } => {
+            let webhook_secret = webhook_secret
+                .clone()
+                .unwrap_or_else(|| format!("whsec_{}", creditd_domain::ids::random_token(32)));
+            let host = if config.listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                config.listen.ip().to_string()
+            };
+            let webhook_url = format!(
+                "http://{}/v1/stripe/webhook",
+                SocketAddr::new(host.parse()?, config.listen.port())
+            );
+            let sandbox = creditd_sandbox::start(creditd_sandbox::SandboxConfig {
+                listen: *listen,
+                webhook_url: Some(webhook_url),
+                webhook_secret: webhook_secret.clone(),
+                public_base_url: None,
+                state_path: Some(state_path.clone()),
+            })
+            .await?;
+            let client = StripeClient::new(SANDBOX_SECRET_KEY, Some(sandbox.base_url.clone()))?;
+            let stripe = Stripe {
+                client,
+                webhook_secrets: vec![webhook_secret],
+                public_url: config.public_url.clone(),
+            };
+            Ok((stripe, Some(sandbox)))
+        }
+    }
+}
+
+/// The key creditd uses with its own sandbox (which takes any `sk_test_` key).
+pub const SANDBOX_SECRET_KEY: &str = "sk_test_creditd_sandbox";
 
 /// Binds and serves until Ctrl-C.
 pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use creditd_store::Store;
 
-use crate::app::{serve, AppState};
+use crate::app::{connect_stripe, serve, AppState};
+use crate::billing::packages::{self, PackageSpec};
 use crate::clock::Clock;
 use crate::config::{Config, Flags};
 
@@ -33,6 +34,33 @@ pub enum Commands {
     /// Manage the app's secret API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the credit packages the app sells.
+    #[command(subcommand)]
+    Packages(PackagesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PackagesCommand {
+    /// Create a package: `--price 500 --currency usd` (minor units), or `--stripe-price price_…`.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Credits the package grants (decimal, up to 6 places).
+        #[arg(long)]
+        credits: String,
+        /// Price in minor units of the currency (500 = 5.00 usd).
+        #[arg(long, requires = "currency", conflicts_with = "stripe_price")]
+        price: Option<i64>,
+        #[arg(long, requires = "price")]
+        currency: Option<String>,
+        /// An existing one-time Stripe Price (needs STRIPE_SECRET_KEY).
+        #[arg(long)]
+        stripe_price: Option<String>,
+    },
+    /// List packages, archived ones included.
+    List,
+    /// Stop selling a package (`pkg_…`).
+    Archive { id: String },
 }
 
 #[derive(Args, Debug, Default)]
@@ -40,6 +68,13 @@ pub struct ServeArgs {
     /// Address to listen on [env: CREDITD_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long)]
     pub listen: Option<String>,
+    /// Where browsers reach creditd [env: CREDITD_PUBLIC_URL] [default: http://LISTEN]
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Where the built-in Stripe sandbox listens when no STRIPE_SECRET_KEY is set
+    /// [env: CREDITD_SANDBOX_LISTEN] [default: 127.0.0.1:12111]
+    #[arg(long)]
+    pub sandbox_listen: Option<String>,
     /// Credits granted to each new customer [env: CREDITD_SIGNUP_BONUS] [default: 5]
     #[arg(long)]
     pub signup_bonus: Option<String>,
@@ -72,6 +107,8 @@ impl Cli {
         add("database_url", &self.database_url);
         if let Commands::Serve(serve) = &self.command {
             add("listen", &serve.listen);
+            add("public_url", &serve.public_url);
+            add("sandbox_listen", &serve.sandbox_listen);
             add("signup_bonus", &serve.signup_bonus);
             add("hold_ttl_seconds", &serve.hold_ttl_seconds);
         }
@@ -113,8 +150,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     "no API key yet: create one with `creditd keys create --name my-app` (same database settings)"
                 );
             }
-            let state = AppState::new(store.clone(), Clock::System, config.settings);
+            let (stripe, sandbox) = connect_stripe(&config).await?;
+            match &sandbox {
+                Some(sandbox) => {
+                    println!(
+                        "Stripe: built-in sandbox at {} (no STRIPE_SECRET_KEY set)",
+                        sandbox.base_url
+                    );
+                    println!(
+                        "  webhook secret {}; pay with test card 4242 4242 4242 4242",
+                        stripe.webhook_secrets[0]
+                    );
+                }
+                None => println!("Stripe: live API with the configured STRIPE_SECRET_KEY"),
+            }
+            let state = AppState::new(store.clone(), Clock::System, config.settings.clone(), stripe);
             serve(state, config.listen).await?;
+            if let Some(sandbox) = sandbox {
+                sandbox.shutdown().await;
+            }
         }
         Commands::Migrate => {
             let applied = store.migrate().await?;
@@ -148,6 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             println!("{}", created.secret);
         }
+        Commands::Packages(command) => return packages_command(&store, &config, command, now).await,
         Commands::Keys(KeysCommand::List) => {
             for key in store.list_api_keys().await? {
                 let state = if key.revoked.is_some() { "revoked" } else { "active" };
@@ -163,5 +218,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     store.close().await;
+    Ok(0)
+}
+
+async fn packages_command(store: &Store, config: &Config, command: PackagesCommand, now: i64) -> anyhow::Result<i32> {
+    match command {
+        PackagesCommand::Create {
+            name,
+            credits,
+            price,
+            currency,
+            stripe_price,
+        } => {
+            let credits = creditd_domain::Credits::parse(&credits).map_err(|e| anyhow::anyhow!("--credits {e}"))?;
+            // Only a named Stripe Price needs Stripe; the sandbox lives inside `serve`.
+            let client = match (&stripe_price, &config.stripe) {
+                (
+                    Some(_),
+                    crate::config::StripeMode::Stripe {
+                        secret_key, api_base, ..
+                    },
+                ) => Some(creditd_stripe::client::StripeClient::new(secret_key, api_base.clone())?),
+                _ => None,
+            };
+            let spec = PackageSpec {
+                name,
+                credits,
+                price: price.zip(currency),
+                stripe_price,
+            };
+            match packages::create(store, client.as_ref(), spec, now).await {
+                Ok(package) => println!(
+                    "created {} {}: {} credits for {}",
+                    package.id,
+                    package.name,
+                    package.credits,
+                    creditd_domain::money::display(package.price, &package.currency)
+                ),
+                Err((field, message)) => {
+                    eprintln!("--{}: {message}", field.replace('_', "-"));
+                    return Ok(1);
+                }
+            }
+        }
+        PackagesCommand::List => {
+            for p in store.packages(true).await? {
+                let state = if p.active { "active" } else { "archived" };
+                let price = creditd_domain::money::display(p.price, &p.currency);
+                println!("{}\t{}\t{} credits\t{price}\t{state}", p.id, p.name, p.credits);
+            }
+        }
+        PackagesCommand::Archive { id } => {
+            if !store.archive_package(&id).await? {
+                eprintln!("no active package {id}");
+                return Ok(1);
+            }
+            println!("archived {id}");
+        }
+    }
     Ok(0)
 }

@@ -52,12 +52,43 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "CREDITD_SWEEP_INTERVAL_SECONDS",
         "--sweep-interval-seconds",
     ),
+    ("public_url", "CREDITD_PUBLIC_URL", "--public-url"),
+    ("stripe_secret_key", "STRIPE_SECRET_KEY", ""),
+    ("stripe_webhook_secret", "STRIPE_WEBHOOK_SECRET", ""),
+    ("stripe_api_base", "STRIPE_API_BASE", ""),
+    ("sandbox_listen", "CREDITD_SANDBOX_LISTEN", "--sandbox-listen"),
+    ("sandbox_state", "CREDITD_SANDBOX_STATE", ""),
 ];
+
+pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:12111";
+pub const DEFAULT_SANDBOX_STATE: &str = "creditd-sandbox.json";
+
+/// Which Stripe creditd talks to.
+#[derive(Clone, Debug)]
+pub enum StripeMode {
+    /// No `STRIPE_SECRET_KEY`: the built-in sandbox, started beside the API.
+    Sandbox {
+        listen: SocketAddr,
+        state_path: std::path::PathBuf,
+        /// Signs the sandbox's deliveries; a random one is made at start when unset.
+        webhook_secret: Option<String>,
+    },
+    /// Real Stripe (or another Stripe-compatible server at `api_base`).
+    Stripe {
+        secret_key: String,
+        api_base: Option<String>,
+        /// Several, comma-separated, while a secret is being rolled.
+        webhook_secrets: Vec<String>,
+    },
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// Where browsers reach creditd (success pages); default `http://{listen}`.
+    pub public_url: String,
+    pub stripe: StripeMode,
     pub settings: Settings,
 }
 
@@ -112,6 +143,10 @@ impl Resolver {
     fn parse<T>(&self, key: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, String> {
         match self.get(key)? {
             None => Ok(default),
+            // Secrets are never echoed back, not even in an error.
+            Some(s) if key.contains("secret") => {
+                parse(s.value.trim()).map_err(|e| format!("invalid {}: {e}", s.origin))
+            }
             Some(s) => parse(s.value.trim()).map_err(|e| format!("invalid {}: {:?} {e}", s.origin, s.value)),
         }
     }
@@ -189,10 +224,77 @@ impl Config {
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());
         }
+        let public_url = r.parse("public_url", format!("http://{listen}"), |s| {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                Ok(s.trim_end_matches('/').to_string())
+            } else {
+                Err("must be an http:// or https:// URL".into())
+            }
+        })?;
+        let stripe = Config::stripe_mode(&r)?;
         Ok(Config {
             listen,
             database_url,
+            public_url,
+            stripe,
             settings,
         })
+    }
+
+    fn stripe_mode(r: &Resolver) -> Result<StripeMode, String> {
+        let webhook_secrets = r.parse("stripe_webhook_secret", Vec::new(), |s| {
+            let secrets: Vec<String> = s
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect();
+            if secrets.iter().all(|p| p.starts_with("whsec_")) {
+                Ok(secrets)
+            } else {
+                Err("must be one or more comma-separated secrets starting with whsec_".into())
+            }
+        })?;
+        let secret_key = r.parse("stripe_secret_key", None, |s| {
+            if s.starts_with("sk_") || s.starts_with("rk_") {
+                Ok(Some(s.to_string()))
+            } else {
+                Err("must be a Stripe secret key (sk_… or rk_…)".into())
+            }
+        })?;
+        let api_base = r.parse("stripe_api_base", None, |s| {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                Ok(Some(s.to_string()))
+            } else {
+                Err("must be an http:// or https:// URL".into())
+            }
+        })?;
+        match secret_key {
+            Some(secret_key) => {
+                if webhook_secrets.is_empty() {
+                    return Err(
+                        "STRIPE_WEBHOOK_SECRET (stripe_webhook_secret) is required with STRIPE_SECRET_KEY: \
+                                webhooks cannot be verified without it"
+                            .into(),
+                    );
+                }
+                Ok(StripeMode::Stripe {
+                    secret_key,
+                    api_base,
+                    webhook_secrets,
+                })
+            }
+            None => Ok(StripeMode::Sandbox {
+                listen: r.parse(
+                    "sandbox_listen",
+                    DEFAULT_SANDBOX_LISTEN.parse().expect("default address"),
+                    |s| {
+                        s.parse::<SocketAddr>()
+                            .map_err(|_| "must be an address such as 127.0.0.1:12111".into())
+                    },
+                )?,
+                state_path: r.parse("sandbox_state", DEFAULT_SANDBOX_STATE.into(), |s| Ok(s.into()))?,
+                webhook_secret: webhook_secrets.into_iter().next(),
+            }),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! creditd: prepaid credits and Stripe billing for AI apps.
 
 pub mod app;
+pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod pages;

@@ -5,7 +5,9 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod list;
+pub mod payments;
 pub mod spend;
+pub mod webhook;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -23,7 +25,7 @@ use error::ApiError;
     info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
     modifiers(&SecretKeyAuth),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -53,6 +55,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(spend::capture_hold))
         .routes(routes!(spend::release_hold))
         .routes(routes!(spend::check))
+        .routes(routes!(payments::list_packages, payments::create_package))
+        .routes(routes!(payments::archive_package))
+        .routes(routes!(payments::create_checkout))
+        .routes(routes!(payments::fulfill_checkout))
+        .routes(routes!(payments::create_payment_intent))
+        .routes(routes!(payments::list_payments))
+        .routes(routes!(webhook::receive))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();
@@ -62,6 +71,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || health::openapi(api.clone())),
         )
+        .route("/billing/success", axum::routing::get(crate::pages::success::success))
+        .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -2,10 +2,15 @@
 
 use std::net::SocketAddr;
 
-use creditd::app::AppState;
+use std::time::Duration;
+
+use creditd::app::{AppState, SANDBOX_SECRET_KEY};
+use creditd::billing::Stripe;
 use creditd::clock::Clock;
 use creditd::config::Settings;
+use creditd_sandbox::{SandboxConfig, SandboxHandle, SandboxOptions};
 use creditd_store::testing::TestDb;
+use creditd_stripe::client::StripeClient;
 use serde_json::Value;
 
 pub const T0: i64 = 1_800_000_000;
@@ -37,8 +42,13 @@ pub struct TestApp {
     pub key: String,
     pub clock: Clock,
     pub client: reqwest::Client,
+    pub sandbox: SandboxHandle,
+    /// A Stripe client on the sandbox, as the tests' stand-in for Stripe's dashboard.
+    pub stripe: StripeClient,
     pub db: TestDb,
 }
+
+pub const WEBHOOK_SECRET: &str = "whsec_creditd_tests";
 
 pub struct Reply {
     pub status: u16,
@@ -50,15 +60,44 @@ impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
         let key = db.store.create_api_key("tests", T0).await.unwrap().secret;
         let clock = Clock::manual(T0);
-        let state = AppState::new(db.store.clone(), clock.clone(), Settings::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let options = SandboxOptions {
+            delivery_retry_schedule: vec![
+                Duration::from_millis(100),
+                Duration::from_millis(300),
+                Duration::from_secs(1),
+            ],
+            delivery_timeout: Duration::from_secs(10),
+            async_settle_delay: Duration::from_millis(300),
+        };
+        let sandbox = creditd_sandbox::start_with(
+            SandboxConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                webhook_url: Some(format!("http://{addr}/v1/stripe/webhook")),
+                webhook_secret: WEBHOOK_SECRET.into(),
+                public_base_url: None,
+                state_path: None,
+            },
+            options,
+        )
+        .await
+        .unwrap();
+        let stripe = StripeClient::new(SANDBOX_SECRET_KEY, Some(sandbox.base_url.clone())).unwrap();
+        let billing = Stripe {
+            client: stripe.clone(),
+            webhook_secrets: vec![WEBHOOK_SECRET.into()],
+            public_url: format!("http://{addr}"),
+        };
+        let state = AppState::new(db.store.clone(), clock.clone(), Settings::default(), billing);
         tokio::spawn(async move { axum::serve(listener, creditd::http::router(state)).await.unwrap() });
         TestApp {
             addr,
             key,
             clock,
             client: reqwest::Client::new(),
+            sandbox,
+            stripe,
             db,
         }
     }
@@ -67,7 +106,7 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();

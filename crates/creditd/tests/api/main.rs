@@ -6,4 +6,5 @@ mod helpers;
 mod cli;
 mod customers;
 mod errors;
+mod purchases;
 mod spend;

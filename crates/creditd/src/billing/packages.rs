@@ -1,0 +1,79 @@
+//! Credit packages: what the app sells, at a price in money or at an existing Stripe Price.
+
+use creditd_domain::views::Package;
+use creditd_domain::{money, Credits};
+use creditd_store::{NewPackage, Store};
+use creditd_stripe::client::StripeClient;
+
+/// A package as an operator describes it.
+pub struct PackageSpec {
+    pub name: String,
+    pub credits: Credits,
+    /// Either a price (minor units + currency) …
+    pub price: Option<(i64, String)>,
+    /// … or an existing one-time Stripe Price.
+    pub stripe_price: Option<String>,
+}
+
+/// Validates and stores a package. A Stripe Price is looked up and refused when it is
+/// recurring (packages are one-time purchases) or has no fixed amount. Errors name the field.
+pub async fn create(
+    store: &Store,
+    stripe: Option<&StripeClient>,
+    spec: PackageSpec,
+    now: i64,
+) -> Result<Package, (String, String)> {
+    let name = spec.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(("name".into(), "must be 1 to 100 characters".into()));
+    }
+    let credits = spec
+        .credits
+        .positive()
+        .map_err(|e| ("credits".to_string(), e.to_string()))?;
+    let new = match (spec.price, spec.stripe_price) {
+        (Some((amount, currency)), None) => NewPackage {
+            name,
+            credits,
+            price: money::price(amount).map_err(|m| ("price".to_string(), m))?,
+            currency: money::currency(&currency).map_err(|m| ("currency".to_string(), m))?,
+            stripe_price: None,
+        },
+        (None, Some(price_id)) => {
+            let stripe = stripe.ok_or_else(|| {
+                (
+                    "stripe_price".to_string(),
+                    "needs Stripe: set STRIPE_SECRET_KEY, or create it through the running server".to_string(),
+                )
+            })?;
+            let price = stripe
+                .retrieve_price(&price_id)
+                .await
+                .map_err(|e| ("stripe_price".to_string(), e.to_string()))?;
+            if price.recurring {
+                return Err((
+                    "stripe_price".into(),
+                    format!("{price_id} is a recurring price; packages take one-time prices"),
+                ));
+            }
+            if !price.active {
+                return Err(("stripe_price".into(), format!("{price_id} is archived in Stripe")));
+            }
+            let amount = price
+                .unit_amount
+                .ok_or_else(|| ("stripe_price".to_string(), format!("{price_id} has no fixed amount")))?;
+            NewPackage {
+                name,
+                credits,
+                price: amount,
+                currency: price.currency.to_ascii_lowercase(),
+                stripe_price: Some(price.id),
+            }
+        }
+        _ => return Err(("price".into(), "give either price and currency, or stripe_price".into())),
+    };
+    store
+        .create_package(&new, now)
+        .await
+        .map_err(|e| ("package".to_string(), e.to_string()))
+}

@@ -1,0 +1,81 @@
+//! Stripe's events: verified on the raw bytes, recorded by id, handled by re-reading the
+//! object they name and converging its payment. Duplicates, concurrent deliveries and any
+//! order end in the same state; a failure answers 5xx so Stripe retries.
+
+use creditd_stripe::event::Event;
+
+use super::{checkout, intents, BillingError};
+use crate::app::AppState;
+
+/// What became of an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// It moved (or confirmed) one of creditd's payments.
+    Processed,
+    /// Not an event creditd acts on, or about an object that is not creditd's.
+    Ignored,
+}
+
+/// Routes an event to the convergence of the object it names.
+pub async fn handle(state: &AppState, event: &Event) -> Result<Handled, BillingError> {
+    let Some(object) = event.object_id() else {
+        return Ok(Handled::Ignored);
+    };
+    let outcome = match event.type_.as_str() {
+        "checkout.session.completed"
+        | "checkout.session.async_payment_succeeded"
+        | "checkout.session.async_payment_failed"
+        | "checkout.session.expired" => checkout::fulfill(state, object).await?,
+        "payment_intent.succeeded" | "payment_intent.payment_failed" | "payment_intent.canceled" => {
+            intents::fulfill(state, object).await?
+        }
+        _ => None,
+    };
+    Ok(match outcome {
+        Some((payment, granted)) => {
+            if granted {
+                tracing::info!(payment = %payment.id, event = %event.id, credits = %payment.credits, "credits granted");
+            }
+            Handled::Processed
+        }
+        None => Handled::Ignored,
+    })
+}
+
+/// Records the event, handles it unless it was handled before, and records the result.
+/// Returns the error text of a failed handling.
+pub async fn receive(state: &AppState, event: &Event, payload: &str) -> Result<(), String> {
+    let now = state.clock.now();
+    let record = state
+        .store
+        .record_stripe_event(&event.id, &event.type_, event.created, payload, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if record.status == "processed" || record.status == "ignored" {
+        return Ok(());
+    }
+    match handle(state, event).await {
+        Ok(outcome) => {
+            let status = if outcome == Handled::Processed {
+                "processed"
+            } else {
+                "ignored"
+            };
+            state
+                .store
+                .finish_stripe_event(&event.id, status, None, state.clock.now())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => {
+            let message = e.to_string();
+            tracing::warn!(event = %event.id, kind = %event.type_, error = %message, "Stripe event handling failed");
+            state
+                .store
+                .finish_stripe_event(&event.id, "failed", Some(&message), state.clock.now())
+                .await
+                .ok();
+            Err(message)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Packages, purchases (Checkout and PaymentIntents) and payments.
+
+use std::future::Future;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use creditd_domain::views::{Package, Payment};
+use creditd_domain::{Credits, Idempotency};
+use creditd_store::Claim;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::AppState;
+use crate::billing::packages::PackageSpec;
+use crate::billing::{checkout, intents, packages};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
+use crate::http::list::{ApiQuery, ListQuery};
+
+#[derive(Serialize, ToSchema)]
+pub struct PackageList {
+    pub object: &'static str,
+    pub data: Vec<Package>,
+}
+
+/// A credit package: a price in minor units and currency, or an existing one-time Stripe Price.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageIn {
+    pub name: String,
+    #[schema(value_type = String, example = "100")]
+    pub credits: Credits,
+    /// Minor units (500 = 5.00 usd); with `currency`.
+    pub price: Option<i64>,
+    pub currency: Option<String>,
+    /// An existing one-time Stripe Price instead of `price` and `currency`.
+    pub stripe_price: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutIn {
+    pub customer: String,
+    /// `pkg_…`
+    pub package: String,
+    /// 1–100, default 1.
+    pub quantity: Option<i64>,
+    /// Where Stripe sends the buyer after paying; `{CHECKOUT_SESSION_ID}` is filled in. Default:
+    /// creditd's own success page, which fulfils the purchase and shows the new balance.
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CheckoutOut {
+    /// `cs_…`
+    pub id: String,
+    /// Stripe's hosted payment page: send the buyer there.
+    pub url: Option<String>,
+    pub payment: Payment,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentIntentIn {
+    pub customer: String,
+    pub package: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PaymentIntentOut {
+    /// `pi_…`
+    pub id: String,
+    /// For Stripe.js `confirmPayment` on the buyer's device.
+    pub client_secret: Option<String>,
+    pub payment: Payment,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentList {
+    pub object: &'static str,
+    pub data: Vec<Payment>,
+    pub has_more: bool,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentQuery {
+    pub customer: String,
+    pub limit: Option<u32>,
+    pub starting_after: Option<String>,
+}
+
+/// Runs `work` once per idempotency key and replays its response to retries. A retry while the
+/// first request is still running is a 409 rather than a second purchase.
+async fn once<F, Fut>(
+    state: &AppState,
+    idem: Option<Idempotency>,
+    work: F,
+) -> Result<(StatusCode, Json<Value>), ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, Value), ApiError>>,
+{
+    let Some(idem) = idem else {
+        return work().await.map(|(s, v)| (s, Json(v)));
+    };
+    match state
+        .store
+        .claim_key(&idem.scope, &idem.key, &idem.fingerprint, state.clock.now())
+        .await?
+    {
+        Claim::New => match work().await {
+            Ok((status, body)) => {
+                let stored = serde_json::json!({ "status": status.as_u16(), "body": body }).to_string();
+                state.store.complete_claim(&idem.scope, &idem.key, &stored).await?;
+                Ok((status, Json(body)))
+            }
+            Err(e) => {
+                state.store.release_claim(&idem.scope, &idem.key).await?;
+                Err(e)
+            }
+        },
+        Claim::Done(stored) => {
+            let stored: Value = serde_json::from_str(&stored).map_err(ApiError::internal)?;
+            let status = stored["status"]
+                .as_u64()
+                .and_then(|s| StatusCode::from_u16(s as u16).ok())
+                .unwrap_or(StatusCode::OK);
+            Ok((status, Json(stored["body"].clone())))
+        }
+        Claim::InProgress => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "a request with this idempotency key is still being processed; retry shortly",
+        )),
+        Claim::Mismatch => Err(creditd_domain::CommandError::IdempotencyKeyReused.into()),
+    }
+}
+
+async fn active_package(state: &AppState, id: &str) -> Result<Package, ApiError> {
+    let package = state.store.package(id).await?;
+    let package = package.ok_or_else(|| ApiError::not_found("package_not_found", format!("no such package: {id}")))?;
+    if !package.active {
+        return Err(ApiError::invalid(
+            "package",
+            format!("{id} is archived and no longer sold"),
+        ));
+    }
+    Ok(package)
+}
+
+fn url(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 => Err(
+            ApiError::invalid(field, "must be an http:// or https:// URL of at most 2000 characters"),
+        ),
+        other => Ok(other),
+    }
+}
+
+/// Active credit packages, oldest first.
+#[utoipa::path(get, path = "/v1/packages", tag = "purchases", responses((status = 200, body = PackageList)))]
+pub async fn list_packages(State(state): State<AppState>, _key: SecretKey) -> Result<Json<PackageList>, ApiError> {
+    Ok(Json(PackageList {
+        object: "list",
+        data: state.store.packages(false).await?,
+    }))
+}
+
+/// Create a credit package.
+#[utoipa::path(post, path = "/v1/packages", tag = "purchases", request_body = PackageIn,
+    responses((status = 201, body = Package), (status = 400, body = ErrorBody)))]
+pub async fn create_package(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    body: ApiJson<PackageIn>,
+) -> Result<(StatusCode, Json<Package>), ApiError> {
+    let input = body.value;
+    let price = match (input.price, input.currency) {
+        (Some(p), Some(c)) => Some((p, c)),
+        (None, None) => None,
+        (Some(_), None) => return Err(ApiError::invalid("currency", "is required with price")),
+        (None, Some(_)) => return Err(ApiError::invalid("price", "is required with currency")),
+    };
+    let spec = PackageSpec {
+        name: input.name,
+        credits: input.credits,
+        price,
+        stripe_price: input.stripe_price,
+    };
+    let package = packages::create(&state.store, Some(&state.stripe.client), spec, state.clock.now())
+        .await
+        .map_err(|(field, message)| ApiError::invalid(&field, message))?;
+    Ok((StatusCode::CREATED, Json(package)))
+}
+
+/// Stop selling a package.
+#[utoipa::path(post, path = "/v1/packages/{id}/archive", tag = "purchases",
+    responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
+pub async fn archive_package(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    Path(id): Path<String>,
+) -> Result<Json<Package>, ApiError> {
+    state.store.archive_package(&id).await?;
+    let package = state.store.package(&id).await?;
+    package
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("package_not_found", format!("no such package: {id}")))
+}
+
+/// Start a Stripe Checkout for a package; send the buyer to `url`. Credits arrive when Stripe
+/// reports the payment (webhook) or the buyer lands on the success page, whichever is first.
+#[utoipa::path(post, path = "/v1/checkout-sessions", tag = "purchases", request_body = CheckoutIn,
+    responses((status = 201, body = CheckoutOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_checkout(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    idem: IdempotencyKey,
+    body: ApiJson<CheckoutIn>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency = idem.for_app(&body);
+    let input = body.value;
+    let quantity = input.quantity.unwrap_or(1);
+    if !(1..=100).contains(&quantity) {
+        return Err(ApiError::invalid("quantity", "must be between 1 and 100"));
+    }
+    let success_url = url("success_url", input.success_url)?;
+    let cancel_url = url("cancel_url", input.cancel_url)?;
+    let customer = state.customer(&input.customer).await?;
+    let package = active_package(&state, &input.package).await?;
+    once(&state, idempotency, || async {
+        let request = checkout::CheckoutRequest {
+            customer,
+            package,
+            quantity,
+            success_url,
+            cancel_url,
+        };
+        let (session, payment) = checkout::create(&state, request).await?;
+        let out = CheckoutOut {
+            id: session.id,
+            url: session.url,
+            payment,
+        };
+        Ok((
+            StatusCode::CREATED,
+            serde_json::to_value(out).map_err(ApiError::internal)?,
+        ))
+    })
+    .await
+}
+
+/// Fulfil a Checkout Session now (for apps with their own success page): re-reads it from
+/// Stripe and grants its credits if paid. Safe to call any number of times.
+#[utoipa::path(post, path = "/v1/checkout-sessions/{id}/fulfill", tag = "purchases",
+    responses((status = 200, body = Payment), (status = 404, body = ErrorBody)))]
+pub async fn fulfill_checkout(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    Path(id): Path<String>,
+) -> Result<Json<Payment>, ApiError> {
+    match checkout::fulfill(&state, &id).await? {
+        Some((payment, _)) => Ok(Json(payment)),
+        None => Err(ApiError::not_found(
+            "payment_not_found",
+            format!("{id} is not a creditd checkout session"),
+        )),
+    }
+}
+
+/// Create a PaymentIntent for a package, for an embedded Stripe Elements form. Credits arrive
+/// on `payment_intent.succeeded`.
+#[utoipa::path(post, path = "/v1/payment-intents", tag = "purchases", request_body = PaymentIntentIn,
+    responses((status = 201, body = PaymentIntentOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_payment_intent(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    idem: IdempotencyKey,
+    body: ApiJson<PaymentIntentIn>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency = idem.for_app(&body);
+    let customer = state.customer(&body.value.customer).await?;
+    let package = active_package(&state, &body.value.package).await?;
+    once(&state, idempotency, || async {
+        let (intent, payment) = intents::create(&state, &customer, package).await?;
+        let out = PaymentIntentOut {
+            id: intent.id,
+            client_secret: intent.client_secret,
+            payment,
+        };
+        Ok((
+            StatusCode::CREATED,
+            serde_json::to_value(out).map_err(ApiError::internal)?,
+        ))
+    })
+    .await
+}
+
+/// A customer's payments, newest first: Stripe ids, amount, status, credits, receipt.
+#[utoipa::path(get, path = "/v1/payments", tag = "purchases", params(PaymentQuery),
+    responses((status = 200, body = PaymentList), (status = 404, body = ErrorBody)))]
+pub async fn list_payments(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    ApiQuery(query): ApiQuery<PaymentQuery>,
+) -> Result<Json<PaymentList>, ApiError> {
+    state.customer(&query.customer).await?;
+    let page = ListQuery {
+        limit: query.limit,
+        starting_after: query.starting_after,
+    }
+    .page()?;
+    let page = state.store.payments(&query.customer, &page).await?;
+    Ok(Json(PaymentList {
+        object: "list",
+        data: page.data,
+        has_more: page.has_more,
+    }))
+}

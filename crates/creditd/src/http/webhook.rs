@@ -1,0 +1,67 @@
+//! `POST /v1/stripe/webhook`: Stripe's signed events.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use creditd_stripe::event::Event;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::billing::webhook;
+use crate::http::error::{ApiError, ErrorBody};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Received {
+    pub received: bool,
+}
+
+/// Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
+/// anything is parsed (400 and nothing recorded when it fails). Handling failures answer 500
+/// so Stripe retries; the event stays recorded with its error.
+#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(),
+    request_body(content = String, content_type = "application/json", description = "Stripe's event, exactly as signed"),
+    responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Received>, ApiError> {
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let secrets: Vec<&str> = state.stripe.webhook_secrets.iter().map(String::as_str).collect();
+    // Signatures are checked against the wall clock, whatever clock the ledger runs on.
+    let now = creditd_store::unix_now();
+    creditd_stripe::webhook::verify(
+        &body,
+        header,
+        &secrets,
+        now,
+        creditd_stripe::webhook::DEFAULT_TOLERANCE_S,
+    )
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_signature",
+            format!("Stripe-Signature: {e}"),
+        )
+    })?;
+    let event = Event::parse(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            format!("not a Stripe event: {e}"),
+        )
+    })?;
+    let payload = String::from_utf8_lossy(&body);
+    match webhook::receive(&state, &event, &payload).await {
+        Ok(()) => Ok(Json(Received { received: true })),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "event_handling_failed",
+            "the event could not be handled now; it is recorded and will be retried",
+        )),
+    }
+}
