@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::error::ApiError;
 use crate::event::EventRequest;
+use crate::faults::FaultState;
 use crate::ids;
 use crate::params::Params;
 use crate::state::State;
@@ -31,6 +32,9 @@ pub struct App {
     pub options: SandboxOptions,
     pub delivery_wakeup: Notify,
     pub deliveries_paused: AtomicBool,
+    /// Delivery faults and counters; never held across an await.
+    pub faults: std::sync::Mutex<FaultState>,
+    pub timer_wakeup: Notify,
     /// Idempotency keys whose first request is still running.
     pub in_flight_keys: std::sync::Mutex<HashSet<String>>,
 }
@@ -47,12 +51,13 @@ impl App {
     }
 
     /// Call after mutating `state` (with the lock still held): snapshots it
-    /// and wakes the delivery worker.
+    /// and wakes the delivery worker and the timers.
     pub async fn commit(&self, state: &State) -> Result<(), ApiError> {
         if let Some(path) = &self.state_path {
             state.save(path).await?;
         }
         self.delivery_wakeup.notify_one();
+        self.timer_wakeup.notify_one();
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Charges: created by payments (never directly), retrievable, with a
-//! hosted receipt page.
+//! hosted receipt page. Refunds add up in `amount_refunded`; a dispute sets
+//! `disputed`.
 
 use std::collections::BTreeMap;
 
@@ -32,10 +33,25 @@ pub struct Charge {
     pub receipt_url: String,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// Refund ids, oldest first.
+    #[serde(default)]
+    pub refunds: Vec<String>,
+    #[serde(default)]
+    pub disputed: bool,
 }
 
 impl Charge {
-    pub fn to_json(&self) -> Value {
+    /// What is left to refund (pending and succeeded refunds count).
+    pub fn refundable(&self) -> i64 {
+        if self.status == "succeeded" {
+            self.amount - self.amount_refunded
+        } else {
+            0
+        }
+    }
+
+    /// The charge object; `refunds` are its refund objects, newest first.
+    pub fn to_json(&self, refunds: Vec<Value>) -> Value {
         let succeeded = self.status == "succeeded";
         let failed = self.status == "failed";
         let outcome = if failed {
@@ -78,7 +94,7 @@ impl Charge {
             "currency": self.currency,
             "customer": self.customer,
             "description": self.description,
-            "disputed": false,
+            "disputed": self.disputed,
             "failure_balance_transaction": null,
             "failure_code": self.failure_code,
             "failure_message": self.failure_message,
@@ -97,7 +113,7 @@ impl Charge {
             "refunded": self.amount_refunded > 0 && self.amount_refunded == self.amount,
             "refunds": {
                 "object": "list",
-                "data": [],
+                "data": refunds,
                 "has_more": false,
                 "url": format!("/v1/charges/{}/refunds", self.id)
             },
@@ -117,11 +133,9 @@ impl Charge {
 /// `GET /v1/charges/{id}`
 pub async fn retrieve(State(app): State<SharedApp>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let st = app.state.lock().await;
-    let c = st
-        .charges
-        .get(&id)
-        .ok_or_else(|| ApiError::no_such("charge", &id, "id"))?;
-    Ok(Json(c.to_json()))
+    st.charge_json(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::no_such("charge", &id, "id"))
 }
 
 /// `GET /receipts/{id}`: the page a charge's `receipt_url` points at.

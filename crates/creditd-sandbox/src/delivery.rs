@@ -2,14 +2,16 @@
 //! endpoint with a real `Stripe-Signature`, retrying with the configured
 //! back-off while the endpoint answers non-2xx or cannot be reached.
 //!
-//! The queue lives in [`crate::state::State::deliveries`], so fault injection
-//! (duplicates, reordering, delays, drops) can later be added by editing it.
+//! The queue lives in [`crate::state::State::deliveries`]; fault injection
+//! ([`crate::faults`]) duplicates, reorders, delays and drops entries of it
+//! before their first attempt.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::app::SharedApp;
+use crate::faults;
 use crate::ids;
 use crate::state::PendingDelivery;
 
@@ -40,18 +42,24 @@ async fn send(app: &SharedApp, http: &reqwest::Client, d: &PendingDelivery, body
 /// One pass over due deliveries. Returns when the next one is due (ms), if any.
 async fn deliver_due(app: &SharedApp, http: &reqwest::Client) -> Option<i64> {
     let now_ms = ids::now_unix_ms();
-    let due: Vec<(PendingDelivery, String)> = {
-        let st = app.state.lock().await;
-        st.deliveries
+    let (due, held_until): (Vec<(PendingDelivery, String)>, Option<i64>) = {
+        let mut st = app.state.lock().await;
+        let held_until = {
+            let mut fs = app.faults.lock().expect("faults lock");
+            faults::shape(&mut st, &mut fs, now_ms)
+        };
+        let due = st
+            .deliveries
             .iter()
-            .filter(|d| d.next_attempt_ms <= now_ms)
+            .filter(|d| d.shaped && d.next_attempt_ms <= now_ms)
             .filter_map(|d| {
                 Some((
                     d.clone(),
                     serde_json::to_string_pretty(&st.event(&d.event_id)?.to_json()).ok()?,
                 ))
             })
-            .collect()
+            .collect();
+        (due, held_until)
     };
     let mut results = Vec::with_capacity(due.len());
     for (d, body) in due {
@@ -59,16 +67,19 @@ async fn deliver_due(app: &SharedApp, http: &reqwest::Client) -> Option<i64> {
             break;
         }
         let outcome = send(app, http, &d, body).await;
+        let mut fs = app.faults.lock().expect("faults lock");
+        fs.stats.sent += 1;
+        match outcome {
+            Attempt::Delivered => fs.stats.delivered += 1,
+            Attempt::Failed(_) => fs.stats.failed += 1,
+        }
+        drop(fs);
         results.push((d, outcome));
     }
     let mut st = app.state.lock().await;
     let schedule = &app.options.delivery_retry_schedule;
     for (d, outcome) in results {
-        let Some(idx) = st
-            .deliveries
-            .iter()
-            .position(|q| q.event_id == d.event_id && q.url == d.url)
-        else {
+        let Some(idx) = st.deliveries.iter().position(|q| q.id == d.id) else {
             continue;
         };
         let done = match outcome {
@@ -84,6 +95,7 @@ async fn deliver_due(app: &SharedApp, http: &reqwest::Client) -> Option<i64> {
                     }
                     None => {
                         tracing::warn!(event = %d.event_id, %reason, "webhook delivery failed; giving up");
+                        app.faults.lock().expect("faults lock").stats.given_up += 1;
                         true
                     }
                 }
@@ -91,7 +103,7 @@ async fn deliver_due(app: &SharedApp, http: &reqwest::Client) -> Option<i64> {
         };
         if done {
             st.deliveries.remove(idx);
-            if let Some(ev) = st.events.iter_mut().find(|e| e.id == d.event_id) {
+            if let Some(ev) = st.events.iter_mut().rev().find(|e| e.id == d.event_id) {
                 ev.pending_webhooks = ev.pending_webhooks.saturating_sub(1);
             }
         }
@@ -101,7 +113,12 @@ async fn deliver_due(app: &SharedApp, http: &reqwest::Client) -> Option<i64> {
             tracing::error!(error = ?e, "saving sandbox state after deliveries");
         }
     }
-    st.deliveries.iter().map(|d| d.next_attempt_ms).min()
+    st.deliveries
+        .iter()
+        .filter(|d| d.shaped)
+        .map(|d| d.next_attempt_ms)
+        .chain(held_until)
+        .min()
 }
 
 /// Runs until `shutdown` flips to true.

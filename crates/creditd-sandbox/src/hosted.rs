@@ -3,11 +3,11 @@
 //!
 //! Cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined
 //! (`generic_decline`); 4000 0000 0000 9995 is declined
-//! (`insufficient_funds`). SEPA Direct Debit simulates a delayed method:
+//! (`insufficient_funds`); 4000 0000 0000 0259 pays and is then disputed;
+//! 4000 0000 0000 5126 pays but its refunds fail; 4000 0000 0000 0341 pays
+//! but later charges of the saved card fail. SEPA Direct Debit simulates a delayed method:
 //! IBAN DE89370400440532013000 completes the session `unpaid`, then succeeds
 //! after the configured settlement delay; DE62370400440532013001 then fails.
-
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -21,7 +21,7 @@ use crate::event::EventRequest;
 use crate::ids;
 use crate::payment::{self, Outcome, PaymentMethodDetails};
 use crate::payment_intent::PaymentIntent;
-use crate::state::PendingSettlement;
+use crate::timers::Action;
 
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -96,8 +96,9 @@ fn checkout_page(session: &CheckoutSession, error: Option<&str>) -> String {
 <label>Account holder <input name=\"name\"></label>\
 <button type=\"submit\">Pay by debit</button></fieldset></form>\
 <p class=\"note\">Test cards: 4242 4242 4242 4242 succeeds · 4000 0000 0000 0002 is declined · \
-4000 0000 0000 9995 has insufficient funds. Test IBANs: DE89370400440532013000 succeeds later · \
-DE62370400440532013001 fails later.</p>"
+4000 0000 0000 9995 has insufficient funds · 4000 0000 0000 0259 pays, then is disputed · \
+4000 0000 0000 5126 pays, but refunds fail · 4000 0000 0000 0341 pays now, fails later charges. \
+Test IBANs: DE89370400440532013000 succeeds later · DE62370400440532013001 fails later.</p>"
     );
     if let Some(cancel) = &session.cancel_url {
         body += &format!("<p><a href=\"{}\">Cancel and return</a></p>", escape(cancel));
@@ -161,7 +162,7 @@ fn read_form(form: &PayForm) -> Result<(PaymentMethodDetails, Outcome), String> 
     let name = Some(form.name.trim().to_owned()).filter(|n| !n.is_empty());
     match form.method.as_str() {
         "card" => {
-            let (outcome, brand) = payment::outcome_for_card_number(&form.card_number)?;
+            let (outcome, brand, behavior) = payment::outcome_for_card_number(&form.card_number)?;
             let (exp_month, exp_year) = parse_expiry(&form.card_expiry)?;
             let cvc = form.card_cvc.trim();
             if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
@@ -176,6 +177,7 @@ fn read_form(form: &PayForm) -> Result<(PaymentMethodDetails, Outcome), String> 
                     exp_month,
                     exp_year,
                     name,
+                    behavior,
                 },
                 outcome,
             ))
@@ -233,15 +235,7 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
         _ => None,
     };
     let payer_name = method.holder_name().map(str::to_owned);
-    let result = payment::attempt(
-        &mut st,
-        &pi_id,
-        method,
-        outcome,
-        &request,
-        hook.as_deref(),
-        &app.public_base_url,
-    );
+    let result = payment::attempt(&mut st, &app, &pi_id, method, outcome, &request);
     let session = st.checkout_sessions.get_mut(&id).expect("exists");
     let response = match result {
         Err(decline) => (
@@ -257,12 +251,13 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
             let redirect = session.success_redirect();
             st.emit("checkout.session.completed", json, &request, hook.as_deref());
             if let Some(succeeds) = delayed {
-                let due_ms = ids::now_unix_ms() + app.options.async_settle_delay.as_millis() as i64;
-                st.settlements.push(PendingSettlement {
-                    payment_intent: pi_id,
-                    succeeds,
-                    due_ms,
-                });
+                st.schedule(
+                    app.options.async_settle_delay,
+                    Action::Settle {
+                        payment_intent: pi_id,
+                        succeeds,
+                    },
+                );
             }
             match redirect {
                 Some(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
@@ -273,42 +268,5 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
     if let Err(e) = app.commit(&st).await {
         return e.into_response();
     }
-    if delayed.is_some() {
-        schedule_settlements(app.clone());
-    }
     response
-}
-
-/// Settles due delayed payments; call whenever a settlement is added (and at start).
-pub fn schedule_settlements(app: SharedApp) {
-    tokio::spawn(async move {
-        loop {
-            let next_due = {
-                let mut st = app.state.lock().await;
-                let now_ms = ids::now_unix_ms();
-                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.settlements)
-                    .into_iter()
-                    .partition(|s| s.due_ms <= now_ms);
-                st.settlements = later;
-                let hook = app.webhook_url();
-                for s in &due {
-                    payment::settle(&mut st, &s.payment_intent, s.succeeds, hook.as_deref());
-                }
-                if !due.is_empty() {
-                    if let Err(e) = app.commit(&st).await {
-                        tracing::error!(error = ?e, "saving sandbox state after settlement");
-                    }
-                }
-                st.settlements
-                    .iter()
-                    .map(|s| s.due_ms)
-                    .min()
-                    .map(|d| (d - now_ms).max(0))
-            };
-            match next_due {
-                Some(wait_ms) => tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await,
-                None => return,
-            }
-        }
-    });
 }

@@ -13,7 +13,7 @@ use crate::app::{SharedApp, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::IdempotentResponse;
-use crate::{charge, checkout, customer, event, hosted, ids, payment_intent, price, product};
+use crate::{admin, charge, checkout, customer, dispute, event, hosted, ids, payment_intent, price, product, refund};
 
 pub fn router(app: SharedApp) -> Router {
     let api = Router::new()
@@ -34,6 +34,13 @@ pub fn router(app: SharedApp) -> Router {
             post(payment_intent::confirm_handler),
         )
         .route("/v1/charges/{id}", get(charge::retrieve))
+        .route("/v1/refunds", post(refund::create).get(refund::list))
+        .route("/v1/refunds/{id}", get(refund::retrieve))
+        .route("/v1/test_helpers/refunds/{id}/fail", post(refund::fail_handler))
+        .route("/v1/disputes", get(dispute::list))
+        .route("/v1/disputes/{id}", get(dispute::retrieve).post(dispute::update))
+        .route("/v1/disputes/{id}/close", post(dispute::close_handler))
+        .route("/_sandbox/faults", get(admin::get_faults).post(admin::set_faults))
         .route("/v1/events", get(event::list))
         .route("/v1/events/{id}", get(event::retrieve))
         .fallback(unknown_route)

@@ -1,30 +1,48 @@
 //! The built-in Stripe stand-in: the subset of Stripe's HTTP API creditd
 //! uses (customers, products, prices, Checkout Sessions, PaymentIntents,
-//! charges, events) in Stripe's wire format for API version
-//! `2026-09-30.endive`, a hosted checkout page with Stripe's test cards, and
-//! signed webhook deliveries with retries.
+//! charges, refunds, disputes, events) in Stripe's wire format for API
+//! version `2026-09-30.endive`, a hosted checkout page with Stripe's test
+//! cards, and signed webhook deliveries with retries and fault injection.
+//!
+//! Test cards (hosted page) and payment methods (API):
+//! 4242 4242 4242 4242 / `pm_card_visa` pays; 4000 0000 0000 0002 /
+//! `pm_card_chargeDeclined` and 4000 0000 0000 9995 /
+//! `pm_card_chargeDeclinedInsufficientFunds` are declined;
+//! 4000 0000 0000 0259 / `pm_card_createDispute` pays, then is disputed;
+//! 4000 0000 0000 5126 / `pm_card_refundFail` pays, but its refunds stay
+//! `pending` and then fail.
+//!
+//! Sandbox extensions beyond Stripe's API: `POST
+//! /v1/test_helpers/refunds/{id}/fail` and the admin API in `admin.rs`
+//! (`/_sandbox/faults`).
 //!
 //! creditd talks to it with the same client as to Stripe: only the base URL
 //! differs.
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod admin;
 mod app;
 mod charge;
 mod checkout;
 mod customer;
 mod delivery;
+mod dispute;
 mod error;
 mod event;
+mod faults;
 mod hosted;
 mod http;
 mod ids;
+mod list;
 mod params;
 mod payment;
 mod payment_intent;
 mod price;
 mod product;
+mod refund;
 mod state;
+mod timers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +54,7 @@ use anyhow::Context;
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 
+pub use faults::{DeliveryStats, Faults};
 pub use state::State;
 
 /// Where the sandbox listens and where it sends webhooks.
@@ -64,6 +83,14 @@ pub struct SandboxOptions {
     pub delivery_timeout: Duration,
     /// How long a delayed (SEPA) payment stays `processing`.
     pub async_settle_delay: Duration,
+    /// How long after paying a disputing test card opens its dispute.
+    pub dispute_delay: Duration,
+    /// How long a refund of a `pm_card_refundFail` charge stays `pending`
+    /// before it fails.
+    pub refund_failure_delay: Duration,
+    /// Webhook delivery faults from the start (default: none); change them
+    /// at run time with [`SandboxHandle::set_faults`] or `POST /_sandbox/faults`.
+    pub faults: Faults,
 }
 
 impl Default for SandboxOptions {
@@ -74,6 +101,9 @@ impl Default for SandboxOptions {
             delivery_retry_schedule: [5, 30, 120, 600, 3600].map(Duration::from_secs).to_vec(),
             delivery_timeout: Duration::from_secs(10),
             async_settle_delay: Duration::from_secs(10),
+            dispute_delay: Duration::from_secs(2),
+            refund_failure_delay: Duration::from_secs(10),
+            faults: Faults::default(),
         }
     }
 }
@@ -87,6 +117,7 @@ pub struct SandboxHandle {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     deliverer: JoinHandle<()>,
+    timers: JoinHandle<()>,
 }
 
 /// Starts the sandbox with default options.
@@ -113,25 +144,25 @@ pub async fn start_with(cfg: SandboxConfig, options: SandboxOptions) -> anyhow::
     if !public_base_url.ends_with('/') {
         public_base_url.push('/');
     }
-    let state = match &cfg.state_path {
+    let mut state = match &cfg.state_path {
         Some(path) => State::load(path).await?,
         None => State::default(),
     };
-    let has_settlements = !state.settlements.is_empty();
+    state.migrate_settlements();
+    options.faults.validate().map_err(|e| anyhow::anyhow!(e.message))?;
     let app = Arc::new(app::App {
         state: Mutex::new(state),
         webhook_url: std::sync::RwLock::new(cfg.webhook_url.clone()),
         webhook_secret: cfg.webhook_secret.clone(),
         public_base_url,
         state_path: cfg.state_path.clone(),
+        faults: std::sync::Mutex::new(faults::FaultState::new(options.faults.clone())),
         options,
         delivery_wakeup: Notify::new(),
         deliveries_paused: AtomicBool::new(false),
         in_flight_keys: Default::default(),
+        timer_wakeup: Notify::new(),
     });
-    if has_settlements {
-        hosted::schedule_settlements(app.clone());
-    }
     let (shutdown, rx) = watch::channel(false);
     let router = http::router(app.clone());
     let mut server_rx = rx.clone();
@@ -143,7 +174,8 @@ pub async fn start_with(cfg: SandboxConfig, options: SandboxOptions) -> anyhow::
             tracing::error!(error = %e, "Stripe sandbox server stopped");
         }
     });
-    let deliverer = tokio::spawn(delivery::run(app.clone(), rx));
+    let deliverer = tokio::spawn(delivery::run(app.clone(), rx.clone()));
+    let timers = tokio::spawn(timers::run(app.clone(), rx));
     tracing::info!(%base_url, "Stripe sandbox listening");
     Ok(SandboxHandle {
         base_url,
@@ -152,6 +184,7 @@ pub async fn start_with(cfg: SandboxConfig, options: SandboxOptions) -> anyhow::
         shutdown,
         server,
         deliverer,
+        timers,
     })
 }
 
@@ -182,10 +215,31 @@ impl SandboxHandle {
         self.read(|s| s.deliveries.len()).await
     }
 
-    /// Stops serving and delivering; waits for both to finish.
+    /// Replaces the webhook delivery faults (applied to events delivered
+    /// from now on). Fails on out-of-range settings.
+    pub fn set_faults(&self, faults: Faults) -> anyhow::Result<()> {
+        faults.validate().map_err(|e| anyhow::anyhow!(e.message))?;
+        self.app.faults.lock().expect("faults lock").set(faults);
+        self.app.delivery_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// The delivery faults in force.
+    pub fn faults(&self) -> Faults {
+        self.app.faults.lock().expect("faults lock").faults.clone()
+    }
+
+    /// Counters of webhook deliveries since start (sent, delivered,
+    /// duplicated, dropped…).
+    pub fn delivery_stats(&self) -> DeliveryStats {
+        self.app.faults.lock().expect("faults lock").stats
+    }
+
+    /// Stops serving, delivering and firing timers; waits for all three.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.deliverer.await;
+        let _ = self.timers.await;
     }
 }

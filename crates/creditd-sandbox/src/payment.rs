@@ -9,10 +9,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::app::App;
 use crate::charge::Charge;
 use crate::event::EventRequest;
 use crate::ids;
 use crate::state::State;
+use crate::timers::Action;
 
 /// How a payment attempt turns out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,23 @@ impl Decline {
     }
 }
 
+/// What a Stripe test card does after it has paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardBehavior {
+    #[default]
+    Normal,
+    /// 4000 0000 0000 0259 / `pm_card_createDispute`: the payment succeeds,
+    /// then the cardholder disputes it.
+    Disputed,
+    /// 4000 0000 0000 5126 / `pm_card_refundFail`: refunds are accepted,
+    /// then fail.
+    RefundsFail,
+    /// 4000 0000 0000 0341 / `pm_card_chargeCustomerFail`: the card is saved
+    /// and pays when entered, but later charges of the saved card fail.
+    FailsAfterAttach,
+}
+
 /// How the payer paid; rendered into charges.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -91,6 +110,8 @@ pub enum PaymentMethodDetails {
         exp_month: i64,
         exp_year: i64,
         name: Option<String>,
+        #[serde(default)]
+        behavior: CardBehavior,
     },
     SepaDebit {
         last4: String,
@@ -107,6 +128,15 @@ impl PaymentMethodDetails {
             exp_month: 12,
             exp_year: 2034,
             name: None,
+            behavior: CardBehavior::Normal,
+        }
+    }
+
+    /// The test card's behaviour after paying (`Normal` for SEPA).
+    pub fn behavior(&self) -> CardBehavior {
+        match self {
+            PaymentMethodDetails::Card { behavior, .. } => *behavior,
+            PaymentMethodDetails::SepaDebit { .. } => CardBehavior::Normal,
         }
     }
 
@@ -184,33 +214,48 @@ impl PaymentMethodDetails {
 /// Outcome of Stripe's test payment method tokens (`pm_card_visa`…);
 /// `None` for tokens the sandbox does not know.
 pub fn outcome_for_test_payment_method(pm: &str) -> Option<(Outcome, PaymentMethodDetails)> {
-    let card = |brand: &str, last4: &str| PaymentMethodDetails::Card {
+    let card = |brand: &str, last4: &str, behavior: CardBehavior| PaymentMethodDetails::Card {
         brand: brand.into(),
         last4: last4.into(),
         exp_month: 12,
         exp_year: 2034,
         name: None,
+        behavior,
     };
+    use CardBehavior::*;
     Some(match pm {
-        "pm_card_visa" => (Outcome::Succeed, card("visa", "4242")),
-        "pm_card_mastercard" => (Outcome::Succeed, card("mastercard", "4444")),
-        "pm_card_chargeDeclined" => (Outcome::Decline(Decline::generic()), card("visa", "0002")),
-        "pm_card_chargeDeclinedInsufficientFunds" => {
-            (Outcome::Decline(Decline::insufficient_funds()), card("visa", "9995"))
-        }
+        "pm_card_visa" => (Outcome::Succeed, card("visa", "4242", Normal)),
+        "pm_card_mastercard" => (Outcome::Succeed, card("mastercard", "4444", Normal)),
+        "pm_card_chargeDeclined" => (Outcome::Decline(Decline::generic()), card("visa", "0002", Normal)),
+        "pm_card_chargeDeclinedInsufficientFunds" => (
+            Outcome::Decline(Decline::insufficient_funds()),
+            card("visa", "9995", Normal),
+        ),
+        "pm_card_createDispute" => (Outcome::Succeed, card("visa", "0259", Disputed)),
+        "pm_card_refundFail" => (Outcome::Succeed, card("visa", "5126", RefundsFail)),
+        // A saved card whose charges fail: confirming with it is such a charge.
+        "pm_card_chargeCustomerFail" => (
+            Outcome::Decline(Decline::generic()),
+            card("visa", "0341", FailsAfterAttach),
+        ),
         _ => return None,
     })
 }
 
-/// Outcome of a card number typed into the hosted page (spaces ignored).
+/// Outcome of a card number typed into the hosted page (spaces ignored):
+/// the outcome, the brand and what the card does later.
 /// `Err` carries a message for the payer.
-pub fn outcome_for_card_number(number: &str) -> Result<(Outcome, &'static str), String> {
+pub fn outcome_for_card_number(number: &str) -> Result<(Outcome, &'static str, CardBehavior), String> {
     let digits: String = number.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    use CardBehavior::*;
     match digits.as_str() {
-        "4242424242424242" => Ok((Outcome::Succeed, "visa")),
-        "5555555555554444" => Ok((Outcome::Succeed, "mastercard")),
-        "4000000000000002" => Ok((Outcome::Decline(Decline::generic()), "visa")),
-        "4000000000009995" => Ok((Outcome::Decline(Decline::insufficient_funds()), "visa")),
+        "4242424242424242" => Ok((Outcome::Succeed, "visa", Normal)),
+        "5555555555554444" => Ok((Outcome::Succeed, "mastercard", Normal)),
+        "4000000000000002" => Ok((Outcome::Decline(Decline::generic()), "visa", Normal)),
+        "4000000000009995" => Ok((Outcome::Decline(Decline::insufficient_funds()), "visa", Normal)),
+        "4000000000000259" => Ok((Outcome::Succeed, "visa", Disputed)),
+        "4000000000005126" => Ok((Outcome::Succeed, "visa", RefundsFail)),
+        "4000000000000341" => Ok((Outcome::Succeed, "visa", FailsAfterAttach)),
         d if d.len() < 12 || !d.bytes().all(|b| b.is_ascii_digit()) => Err("Your card number is incomplete.".into()),
         _ => Err("Your card was declined. This sandbox only accepts Stripe test cards, \
                   such as 4242 4242 4242 4242."
@@ -235,15 +280,21 @@ pub fn outcome_for_iban(iban: &str) -> Result<Outcome, String> {
 /// Charges PaymentIntent `pi_id`: creates the charge, updates the intent and
 /// emits the events Stripe sends. `Err` is the decline (the intent is back
 /// to `requires_payment_method` with `last_payment_error` set).
+///
+/// A card that disputes its payments gets a dispute opened a moment later
+/// ([`SandboxOptions::dispute_delay`](crate::SandboxOptions)).
 pub fn attempt(
     st: &mut State,
+    app: &App,
     pi_id: &str,
     method: PaymentMethodDetails,
     outcome: Outcome,
     request: &EventRequest,
-    hook: Option<&str>,
-    public_base_url: &str,
 ) -> Result<(), Decline> {
+    let hook = app.webhook_url();
+    let hook = hook.as_deref();
+    let public_base_url = &app.public_base_url;
+    let disputes = method.behavior() == CardBehavior::Disputed;
     let pm_id = ids::new_id("pm");
     let pi = st
         .payment_intents
@@ -273,8 +324,10 @@ pub fn attempt(
         receipt_url: format!("{public_base_url}receipts/{charge_id}"),
         description: pi.description.clone(),
         metadata: pi.metadata.clone(),
+        refunds: Vec::new(),
+        disputed: false,
     };
-    let charge_json = charge.to_json();
+    let charge_json = charge.to_json(Vec::new());
     st.charges.insert(charge_id.clone(), charge);
     let pi = st.payment_intents.get_mut(pi_id).expect("exists");
     let from_checkout = pi.checkout_session.is_some();
@@ -292,6 +345,9 @@ pub fn attempt(
                 st.emit("charge.updated", charge_json, request, hook);
             }
             st.emit("payment_intent.succeeded", pi_json, request, hook);
+            if disputes {
+                st.schedule(app.options.dispute_delay, Action::OpenDispute { charge: charge_id });
+            }
             Ok(())
         }
         Outcome::Decline(mut decline) => {
@@ -349,7 +405,7 @@ pub fn settle(st: &mut State, pi_id: &str, succeeds: bool, hook: Option<&str>) {
             ..d
         });
     }
-    let (charge_json, pi_json) = (charge.to_json(), pi.to_json());
+    let (charge_json, pi_json) = (charge.to_json(Vec::new()), pi.to_json());
     if succeeds {
         st.emit("charge.succeeded", charge_json, &request, hook);
         st.emit("payment_intent.succeeded", pi_json, &request, hook);
@@ -398,5 +454,16 @@ mod tests {
             Ok(Outcome::Delayed { succeeds: false })
         );
         assert!(outcome_for_test_payment_method("pm_card_bogus").is_none());
+        assert_eq!(
+            outcome_for_card_number("4000 0000 0000 0259").unwrap().2,
+            CardBehavior::Disputed
+        );
+        assert_eq!(
+            outcome_for_test_payment_method("pm_card_refundFail")
+                .unwrap()
+                .1
+                .behavior(),
+            CardBehavior::RefundsFail
+        );
     }
 }

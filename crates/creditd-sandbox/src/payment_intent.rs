@@ -151,16 +151,7 @@ fn confirm(
         .to_owned();
     let (outcome, method) = payment::outcome_for_test_payment_method(&pm)
         .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?;
-    let hook = app.webhook_url();
-    let result = payment::attempt(
-        st,
-        pi_id,
-        method,
-        outcome,
-        request,
-        hook.as_deref(),
-        &app.public_base_url,
-    );
+    let result = payment::attempt(st, app, pi_id, method, outcome, request);
     let pi_json = st.payment_intents[pi_id].to_json();
     match result {
         Ok(()) => Ok(pi_json),

@@ -3,8 +3,9 @@
 //! delivery queue. Snapshotted to JSON after each change when a path is
 //! configured, so `creditd serve` restarts keep sandbox customers.
 //!
-//! New kinds (refunds, disputes, subscriptions, invoices, a test clock) are
-//! new maps here plus a module each; delivery faults act on `deliveries`.
+//! Each kind of object is a map here plus a module of its own; delivery
+//! faults ([`crate::faults`]) act on `deliveries`, timers
+//! ([`crate::timers`]) fire later changes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,11 +17,14 @@ use serde_json::Value;
 use crate::charge::Charge;
 use crate::checkout::CheckoutSession;
 use crate::customer::Customer;
+use crate::dispute::Dispute;
 use crate::event::{Event, EventRequest};
 use crate::ids;
 use crate::payment_intent::PaymentIntent;
 use crate::price::Price;
 use crate::product::Product;
+use crate::refund::Refund;
+use crate::timers::Timer;
 
 /// How long Stripe keeps idempotency keys.
 const IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
@@ -34,16 +38,21 @@ pub struct State {
     pub checkout_sessions: BTreeMap<String, CheckoutSession>,
     pub payment_intents: BTreeMap<String, PaymentIntent>,
     pub charges: BTreeMap<String, Charge>,
+    pub refunds: BTreeMap<String, Refund>,
+    pub disputes: BTreeMap<String, Dispute>,
     /// In creation order (oldest first).
     pub events: Vec<Event>,
     pub idempotency: BTreeMap<String, IdempotentResponse>,
     /// Webhook deliveries not yet acknowledged with a 2xx.
     pub deliveries: Vec<PendingDelivery>,
-    /// Delayed payments (SEPA) waiting to succeed or fail.
+    /// Changes due later (settlements, disputes, refund failures).
+    pub timers: Vec<Timer>,
+    /// Delayed payments from snapshots older than `timers`; moved there at start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub settlements: Vec<PendingSettlement>,
 }
 
-/// A `processing` PaymentIntent and how it will end.
+/// A `processing` PaymentIntent and how it will end (old snapshots only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingSettlement {
     pub payment_intent: String,
@@ -64,12 +73,29 @@ pub struct IdempotentResponse {
 /// One event waiting to be (re)delivered to the webhook endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingDelivery {
+    /// Tells copies of one event apart.
+    #[serde(default = "delivery_id")]
+    pub id: String,
     pub event_id: String,
     pub url: String,
     /// Attempts made so far.
     pub attempts: u32,
     /// Unix milliseconds of the next attempt.
     pub next_attempt_ms: i64,
+    /// Unix milliseconds when the event was queued.
+    #[serde(default)]
+    pub queued_ms: i64,
+    /// Whether delivery faults have been applied (they act once per event).
+    #[serde(default = "already_shaped")]
+    pub shaped: bool,
+}
+
+fn delivery_id() -> String {
+    ids::random_token(16)
+}
+
+fn already_shaped() -> bool {
+    true
 }
 
 impl State {
@@ -84,11 +110,15 @@ impl State {
             pending_webhooks: u32::from(webhook_url.is_some()),
         };
         if let Some(url) = webhook_url {
+            let now_ms = ids::now_unix_ms();
             self.deliveries.push(PendingDelivery {
+                id: delivery_id(),
                 event_id: event.id.clone(),
                 url: url.to_owned(),
                 attempts: 0,
-                next_attempt_ms: 0,
+                next_attempt_ms: now_ms,
+                queued_ms: now_ms,
+                shaped: false,
             });
         }
         self.events.push(event);

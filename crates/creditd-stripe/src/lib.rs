@@ -8,8 +8,8 @@ pub mod event;
 pub mod webhook;
 
 pub use client::{
-    Charge, CheckoutParams, CheckoutSession, PaymentIntent, PaymentIntentParams, PriceInfo, RawEvent, StripeClient,
-    StripeError,
+    Charge, CheckoutParams, CheckoutSession, Dispute, PaymentIntent, PaymentIntentParams, PriceInfo, RawEvent, Refund,
+    RefundParams, StripeClient, StripeError,
 };
 pub use event::{Event, EventParseError};
 pub use webhook::{sign_header, verify, SignatureError};

@@ -25,6 +25,9 @@ pub fn fast_options() -> SandboxOptions {
         ],
         delivery_timeout: Duration::from_secs(5),
         async_settle_delay: Duration::from_millis(300),
+        dispute_delay: Duration::from_millis(100),
+        refund_failure_delay: Duration::from_millis(300),
+        ..SandboxOptions::default()
     }
 }
 
@@ -212,6 +215,54 @@ pub async fn customer_and_price(c: &StripeClient, tag: &str) -> (String, PriceIn
         .await
         .unwrap();
     (cus, price)
+}
+
+/// A succeeded PaymentIntent of `amount` usd paid with test method `pm`;
+/// returns (payment intent id, charge id).
+pub async fn paid_intent(c: &StripeClient, customer: &str, pm: &str, amount: i64, key: &str) -> (String, String) {
+    let pi = c
+        .create_payment_intent(creditd_stripe::PaymentIntentParams {
+            customer: customer.into(),
+            amount,
+            currency: "usd".into(),
+            metadata: vec![],
+            idempotency_key: format!("{key}-create"),
+        })
+        .await
+        .unwrap();
+    let pi = c
+        .confirm_payment_intent(&pi.id, pm, &format!("{key}-confirm"))
+        .await
+        .unwrap();
+    assert_eq!(pi.status, "succeeded");
+    (pi.id, pi.latest_charge.unwrap())
+}
+
+/// Polls `f` until it returns `Some` (up to 10 s).
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Event types recorded by the sandbox whose `data.object.id` is `id`, in order.
+pub async fn event_types_for(sb: &SandboxHandle, id: &str) -> Vec<String> {
+    sb.read(|s| {
+        s.events
+            .iter()
+            .filter(|e| e.object["id"] == id)
+            .map(|e| e.type_.clone())
+            .collect()
+    })
+    .await
 }
 
 pub fn checkout_params(customer: &str, price: &str, key: &str) -> creditd_stripe::CheckoutParams {

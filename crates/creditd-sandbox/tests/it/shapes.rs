@@ -88,9 +88,15 @@ async fn every_object_parses_strictly_and_matches_the_fixture_keys() {
     let list: stripe_types::List<stripe_shared::Event> = strict("list of events", &v);
     assert_eq!(list.data.len(), 3);
     assert!(list.has_more);
-    // Every event's data.object (each a snapshot) parses as its kind too.
-    for ev in &events {
-        let obj: Value = serde_json::from_str::<Value>(&ev.payload_json).unwrap()["data"]["object"].clone();
+    assert_event_objects_parse(&events);
+    sb.shutdown().await;
+}
+
+/// Every event's `data.object` (a snapshot) parses as its kind.
+fn assert_event_objects_parse(events: &[creditd_stripe::RawEvent]) {
+    for ev in events {
+        let whole: Value = serde_json::from_str(&ev.payload_json).unwrap();
+        let obj = whole["data"]["object"].clone();
         match obj["object"].as_str().unwrap() {
             "customer" => drop(strict::<stripe_shared::Customer>(&ev.type_, &obj)),
             "product" => drop(strict::<stripe_shared::Product>(&ev.type_, &obj)),
@@ -98,9 +104,93 @@ async fn every_object_parses_strictly_and_matches_the_fixture_keys() {
             "checkout.session" => drop(strict::<stripe_shared::CheckoutSession>(&ev.type_, &obj)),
             "payment_intent" => drop(strict::<stripe_shared::PaymentIntent>(&ev.type_, &obj)),
             "charge" => drop(strict::<stripe_shared::Charge>(&ev.type_, &obj)),
+            "refund" => drop(strict::<stripe_shared::Refund>(&ev.type_, &obj)),
+            "dispute" => drop(strict::<stripe_shared::Dispute>(&ev.type_, &obj)),
             other => panic!("unexpected object kind {other} in {}", ev.type_),
         }
     }
+}
+
+#[tokio::test]
+async fn refunds_and_disputes_parse_strictly_and_match_the_fixture_keys() {
+    let sb = sandbox(None).await;
+    let c = client(&sb);
+    let (cus, _) = customer_and_price(&c, "shapes-money-back").await;
+    let (_, refunded) = paid_intent(&c, &cus, "pm_card_visa", 1000, "shapes-re").await;
+    let refund = c
+        .create_refund(creditd_stripe::RefundParams {
+            payment_intent: None,
+            charge: Some(refunded.clone()),
+            amount: Some(250),
+            idempotency_key: "shapes-re-1".into(),
+        })
+        .await
+        .unwrap();
+    let (_, pending) = paid_intent(&c, &cus, "pm_card_refundFail", 700, "shapes-re-fail").await;
+    c.create_refund(creditd_stripe::RefundParams {
+        payment_intent: None,
+        charge: Some(pending.clone()),
+        amount: None,
+        idempotency_key: "shapes-re-2".into(),
+    })
+    .await
+    .unwrap();
+    let (_, disputed) = paid_intent(&c, &cus, "pm_card_createDispute", 1200, "shapes-dp").await;
+    let dispute = eventually("the dispute", || async {
+        c.list_disputes_for_charge(&disputed).await.unwrap().into_iter().next()
+    })
+    .await;
+    c.update_dispute_evidence(&dispute.id, "winning_evidence", true)
+        .await
+        .unwrap();
+    // Let the refund of the failing card fail too.
+    eventually("the failed refund", || async {
+        let (_, list) = get_json(&sb, &format!("v1/refunds?charge={pending}")).await;
+        (list["data"][0]["status"] == "failed").then_some(())
+    })
+    .await;
+
+    let (_, v) = get_json(&sb, &format!("v1/refunds/{}", refund.id)).await;
+    assert_has_fixture_keys("refund", &v);
+    let _: stripe_shared::Refund = strict("refund", &v);
+    let (_, v) = get_json(&sb, &format!("v1/charges/{refunded}")).await;
+    assert_has_fixture_keys("charge", &v);
+    let parsed: stripe_shared::Charge = strict("charge with refunds", &v);
+    assert_eq!(parsed.refunds.expect("refunds list").data.len(), 1);
+    let (_, v) = get_json(&sb, &format!("v1/disputes/{}", dispute.id)).await;
+    assert_has_fixture_keys("dispute", &v);
+    let parsed: stripe_shared::Dispute = strict("dispute", &v);
+    assert_eq!(parsed.balance_transactions.len(), 2);
+    let txn = &v["balance_transactions"][0];
+    assert_has_fixture_keys("balance_transaction", txn);
+    let (_, v) = get_json(&sb, "v1/refunds?limit=100").await;
+    let list: stripe_types::List<stripe_shared::Refund> = strict("list of refunds", &v);
+    assert_eq!(list.data.len(), 2);
+    let (_, v) = get_json(&sb, "v1/disputes").await;
+    let list: stripe_types::List<stripe_shared::Dispute> = strict("list of disputes", &v);
+    assert_eq!(list.data.len(), 1);
+    let (events, _) = c.list_events(None, None, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.type_.as_str()).collect();
+    for t in [
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.refunded",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
+    ] {
+        assert!(types.contains(&t), "no {t} in {types:?}");
+    }
+    assert_event_objects_parse(&events);
+    // The client's own filter.
+    let (only, _) = c
+        .list_events_of_types(None, None, 100, &["charge.dispute.*"])
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 5, "{only:?}");
     sb.shutdown().await;
 }
 

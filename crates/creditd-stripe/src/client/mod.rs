@@ -4,6 +4,7 @@
 //! base URL differs.
 
 mod error;
+mod refunds;
 mod types;
 
 use std::collections::HashMap;
@@ -22,7 +23,10 @@ use stripe_shared::CheckoutSessionMode;
 use stripe_types::{Currency, Expandable, Object, RangeQueryTs};
 
 pub use error::StripeError;
-pub use types::{Charge, CheckoutParams, CheckoutSession, PaymentIntent, PaymentIntentParams, PriceInfo, RawEvent};
+pub use types::{
+    Charge, CheckoutParams, CheckoutSession, Dispute, PaymentIntent, PaymentIntentParams, PriceInfo, RawEvent, Refund,
+    RefundParams,
+};
 
 /// Connection to Stripe (or the sandbox). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -207,6 +211,10 @@ impl StripeClient {
             receipt_url: ch.receipt_url,
             payment_intent: ch.payment_intent.as_ref().map(expandable_id),
             status: ch.status.as_str().to_owned(),
+            refunded: ch.refunded,
+            disputed: ch.disputed,
+            currency: ch.currency.to_string(),
+            customer: ch.customer.as_ref().map(expandable_id),
         })
     }
 
@@ -218,7 +226,22 @@ impl StripeClient {
         starting_after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<RawEvent>, bool), StripeError> {
+        self.list_events_of_types(created_gte, starting_after, limit, &[]).await
+    }
+
+    /// [`Self::list_events`] for some event types only (`types[]`; empty:
+    /// all). Stripe accepts up to 20 types and `*` wildcards (`charge.*`).
+    pub async fn list_events_of_types(
+        &self,
+        created_gte: Option<i64>,
+        starting_after: Option<&str>,
+        limit: i64,
+        types: &[&str],
+    ) -> Result<(Vec<RawEvent>, bool), StripeError> {
         let mut req = ListEvent::new().limit(limit);
+        if !types.is_empty() {
+            req = req.types(types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>());
+        }
         if let Some(gte) = created_gte {
             req = req.created(RangeQueryTs::gte(gte));
         }

@@ -77,17 +77,74 @@ pub struct PaymentIntent {
     pub metadata: Vec<(String, String)>,
 }
 
-/// A Charge.
+/// A Charge. Stripe's charge does not name its dispute: see
+/// [`crate::StripeClient::list_disputes_for_charge`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
     pub id: String,
     pub amount: i64,
-    /// Cumulative over all refunds.
+    /// Cumulative over all pending and succeeded refunds.
     pub amount_refunded: i64,
     pub receipt_url: Option<String>,
     pub payment_intent: Option<String>,
     /// `succeeded`, `pending` or `failed`.
     pub status: String,
+    /// Fully refunded (`amount_refunded == amount`).
+    pub refunded: bool,
+    /// A dispute was opened on it (stays true once the dispute is closed).
+    pub disputed: bool,
+    pub currency: String,
+    pub customer: Option<String>,
+}
+
+/// What to refund: a charge, or the successful charge of a PaymentIntent
+/// (give one of them, or both if they match).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundParams {
+    pub payment_intent: Option<String>,
+    pub charge: Option<String>,
+    /// Minor units; `None` refunds whatever is left.
+    pub amount: Option<i64>,
+    pub idempotency_key: String,
+}
+
+/// A Refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
+    pub status: String,
+    pub charge: Option<String>,
+    pub payment_intent: Option<String>,
+    /// Why a `failed` refund failed (`declined`, `expired_or_canceled_card`…).
+    pub failure_reason: Option<String>,
+    pub created: i64,
+}
+
+/// A Dispute (chargeback) on a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    pub id: String,
+    /// Disputed amount, minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// `needs_response`, `under_review`, `won`, `lost`, `warning_needs_response`,
+    /// `warning_under_review`, `warning_closed` or `prevented`.
+    pub status: String,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// `fraudulent`, `product_not_received`, `general`, …
+    pub reason: String,
+    pub created: i64,
+}
+
+impl Dispute {
+    /// Whether the dispute is over (`won`, `lost`, `warning_closed`, `prevented`).
+    pub fn is_closed(&self) -> bool {
+        ["won", "lost", "warning_closed", "prevented"].contains(&self.status.as_str())
+    }
 }
 
 /// An event from the events API, kept as JSON for lenient parsing
