@@ -70,6 +70,7 @@ impl TestApp {
             ],
             delivery_timeout: Duration::from_secs(10),
             async_settle_delay: Duration::from_millis(300),
+            ..SandboxOptions::default()
         };
         let sandbox = creditd_sandbox::start_with(
             SandboxConfig {
