@@ -1,6 +1,8 @@
-//! Checkout Sessions (mode `payment`): create, retrieve (with
-//! `expand[]=line_items`), list line items, expire. Paying happens on the
-//! hosted page ([`crate::hosted`]).
+//! Checkout Sessions (mode `payment` or `subscription`): create, retrieve
+//! (with `expand[]=line_items`), list line items, expire. Paying happens on
+//! the hosted page ([`crate::hosted`]); in `subscription` mode that starts
+//! a subscription ([`crate::subscription`]) and the session names it and
+//! its first invoice.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +76,21 @@ pub struct CheckoutSession {
     /// Set on completion from the hosted form.
     pub payer_name: Option<String>,
     pub payment_method_types: Vec<String>,
+    /// `payment` or `subscription`.
+    #[serde(default = "payment_mode")]
+    pub mode: String,
+    /// Subscription mode: the subscription and its first invoice.
+    #[serde(default)]
+    pub subscription: Option<String>,
+    #[serde(default)]
+    pub invoice: Option<String>,
+    /// `subscription_data[metadata]`: put on the subscription.
+    #[serde(default)]
+    pub subscription_metadata: BTreeMap<String, String>,
+}
+
+fn payment_mode() -> String {
+    "payment".into()
 }
 
 impl CheckoutSession {
@@ -146,7 +163,7 @@ impl CheckoutSession {
             "discounts": [],
             "expires_at": self.expires_at,
             "integration_identifier": null,
-            "invoice": null,
+            "invoice": self.invoice,
             "invoice_creation": {
                 "enabled": false,
                 "invoice_data": {
@@ -163,7 +180,7 @@ impl CheckoutSession {
             "locale": null,
             "managed_payments": null,
             "metadata": self.metadata,
-            "mode": "payment",
+            "mode": self.mode,
             "origin_context": null,
             "payment_intent": self.payment_intent,
             "payment_link": null,
@@ -182,7 +199,7 @@ impl CheckoutSession {
             "shipping_options": [],
             "status": self.status,
             "submit_type": null,
-            "subscription": null,
+            "subscription": self.subscription,
             "success_url": self.success_url,
             "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
             "ui_mode": "hosted",
@@ -207,22 +224,24 @@ const CREATE_PARAMS: &[&str] = &[
     "cancel_url",
     "expires_at",
     "payment_method_types",
+    "subscription_data",
 ];
 
 /// `POST /v1/checkout/sessions`
 pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Json<Value>, ApiError> {
     let p = &req.params;
     p.allow_only(CREATE_PARAMS)?;
-    match p.str("mode") {
-        Some("payment") => {}
+    let mode = match p.str("mode") {
+        Some(m @ ("payment" | "subscription")) => m.to_owned(),
         Some(other) => {
             return Err(ApiError::invalid(
-                format!("The sandbox supports only mode=payment for now, not `{other}`."),
+                format!("The sandbox supports mode=payment and mode=subscription, not `{other}`."),
                 Some("mode"),
             ))
         }
         None => return Err(ApiError::missing_param("mode")),
-    }
+    };
+    let subscription_mode = mode == "subscription";
     let success_url = p.str("success_url").map(str::to_owned);
     let mut st = app.state.lock().await;
     let customer = match p.str("customer") {
@@ -249,7 +268,13 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
             .get(price_id)
             .ok_or_else(|| ApiError::no_such("price", price_id, &format!("line_items[{i}][price]")))?
             .clone();
-        if price.recurring.is_some() {
+        if subscription_mode && price.recurring.is_none() {
+            return Err(ApiError::invalid(
+                "You must provide at least one recurring price in `subscription` mode when using prices.",
+                Some(&format!("line_items[{i}][price]")),
+            ));
+        }
+        if !subscription_mode && price.recurring.is_some() {
             return Err(ApiError::invalid(
                 "You specified `payment` mode but passed a recurring price. Either switch to `subscription` \
                  mode or use only one-time prices.",
@@ -275,6 +300,12 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
             quantity: quantity as u64,
         });
     }
+    if subscription_mode && line_items.len() > 1 {
+        return Err(ApiError::invalid(
+            "The sandbox supports one line item in subscription mode.",
+            Some("line_items"),
+        ));
+    }
     let currency = line_items[0].price.currency.clone();
     if line_items.iter().any(|li| li.price.currency != currency) {
         return Err(ApiError::invalid(
@@ -282,7 +313,7 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
             Some("line_items"),
         ));
     }
-    let now = ids::now_unix();
+    let now = st.now();
     let id = ids::new_checkout_session_id();
     let session = CheckoutSession {
         url: app.public_url(&format!("pay/{id}")),
@@ -301,7 +332,24 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
         payment_status: "unpaid".into(),
         payment_intent: None,
         payer_name: None,
-        payment_method_types: vec!["card".into(), "sepa_debit".into()],
+        payment_method_types: if subscription_mode {
+            vec!["card".into()]
+        } else {
+            vec!["card".into(), "sepa_debit".into()]
+        },
+        mode,
+        subscription: None,
+        invoice: None,
+        subscription_metadata: match p.map("subscription_data") {
+            Some(data) if subscription_mode => data.metadata("metadata")?,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "subscription_data can only be used in subscription mode.",
+                    Some("subscription_data"),
+                ))
+            }
+            None => BTreeMap::new(),
+        },
     };
     let body = session.to_json(p.expand().iter().any(|e| e == "line_items"));
     st.checkout_sessions.insert(id, session);

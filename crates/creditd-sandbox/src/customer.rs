@@ -68,8 +68,12 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
         description: p.str("description").map(str::to_owned),
         metadata: p.metadata("metadata")?,
     };
-    let body = customer.to_json();
     let mut st = app.state.lock().await;
+    let customer = Customer {
+        created: st.now(),
+        ..customer
+    };
+    let body = customer.to_json();
     st.customers.insert(customer.id.clone(), customer);
     st.emit(
         "customer.created",

@@ -172,6 +172,7 @@ impl SandboxState {
 /// The cardholder disputes what is left of a succeeded charge:
 /// `charge.dispute.created` and `charge.dispute.funds_withdrawn`.
 pub fn open(st: &mut SandboxState, charge_id: &str, hook: Option<&str>) {
+    let now = st.now();
     let Some(charge) = st.charges.get_mut(charge_id) else {
         return;
     };
@@ -180,7 +181,6 @@ pub fn open(st: &mut SandboxState, charge_id: &str, hook: Option<&str>) {
         return;
     }
     charge.disputed = true;
-    let now = ids::now_unix();
     let card_brand = match &charge.method {
         crate::payment::PaymentMethodDetails::Card { brand, .. } => brand.clone(),
         crate::payment::PaymentMethodDetails::SepaDebit { .. } => "visa".into(),
@@ -214,12 +214,13 @@ pub fn open(st: &mut SandboxState, charge_id: &str, hook: Option<&str>) {
 
 /// Closes a dispute `won` or `lost` with Stripe's events.
 fn close(st: &mut SandboxState, id: &str, won: bool, request: &EventRequest, hook: Option<&str>) {
+    let now = st.now();
     let d = st.disputes.get_mut(id).expect("caller checked");
     d.status = if won { "won" } else { "lost" }.into();
     if won {
         d.transactions.push(DisputeTransaction {
             id: ids::new_id("txn"),
-            created: ids::now_unix(),
+            created: now,
             amount: d.amount,
         });
     }

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 
 use crate::app::{ApiRequest, SharedApp};
 use crate::error::ApiError;
-use crate::ids;
 use crate::params::parse_int;
 
 /// How long Stripe's events API keeps events.
@@ -124,8 +123,8 @@ pub async fn list(State(app): State<SharedApp>, req: ApiRequest) -> Result<Json<
                 None => pat == t,
             })
     };
-    let oldest = ids::now_unix() - RETENTION_S;
     let st = app.state.lock().await;
+    let oldest = st.now() - RETENTION_S;
     // Newest first; events within one second keep their creation order.
     let matching: Vec<&crate::event::Event> = st
         .events

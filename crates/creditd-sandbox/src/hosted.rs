@@ -15,12 +15,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::app::SharedApp;
+use crate::app::{App, SharedApp};
 use crate::checkout::CheckoutSession;
+use crate::customer::Customer;
 use crate::event::EventRequest;
 use crate::ids;
 use crate::payment::{self, Outcome, PaymentMethodDetails};
 use crate::payment_intent::PaymentIntent;
+use crate::state::State as SandboxState;
+use crate::subscription::{self, CheckoutPurchase};
 use crate::timers::Action;
 
 pub fn escape(s: &str) -> String {
@@ -211,6 +214,13 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
         id: Some(ids::new_id("req")),
         idempotency_key: None,
     };
+    if session.mode == "subscription" {
+        let response = subscribe(&app, &mut st, &id, method, outcome, &request);
+        if let Err(e) = app.commit(&st).await {
+            return e.into_response();
+        }
+        return response;
+    }
     // The PaymentIntent is created at the first attempt and reused after a decline.
     let pi_id = match &session.payment_intent {
         Some(pi) => pi.clone(),
@@ -222,6 +232,7 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
                 Default::default(),
             );
             pi.checkout_session = Some(id.clone());
+            pi.created = st.now();
             pi.payment_method_types = session.payment_method_types.clone();
             let pi_id = pi.id.clone();
             st.emit("payment_intent.created", pi.to_json(), &request, hook.as_deref());
@@ -269,4 +280,78 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
         return e.into_response();
     }
     response
+}
+
+/// Pays a `subscription` session: starts its subscription and pays the
+/// first invoice (after a decline, a new card retries the same invoice).
+fn subscribe(
+    app: &App,
+    st: &mut SandboxState,
+    id: &str,
+    method: PaymentMethodDetails,
+    outcome: Outcome,
+    request: &EventRequest,
+) -> Response {
+    let session = st.checkout_sessions[id].clone();
+    if method.type_name() != "card" {
+        let page = checkout_page(&session, Some("This subscription can only be paid by card."));
+        return (StatusCode::BAD_REQUEST, Html(page)).into_response();
+    }
+    let hook = app.webhook_url();
+    // Stripe creates the customer of a subscription when none was given.
+    let customer = match &session.customer {
+        Some(c) => c.clone(),
+        None => {
+            let c = Customer {
+                id: ids::new_id("cus"),
+                created: st.now(),
+                email: session.customer_email.clone(),
+                name: method.holder_name().map(str::to_owned),
+                description: None,
+                metadata: Default::default(),
+            };
+            st.emit("customer.created", c.to_json(), request, hook.as_deref());
+            let cid = c.id.clone();
+            st.customers.insert(cid.clone(), c);
+            st.checkout_sessions.get_mut(id).expect("exists").customer = Some(cid.clone());
+            cid
+        }
+    };
+    let item = &session.line_items[0];
+    let purchase = CheckoutPurchase {
+        customer,
+        price: item.price.clone(),
+        quantity: item.quantity,
+        product_name: item.description.clone(),
+        metadata: session.subscription_metadata.clone(),
+    };
+    let payer_name = method.holder_name().map(str::to_owned);
+    let (sub_id, invoice_id, result) = subscription::start_from_checkout(
+        st,
+        app,
+        session.subscription.clone(),
+        purchase,
+        method,
+        outcome,
+        request,
+    );
+    let s = st.checkout_sessions.get_mut(id).expect("exists");
+    s.subscription = Some(sub_id);
+    s.invoice = Some(invoice_id);
+    if let Err(decline) = result {
+        return (
+            StatusCode::PAYMENT_REQUIRED,
+            Html(checkout_page(s, Some(&decline.message))),
+        )
+            .into_response();
+    }
+    s.status = "complete".into();
+    s.payment_status = "paid".into();
+    s.payer_name = payer_name;
+    let (json, redirect) = (s.to_json(false), s.success_redirect());
+    st.emit("checkout.session.completed", json, request, hook.as_deref());
+    match redirect {
+        Some(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+        None => Html(page("Subscribed", "<h1>Thanks, your subscription is active.</h1>")).into_response(),
+    }
 }

@@ -13,7 +13,10 @@ use crate::app::{SharedApp, MAX_BODY_BYTES};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::IdempotentResponse;
-use crate::{admin, charge, checkout, customer, dispute, event, hosted, ids, payment_intent, price, product, refund};
+use crate::{
+    admin, charge, checkout, customer, dispute, event, hosted, ids, invoice, payment_intent, portal, price, product,
+    refund, subscription_api,
+};
 
 pub fn router(app: SharedApp) -> Router {
     let api = Router::new()
@@ -40,7 +43,20 @@ pub fn router(app: SharedApp) -> Router {
         .route("/v1/disputes", get(dispute::list))
         .route("/v1/disputes/{id}", get(dispute::retrieve).post(dispute::update))
         .route("/v1/disputes/{id}/close", post(dispute::close_handler))
+        .route("/v1/subscriptions", get(subscription_api::list))
+        .route(
+            "/v1/subscriptions/{id}",
+            get(subscription_api::retrieve)
+                .post(subscription_api::update)
+                .delete(subscription_api::cancel),
+        )
+        .route("/v1/invoices", get(invoice::list))
+        .route("/v1/invoices/{id}", get(invoice::retrieve))
+        .route("/v1/invoices/{id}/pay", post(invoice::pay_handler))
+        .route("/v1/billing_portal/sessions", post(portal::create))
         .route("/_sandbox/faults", get(admin::get_faults).post(admin::set_faults))
+        .route("/_sandbox/clock", get(admin::get_clock))
+        .route("/_sandbox/clock/advance", post(admin::advance_clock))
         .route("/v1/events", get(event::list))
         .route("/v1/events/{id}", get(event::retrieve))
         .fallback(unknown_route)
@@ -49,6 +65,8 @@ pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/pay/{id}", get(hosted::show).post(hosted::submit))
         .route("/receipts/{id}", get(charge::receipt_page))
+        .route("/portal/{id}", get(portal::show))
+        .route("/portal/{id}/{action}", post(portal::act))
         .merge(api)
         .layer(middleware::from_fn(stripe_version))
         .with_state(app)

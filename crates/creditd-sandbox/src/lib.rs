@@ -10,11 +10,19 @@
 //! `pm_card_chargeDeclinedInsufficientFunds` are declined;
 //! 4000 0000 0000 0259 / `pm_card_createDispute` pays, then is disputed;
 //! 4000 0000 0000 5126 / `pm_card_refundFail` pays, but its refunds stay
-//! `pending` and then fail.
+//! `pending` and then fail; 4000 0000 0000 0341 / `pm_card_chargeCustomerFail`
+//! pays when entered on the hosted page, but later charges of the saved card
+//! (renewals) fail.
+//!
+//! Subscriptions renew on the sandbox clock, which tests and operators move
+//! forward with [`SandboxHandle::advance_clock`] or
+//! `POST /_sandbox/clock/advance` (one clock for the whole sandbox rather
+//! than Stripe's per-customer test clocks).
 //!
 //! Sandbox extensions beyond Stripe's API: `POST
-//! /v1/test_helpers/refunds/{id}/fail` and the admin API in `admin.rs`
-//! (`/_sandbox/faults`).
+//! /v1/test_helpers/refunds/{id}/fail`, the billing portal page at
+//! `/portal/{bps_…}`, and the admin API in `admin.rs` (`/_sandbox/faults`,
+//! `/_sandbox/clock`).
 //!
 //! creditd talks to it with the same client as to Stripe: only the base URL
 //! differs.
@@ -25,6 +33,7 @@ mod admin;
 mod app;
 mod charge;
 mod checkout;
+mod clock;
 mod customer;
 mod delivery;
 mod dispute;
@@ -34,14 +43,19 @@ mod faults;
 mod hosted;
 mod http;
 mod ids;
+mod invoice;
 mod list;
 mod params;
 mod payment;
 mod payment_intent;
+mod portal;
 mod price;
 mod product;
 mod refund;
+mod renewal;
 mod state;
+mod subscription;
+mod subscription_api;
 mod timers;
 
 use std::net::SocketAddr;
@@ -233,6 +247,20 @@ impl SandboxHandle {
     /// duplicated, dropped…).
     pub fn delivery_stats(&self) -> DeliveryStats {
         self.app.faults.lock().expect("faults lock").stats
+    }
+
+    /// Unix seconds on the sandbox clock.
+    pub async fn now(&self) -> i64 {
+        self.read(|s| s.now()).await
+    }
+
+    /// Moves the sandbox clock `seconds` forward (0 to ten years) and runs
+    /// every renewal, payment retry and period end it passes, in order.
+    /// Returns the new time.
+    pub async fn advance_clock(&self, seconds: i64) -> anyhow::Result<i64> {
+        admin::advance(&self.app, seconds)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))
     }
 
     /// Stops serving, delivering and firing timers; waits for all three.

@@ -242,6 +242,26 @@ pub fn outcome_for_test_payment_method(pm: &str) -> Option<(Outcome, PaymentMeth
     })
 }
 
+/// A test payment method token as a card saved for later charges
+/// (subscriptions): a token that declines becomes a saved card whose
+/// charges fail.
+pub fn saved_method_for_token(pm: &str) -> Option<PaymentMethodDetails> {
+    let (outcome, mut method) = outcome_for_test_payment_method(pm)?;
+    if let (Outcome::Decline(_), PaymentMethodDetails::Card { behavior, .. }) = (&outcome, &mut method) {
+        *behavior = CardBehavior::FailsAfterAttach;
+    }
+    Some(method)
+}
+
+/// What charging a saved payment method without the payer (a renewal, a
+/// retry) does.
+pub fn saved_method_outcome(method: &PaymentMethodDetails) -> Outcome {
+    match method.behavior() {
+        CardBehavior::FailsAfterAttach => Outcome::Decline(Decline::generic()),
+        _ => Outcome::Succeed,
+    }
+}
+
 /// Outcome of a card number typed into the hosted page (spaces ignored):
 /// the outcome, the brand and what the card does later.
 /// `Err` carries a message for the payer.
@@ -302,6 +322,7 @@ pub fn attempt(
         .expect("caller checked the intent exists")
         .clone();
     let charge_id = ids::new_id("ch");
+    let now = st.now();
     let (status, failure) = match &outcome {
         Outcome::Succeed => ("succeeded", None),
         Outcome::Decline(d) => ("failed", Some(d.clone())),
@@ -309,7 +330,7 @@ pub fn attempt(
     };
     let charge = Charge {
         id: charge_id.clone(),
-        created: ids::now_unix(),
+        created: now,
         amount: pi.amount,
         amount_refunded: 0,
         currency: pi.currency.clone(),

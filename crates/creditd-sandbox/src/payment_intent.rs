@@ -193,6 +193,7 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
         c => c.map(str::to_owned),
     };
     let mut pi = PaymentIntent::new(amount, &currency, customer, p.metadata("metadata")?);
+    pi.created = st.now();
     pi.description = p.str("description").map(str::to_owned);
     if let Some(pm) = p.str("payment_method") {
         pi.payment_method = Some(pm.to_owned());

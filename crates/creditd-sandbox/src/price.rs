@@ -144,7 +144,7 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
         .or(p.str("product").map(str::to_owned));
     let price = Price {
         id: ids::new_id("price"),
-        created: ids::now_unix(),
+        created: st.now(),
         product: product_id.expect("product id chosen above"),
         currency,
         unit_amount,
@@ -155,7 +155,8 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
         metadata: p.metadata("metadata")?,
     };
     let hook = app.webhook_url();
-    if let Some(product) = new_product {
+    if let Some(mut product) = new_product {
+        product.created = st.now();
         st.emit("product.created", product.to_json(), &req.request, hook.as_deref());
         st.products.insert(product.id.clone(), product);
     }

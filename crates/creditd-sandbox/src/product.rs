@@ -66,9 +66,10 @@ impl Product {
 /// `POST /v1/products`
 pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Json<Value>, ApiError> {
     req.params.allow_only(&["name", "description", "active", "metadata"])?;
-    let product = Product::from_params(&req.params)?;
-    let body = product.to_json();
+    let mut product = Product::from_params(&req.params)?;
     let mut st = app.state.lock().await;
+    product.created = st.now();
+    let body = product.to_json();
     st.products.insert(product.id.clone(), product);
     st.emit(
         "product.created",

@@ -219,11 +219,12 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
     let amount = check_refundable(&st, &charge_id, p.i64("amount")?)?;
     let hook = app.webhook_url();
     let hook = hook.as_deref();
+    let now = st.now();
     let charge = st.charges.get_mut(&charge_id).expect("checked above");
     let fails = charge.method.behavior() == CardBehavior::RefundsFail;
     let mut refund = Refund {
         id: ids::new_id("re"),
-        created: ids::now_unix(),
+        created: now,
         amount,
         currency: charge.currency.clone(),
         charge: charge_id.clone(),

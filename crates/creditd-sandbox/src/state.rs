@@ -20,10 +20,13 @@ use crate::customer::Customer;
 use crate::dispute::Dispute;
 use crate::event::{Event, EventRequest};
 use crate::ids;
+use crate::invoice::Invoice;
 use crate::payment_intent::PaymentIntent;
+use crate::portal::PortalSession;
 use crate::price::Price;
 use crate::product::Product;
 use crate::refund::Refund;
+use crate::subscription::Subscription;
 use crate::timers::Timer;
 
 /// How long Stripe keeps idempotency keys.
@@ -40,6 +43,11 @@ pub struct State {
     pub charges: BTreeMap<String, Charge>,
     pub refunds: BTreeMap<String, Refund>,
     pub disputes: BTreeMap<String, Dispute>,
+    pub subscriptions: BTreeMap<String, Subscription>,
+    pub invoices: BTreeMap<String, Invoice>,
+    pub portal_sessions: BTreeMap<String, PortalSession>,
+    /// Seconds the sandbox clock is ahead of the wall clock ([`crate::clock`]).
+    pub clock_offset_s: i64,
     /// In creation order (oldest first).
     pub events: Vec<Event>,
     pub idempotency: BTreeMap<String, IdempotentResponse>,
@@ -104,7 +112,7 @@ impl State {
         let event = Event {
             id: ids::new_id("evt"),
             type_: type_.to_owned(),
-            created: ids::now_unix(),
+            created: self.now(),
             object,
             request: request.clone(),
             pending_webhooks: u32::from(webhook_url.is_some()),

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::app::SharedApp;
 use crate::event::EventRequest;
 use crate::state::State;
-use crate::{dispute, ids, payment, refund};
+use crate::{dispute, ids, payment, refund, renewal};
 
 /// What a timer does when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,11 +78,13 @@ pub async fn fire_due(app: &SharedApp) -> Option<i64> {
         .into_iter()
         .partition(|t| t.due_ms <= now_ms);
     st.timers = later;
-    if !due.is_empty() {
-        let hook = app.webhook_url();
-        for t in &due {
-            fire(&mut st, &t.action, hook.as_deref());
-        }
+    let hook = app.webhook_url();
+    for t in &due {
+        fire(&mut st, &t.action, hook.as_deref());
+    }
+    // Renewals also fall due as wall-clock time passes.
+    let renewed = renewal::run_due(&mut st, app);
+    if !due.is_empty() || renewed {
         if let Err(e) = app.commit(&st).await {
             tracing::error!(error = ?e.message, "saving sandbox state after timers");
         }
@@ -93,9 +95,10 @@ pub async fn fire_due(app: &SharedApp) -> Option<i64> {
 /// Runs until `shutdown` flips to true.
 pub async fn run(app: SharedApp, mut shutdown: watch::Receiver<bool>) {
     loop {
+        // Wake at least every minute to notice period ends.
         let sleep = match fire_due(&app).await {
-            Some(at) => Duration::from_millis((at - ids::now_unix_ms()).max(0) as u64),
-            None => Duration::from_secs(3600),
+            Some(at) => Duration::from_millis((at - ids::now_unix_ms()).clamp(0, 60_000) as u64),
+            None => Duration::from_secs(60),
         };
         tokio::select! {
             _ = app.timer_wakeup.notified() => {}

@@ -8,8 +8,9 @@ pub mod event;
 pub mod webhook;
 
 pub use client::{
-    Charge, CheckoutParams, CheckoutSession, Dispute, PaymentIntent, PaymentIntentParams, PriceInfo, RawEvent, Refund,
-    RefundParams, StripeClient, StripeError,
+    BillingPortalSession, Charge, CheckoutParams, CheckoutSession, Dispute, Invoice, PaymentIntent,
+    PaymentIntentParams, PriceInfo, Proration, RawEvent, Refund, RefundParams, StripeClient, StripeError, Subscription,
+    SubscriptionCheckoutParams,
 };
 pub use event::{Event, EventParseError};
 pub use webhook::{sign_header, verify, SignatureError};

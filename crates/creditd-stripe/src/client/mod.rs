@@ -3,6 +3,7 @@
 //! The same code talks to real Stripe and to the built-in sandbox: only the
 //! base URL differs.
 
+mod billing;
 mod error;
 mod refunds;
 mod types;
@@ -24,8 +25,9 @@ use stripe_types::{Currency, Expandable, Object, RangeQueryTs};
 
 pub use error::StripeError;
 pub use types::{
-    Charge, CheckoutParams, CheckoutSession, Dispute, PaymentIntent, PaymentIntentParams, PriceInfo, RawEvent, Refund,
-    RefundParams,
+    BillingPortalSession, Charge, CheckoutParams, CheckoutSession, Dispute, Invoice, PaymentIntent,
+    PaymentIntentParams, PriceInfo, Proration, RawEvent, Refund, RefundParams, Subscription,
+    SubscriptionCheckoutParams,
 };
 
 /// Connection to Stripe (or the sandbox). Cheap to clone.
@@ -254,6 +256,11 @@ impl StripeClient {
     }
 }
 
+/// Invoice ids are optional in async-stripe (previews have none).
+fn invoice_id(e: &Expandable<stripe_shared::Invoice>) -> Option<String> {
+    e.id().as_ref().map(|id| id.to_string())
+}
+
 fn currency_of(code: &str) -> Currency {
     // Infallible: unknown codes become `Currency::Unknown` and Stripe rejects them.
     Currency::from_str(&code.to_ascii_lowercase()).unwrap_or_else(|never| match never {})
@@ -265,6 +272,7 @@ fn price_info(price: stripe_shared::Price) -> PriceInfo {
         id: price.id.to_string(),
         unit_amount: price.unit_amount,
         currency: price.currency.to_string(),
+        interval: price.recurring.as_ref().map(|r| r.interval.as_str().to_owned()),
         recurring: price.recurring.is_some(),
         active: price.active,
     }
@@ -292,6 +300,9 @@ fn checkout_session(s: stripe_shared::CheckoutSession) -> CheckoutSession {
         client_reference_id: s.client_reference_id,
         metadata: sorted(s.metadata),
         line_items,
+        mode: s.mode.as_str().to_owned(),
+        subscription: s.subscription.as_ref().map(expandable_id),
+        invoice: s.invoice.as_ref().and_then(invoice_id),
     }
 }
 

@@ -11,6 +11,8 @@ pub struct PriceInfo {
     pub currency: String,
     /// `true` for subscription prices; packages accept only one-time prices.
     pub recurring: bool,
+    /// `day`, `week`, `month` or `year` for recurring prices.
+    pub interval: Option<String>,
     pub product: String,
     pub active: bool,
 }
@@ -49,6 +51,11 @@ pub struct CheckoutSession {
     pub metadata: Vec<(String, String)>,
     /// `(price id, quantity)`; empty unless retrieved with line items.
     pub line_items: Vec<(String, u64)>,
+    /// `payment` or `subscription`.
+    pub mode: String,
+    /// Subscription mode, once paid: the subscription and its first invoice.
+    pub subscription: Option<String>,
+    pub invoice: Option<String>,
 }
 
 /// What to put in a PaymentIntent.
@@ -155,4 +162,90 @@ pub struct RawEvent {
     pub type_: String,
     pub created: i64,
     pub payload_json: String,
+}
+
+/// What to put in a Checkout Session in `subscription` mode (one recurring price).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionCheckoutParams {
+    /// `cus_…`
+    pub customer: String,
+    /// A recurring `price_…`.
+    pub price: String,
+    /// May contain `{CHECKOUT_SESSION_ID}`, which Stripe fills in.
+    pub success_url: String,
+    pub cancel_url: String,
+    pub client_reference_id: Option<String>,
+    /// Put on the session and on the subscription it creates.
+    pub metadata: Vec<(String, String)>,
+    pub idempotency_key: String,
+}
+
+/// A Subscription (creditd uses one item per subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: String,
+    /// `incomplete`, `active`, `past_due`, `unpaid`, `canceled`, …
+    pub status: String,
+    pub customer: String,
+    /// The first item's price.
+    pub price: String,
+    /// The first item's id (`si_…`).
+    pub item: String,
+    /// From the first item: since API 2025-03-31 periods live on items.
+    pub current_period_start: i64,
+    pub current_period_end: i64,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub latest_invoice: Option<String>,
+    /// Sorted by key.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// How a price change is billed (Stripe's `proration_behavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proration {
+    /// Proration lines wait for the next invoice (Stripe's default).
+    CreateProrations,
+    /// A `subscription_update` invoice is created and charged at once.
+    AlwaysInvoice,
+    /// No proration: the new price applies from the next period.
+    None,
+}
+
+/// An Invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    pub id: String,
+    /// `draft`, `open`, `paid`, `uncollectible` or `void`.
+    pub status: String,
+    /// `status == "paid"` (Stripe removed the `paid` field in 2025).
+    pub paid: bool,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub currency: String,
+    /// `subscription_create`, `subscription_cycle`, `subscription_update`, `manual`, …
+    pub billing_reason: Option<String>,
+    pub subscription: Option<String>,
+    pub customer: Option<String>,
+    /// The service period paid for: the period of the subscription line (for a
+    /// proration invoice, of its last line). Stripe's invoice-level
+    /// `period_start`/`period_end` cover the *previous* period on renewals.
+    pub period_start: i64,
+    pub period_end: i64,
+    /// The price of that line.
+    pub price: Option<String>,
+    pub attempt_count: u64,
+    pub next_payment_attempt: Option<i64>,
+    pub created: i64,
+}
+
+/// A customer portal session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingPortalSession {
+    pub id: String,
+    /// Send the customer here.
+    pub url: String,
+    pub customer: String,
+    pub return_url: Option<String>,
 }
