@@ -16,7 +16,8 @@ pub const DAY_S: i64 = 24 * 3600;
 impl State {
     /// Unix seconds on the sandbox clock.
     pub fn now(&self) -> i64 {
-        ids::now_unix() + self.clock_offset_s
+        self.clock_frozen_at
+            .unwrap_or_else(|| ids::now_unix() + self.clock_offset_s)
     }
 }
 

@@ -91,18 +91,27 @@ fn period_end(st: &mut State, app: &App, id: &str, request: &EventRequest, hook:
     subscription::emit_updated(st, id, request, hook);
 }
 
-/// Runs everything due up to the sandbox clock's now, oldest first.
+/// Runs everything due up to the sandbox clock's now, oldest first, each
+/// step at its own time (so a retry three days after a failed renewal is
+/// dated then, and schedules the next one from then).
 /// Returns whether anything happened.
 pub fn run_due(st: &mut State, app: &App) -> bool {
+    let now = st.now();
+    let changed = run_steps(st, app, now);
+    st.clock_frozen_at = None;
+    changed
+}
+
+fn run_steps(st: &mut State, app: &App, now: i64) -> bool {
     let request = EventRequest::default();
     let hook = app.webhook_url();
     let hook = hook.as_deref();
-    let now = st.now();
     let mut changed = false;
     for _ in 0..MAX_STEPS {
-        let Some((_, due)) = next_due(st, now) else {
+        let Some((at, due)) = next_due(st, now) else {
             return changed;
         };
+        st.clock_frozen_at = Some(at);
         changed = true;
         match due {
             Due::PeriodEnd(id) => period_end(st, app, &id, &request, hook),

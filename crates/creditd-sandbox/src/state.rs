@@ -48,6 +48,9 @@ pub struct State {
     pub portal_sessions: BTreeMap<String, PortalSession>,
     /// Seconds the sandbox clock is ahead of the wall clock ([`crate::clock`]).
     pub clock_offset_s: i64,
+    /// While renewals run, the time of the step being run.
+    #[serde(skip)]
+    pub clock_frozen_at: Option<i64>,
     /// In creation order (oldest first).
     pub events: Vec<Event>,
     pub idempotency: BTreeMap<String, IdempotentResponse>,

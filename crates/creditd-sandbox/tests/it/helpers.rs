@@ -277,3 +277,37 @@ pub fn checkout_params(customer: &str, price: &str, key: &str) -> creditd_stripe
         idempotency_key: key.into(),
     }
 }
+
+/// A customer subscribed through Checkout (hosted page, card `number`) to a
+/// new monthly price of `amount` usd: (customer, price, subscription).
+pub async fn subscribe(c: &StripeClient, tag: &str, amount: i64, number: &str) -> (String, PriceInfo, String) {
+    let cus = c
+        .create_customer(&format!("cust_{tag}"), Some("sub@example.com"), &format!("cus-{tag}"))
+        .await
+        .unwrap();
+    let price = c
+        .create_recurring_price(&format!("Plan {tag}"), amount, "usd", "month", &format!("price-{tag}"))
+        .await
+        .unwrap();
+    let session = c
+        .create_subscription_checkout_session(creditd_stripe::SubscriptionCheckoutParams {
+            customer: cus.clone(),
+            price: price.id.clone(),
+            success_url: "https://app.example/ok?session_id={CHECKOUT_SESSION_ID}".into(),
+            cancel_url: "https://app.example/cancel".into(),
+            client_reference_id: None,
+            metadata: vec![("plan".into(), tag.into())],
+            idempotency_key: format!("cs-{tag}"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(session.mode, "subscription");
+    let resp = pay(session.url.as_deref().unwrap(), &card(number)).await;
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
+    let session = c.retrieve_checkout_session(&session.id).await.unwrap();
+    (
+        cus,
+        price,
+        session.subscription.expect("paid session names its subscription"),
+    )
+}

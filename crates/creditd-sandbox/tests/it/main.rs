@@ -11,4 +11,5 @@ mod payment_intents;
 mod python_client;
 mod refunds;
 mod shapes;
+mod subscriptions;
 mod webhooks;

@@ -106,6 +106,8 @@ fn assert_event_objects_parse(events: &[creditd_stripe::RawEvent]) {
             "charge" => drop(strict::<stripe_shared::Charge>(&ev.type_, &obj)),
             "refund" => drop(strict::<stripe_shared::Refund>(&ev.type_, &obj)),
             "dispute" => drop(strict::<stripe_shared::Dispute>(&ev.type_, &obj)),
+            "subscription" => drop(strict::<stripe_shared::Subscription>(&ev.type_, &obj)),
+            "invoice" => drop(strict::<stripe_shared::Invoice>(&ev.type_, &obj)),
             other => panic!("unexpected object kind {other} in {}", ev.type_),
         }
     }
@@ -191,6 +193,59 @@ async fn refunds_and_disputes_parse_strictly_and_match_the_fixture_keys() {
         .await
         .unwrap();
     assert_eq!(only.len(), 5, "{only:?}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscriptions_invoices_and_portal_sessions_parse_strictly_and_match_the_fixture_keys() {
+    let sb = sandbox(None).await;
+    let c = client(&sb);
+    let (cus, _, sub_id) = subscribe(&c, "shapes-sub", 1200, "4242424242424242").await;
+    let pro = c
+        .create_recurring_price("Shapes Pro", 2400, "usd", "month", "shapes-pro")
+        .await
+        .unwrap();
+    c.update_subscription_price(
+        &sub_id,
+        &pro.id,
+        creditd_stripe::Proration::CreateProrations,
+        "shapes-up",
+    )
+    .await
+    .unwrap();
+    let end = c.retrieve_subscription(&sub_id).await.unwrap().current_period_end;
+    sb.advance_clock(end - sb.now().await + 60).await.unwrap();
+    let portal = c.create_billing_portal_session(&cus, None).await.unwrap();
+
+    let (_, v) = get_json(&sb, &format!("v1/subscriptions/{sub_id}")).await;
+    assert_has_fixture_keys("subscription", &v);
+    let parsed: stripe_shared::Subscription = strict("subscription", &v);
+    assert_eq!(parsed.items.data.len(), 1);
+    let item = &v["items"]["data"][0];
+    assert_has_fixture_keys("subscription_item", item);
+    let _: stripe_shared::SubscriptionItem = strict("subscription_item", item);
+    let invoice_id = v["latest_invoice"].as_str().unwrap().to_owned();
+    let (_, v) = get_json(&sb, &format!("v1/invoices/{invoice_id}")).await;
+    assert_has_fixture_keys("invoice", &v);
+    let parsed: stripe_shared::Invoice = strict("invoice", &v);
+    assert_eq!(parsed.lines.data.len(), 3, "two proration lines and the new period");
+    let line = &v["lines"]["data"][0];
+    assert_has_fixture_keys("line_item", line);
+    let _: stripe_shared::InvoiceLineItem = strict("line_item", line);
+    let (_, v) = get_json(&sb, &format!("v1/invoices?subscription={sub_id}")).await;
+    let list: stripe_types::List<stripe_shared::Invoice> = strict("list of invoices", &v);
+    assert_eq!(list.data.len(), 2, "the first invoice and the renewal");
+    let (_, v) = get_json(&sb, &format!("v1/subscriptions?customer={cus}")).await;
+    let list: stripe_types::List<stripe_shared::Subscription> = strict("list of subscriptions", &v);
+    assert_eq!(list.data.len(), 1);
+    let resp = post_form(&sb, "v1/billing_portal/sessions", &[("customer", &cus)], None).await;
+    let v: Value = resp.json().await.unwrap();
+    assert_has_fixture_keys("billing_portal.session", &v);
+    let parsed: stripe_billing::BillingPortalSession = strict("billing_portal.session", &v);
+    assert!(parsed.url.ends_with(parsed.id.as_str()));
+    assert!(portal.url.contains("/portal/bps_"));
+    let (events, _) = c.list_events(None, None, 100).await.unwrap();
+    assert_event_objects_parse(&events);
     sb.shutdown().await;
 }
 
