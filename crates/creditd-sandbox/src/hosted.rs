@@ -66,8 +66,12 @@ fn checkout_page(session: &CheckoutSession, error: Option<&str>) -> String {
             li.price.currency.to_ascii_uppercase()
         );
     }
+    let every = match session.line_items[0].price.recurring.as_ref() {
+        Some(r) if session.mode == "subscription" => format!(" every {}", escape(&r.interval)),
+        _ => String::new(),
+    };
     body += &format!(
-        "</table><p><strong>Total: {} {}</strong></p>",
+        "</table><p><strong>Total: {} {}{every}</strong></p>",
         format_amount(session.amount_total()),
         session.currency.to_ascii_uppercase()
     );
@@ -85,6 +89,18 @@ fn checkout_page(session: &CheckoutSession, error: Option<&str>) -> String {
         body += &format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e));
     }
     let action = format!("/pay/{}", escape(&session.id));
+    // Subscriptions are paid by card only in the sandbox.
+    let sepa = if session.mode == "payment" {
+        format!(
+            "<form method=\"post\" action=\"{action}\"><fieldset><legend>SEPA Direct Debit (delayed)</legend>\
+<input type=\"hidden\" name=\"method\" value=\"sepa_debit\">\
+<label>IBAN <input name=\"iban\" placeholder=\"DE89370400440532013000\" required></label>\
+<label>Account holder <input name=\"name\"></label>\
+<button type=\"submit\">Pay by debit</button></fieldset></form>"
+        )
+    } else {
+        String::new()
+    };
     body += &format!(
         "<form method=\"post\" action=\"{action}\"><fieldset><legend>Pay with card</legend>\
 <input type=\"hidden\" name=\"method\" value=\"card\">\
@@ -92,12 +108,7 @@ fn checkout_page(session: &CheckoutSession, error: Option<&str>) -> String {
 <label>Expiry (MM/YY) <input name=\"card_expiry\" autocomplete=\"cc-exp\" placeholder=\"12/34\" required></label>\
 <label>CVC <input name=\"card_cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" placeholder=\"123\" required></label>\
 <label>Name on card <input name=\"name\" autocomplete=\"cc-name\"></label>\
-<button type=\"submit\">Pay</button></fieldset></form>\
-<form method=\"post\" action=\"{action}\"><fieldset><legend>SEPA Direct Debit (delayed)</legend>\
-<input type=\"hidden\" name=\"method\" value=\"sepa_debit\">\
-<label>IBAN <input name=\"iban\" placeholder=\"DE89370400440532013000\" required></label>\
-<label>Account holder <input name=\"name\"></label>\
-<button type=\"submit\">Pay by debit</button></fieldset></form>\
+<button type=\"submit\">Pay</button></fieldset></form>{sepa}\
 <p class=\"note\">Test cards: 4242 4242 4242 4242 succeeds · 4000 0000 0000 0002 is declined · \
 4000 0000 0000 9995 has insufficient funds · 4000 0000 0000 0259 pays, then is disputed · \
 4000 0000 0000 5126 pays, but refunds fail · 4000 0000 0000 0341 pays now, fails later charges. \

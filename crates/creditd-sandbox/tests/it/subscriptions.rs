@@ -38,6 +38,16 @@ async fn checkout_starts_a_subscription_with_stripes_event_set() {
     let sb = sandbox(Some(hook.url.clone())).await;
     let c = client(&sb);
     let (cus, price, sub_id) = subscribe(&c, "start", 2000, "4242 4242 4242 4242").await;
+    let session_id = sb.read(|s| s.checkout_sessions.keys().next().cloned()).await.unwrap();
+    let page = browser()
+        .get(format!("{}pay/{session_id}", sb.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("20.00 USD every month"), "{page}");
     assert!(price.recurring && price.interval.as_deref() == Some("month"));
     let sub = c.retrieve_subscription(&sub_id).await.unwrap();
     assert_eq!((sub.status.as_str(), sub.customer.as_str()), ("active", cus.as_str()));
