@@ -42,7 +42,7 @@ fn new_price(st: &SandboxState, sub: &Subscription, p: &Params) -> Result<Option
     let Some(item) = items.into_iter().next().and_then(Params::from_node) else {
         return Ok(None);
     };
-    item.allow_only(&["id", "price", "quantity"])?;
+    item.allow_only(&["id", "price"])?;
     if let Some(id) = item.str("id") {
         if id != sub.item_id {
             return Err(ApiError::no_such("subscription_item", id, "items[0][id]"));
