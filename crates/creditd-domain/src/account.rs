@@ -23,21 +23,42 @@ pub enum EntryKind {
     Usage,
     /// A grant's unspent remainder removed at its expiry.
     Expire,
+    /// Credits taken back because their payment was refunded or a dispute lost. Without a
+    /// grant, the part no grant could cover: debt.
+    Clawback,
+    /// Credits made unspendable while their payment is disputed.
+    Freeze,
+    /// Frozen credits returned to their grant (dispute won, or before a loss's clawback).
+    Unfreeze,
+    /// Debt paid from a grant: a negative leg on the grant and a positive one on the debt.
+    DebtPayment,
 }
 
 impl EntryKind {
+    pub const ALL: [EntryKind; 7] = [
+        EntryKind::Grant,
+        EntryKind::Usage,
+        EntryKind::Expire,
+        EntryKind::Clawback,
+        EntryKind::Freeze,
+        EntryKind::Unfreeze,
+        EntryKind::DebtPayment,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             EntryKind::Grant => "grant",
             EntryKind::Usage => "usage",
             EntryKind::Expire => "expire",
+            EntryKind::Clawback => "clawback",
+            EntryKind::Freeze => "freeze",
+            EntryKind::Unfreeze => "unfreeze",
+            EntryKind::DebtPayment => "debt_payment",
         }
     }
 
     pub fn parse(s: &str) -> Option<EntryKind> {
-        [EntryKind::Grant, EntryKind::Usage, EntryKind::Expire]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        EntryKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -87,13 +108,32 @@ pub struct Insufficient {
     pub available: Credits,
 }
 
+/// A change to the customer's debt: an entry with no grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebtMovement {
+    pub kind: EntryKind,
+    /// Negative when debt grows (a clawback nothing could cover), positive when it is paid.
+    pub amount: Credits,
+    pub balance_after: Credits,
+}
+
+/// Credits that must leave whatever is available (a clawback): from grants, then as debt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub movements: Vec<Movement>,
+    pub debt: Option<DebtMovement>,
+}
+
 /// A customer's spendable state inside one write transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
-    /// Σ lots' remaining, kept alongside so every movement can be checked against it.
+    /// Σ lots' remaining − debt, kept alongside so every movement can be checked against it.
+    /// Negative only through debt.
     pub balance: Credits,
     /// Σ open holds.
     pub held: Credits,
+    /// Credits owed after clawbacks no grant could cover; paid first by the next credits.
+    pub debt: Credits,
     /// Grants with something remaining, in any order.
     pub lots: Vec<Lot>,
 }
@@ -101,15 +141,29 @@ pub struct Account {
 impl Account {
     /// Builds the state, asserting the invariant storage must have kept.
     pub fn new(balance: Credits, held: Credits, lots: Vec<Lot>) -> Account {
-        let account = Account { balance, held, lots };
+        Account::with_debt(balance, held, Credits::ZERO, lots)
+    }
+
+    pub fn with_debt(balance: Credits, held: Credits, debt: Credits, lots: Vec<Lot>) -> Account {
+        let account = Account {
+            balance,
+            held,
+            debt,
+            lots,
+        };
         account.assert_consistent();
         account
     }
 
     pub fn assert_consistent(&self) {
         let sum = self.lots.iter().map(|l| l.remaining.micros()).sum::<i64>();
-        assert_eq!(sum, self.balance.micros(), "balance must equal the grants' remaining");
+        assert_eq!(
+            sum - self.debt.micros(),
+            self.balance.micros(),
+            "balance must equal the grants' remaining less debt"
+        );
         assert!(self.held.micros() >= 0, "held credits cannot be negative");
+        assert!(self.debt.micros() >= 0, "debt cannot be negative");
         assert!(
             self.lots.iter().all(|l| l.remaining.micros() >= 0),
             "a grant's remaining cannot be negative"
@@ -218,6 +272,101 @@ impl Account {
     pub fn release(&mut self, held_amount: Credits) {
         assert!(held_amount <= self.held, "releasing more than is held");
         self.held = self.held.checked_sub(held_amount).expect("held underflow");
+    }
+
+    /// Live lots in spending order, `first` (a purchase's own grant) ahead of the rest.
+    fn order_with_first(&self, first: Option<&str>, now: i64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.lots.len()).filter(|&i| self.lots[i].is_live(now)).collect();
+        order.sort_by(|&a, &b| {
+            let (la, lb) = (&self.lots[a], &self.lots[b]);
+            let fa = Some(la.grant_id.as_str()) == first;
+            let fb = Some(lb.grant_id.as_str()) == first;
+            fb.cmp(&fa).then_with(|| spending_order(la, lb))
+        });
+        order
+    }
+
+    /// Takes up to `amount` from live lots (`first` first) as `kind` entries; returns what is left.
+    fn take(&mut self, first: Option<&str>, kind: EntryKind, amount: Credits, now: i64) -> (Vec<Movement>, i64) {
+        let mut left = amount.micros();
+        let mut movements = Vec::new();
+        for i in self.order_with_first(first, now) {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(self.lots[i].remaining.micros());
+            if take > 0 {
+                left -= take;
+                movements.push(self.apply(i, kind, Credits::from_micros(-take)));
+            }
+        }
+        (movements, left)
+    }
+
+    /// Takes `amount` back whatever is available (holds included): from `first`, then the other
+    /// live grants in spending order; what no grant covers becomes debt.
+    pub fn clawback(&mut self, first: Option<&str>, amount: Credits, now: i64) -> Taken {
+        assert!(amount.is_positive(), "a clawback takes a positive amount");
+        let (movements, left) = self.take(first, EntryKind::Clawback, amount, now);
+        let debt = (left > 0).then(|| {
+            self.debt = Credits::from_micros(self.debt.micros() + left);
+            self.balance = Credits::from_micros(self.balance.micros() - left);
+            DebtMovement {
+                kind: EntryKind::Clawback,
+                amount: Credits::from_micros(-left),
+                balance_after: self.balance,
+            }
+        });
+        Taken { movements, debt }
+    }
+
+    /// Freezes up to `amount` of the live credits (`first` first); returns what was frozen.
+    pub fn freeze(&mut self, first: Option<&str>, amount: Credits, now: i64) -> Vec<Movement> {
+        assert!(amount.is_positive(), "a freeze takes a positive amount");
+        self.take(first, EntryKind::Freeze, amount, now).0
+    }
+
+    /// Returns frozen credits to the grant they came from (which the caller has loaded).
+    pub fn unfreeze(&mut self, grant_id: &str, amount: Credits) -> Movement {
+        assert!(amount.is_positive(), "an unfreeze returns a positive amount");
+        let index = self
+            .lots
+            .iter()
+            .position(|l| l.grant_id == grant_id)
+            .expect("the frozen grant is loaded");
+        self.apply(index, EntryKind::Unfreeze, amount)
+    }
+
+    /// Adds a grant with nothing remaining, so credits can be returned to it.
+    pub fn load_lot(&mut self, lot: Lot) {
+        assert_eq!(lot.remaining, Credits::ZERO, "only empty grants are loaded late");
+        if !self.lots.iter().any(|l| l.grant_id == lot.grant_id) {
+            self.lots.push(lot);
+        }
+    }
+
+    /// Pays debt from live grants in spending order. The grant legs are `DebtPayment`
+    /// movements; the debt leg (positive, no grant) comes back separately.
+    pub fn settle_debt(&mut self, now: i64) -> Taken {
+        if self.debt == Credits::ZERO {
+            return Taken::default();
+        }
+        let (movements, left) = self.take(None, EntryKind::DebtPayment, self.debt, now);
+        let paid = self.debt.micros() - left;
+        if paid == 0 {
+            return Taken::default();
+        }
+        self.debt = Credits::from_micros(left);
+        self.balance = Credits::from_micros(self.balance.micros() + paid);
+        let debt = DebtMovement {
+            kind: EntryKind::DebtPayment,
+            amount: Credits::from_micros(paid),
+            balance_after: self.balance,
+        };
+        Taken {
+            movements,
+            debt: Some(debt),
+        }
     }
 
     /// Ends a hold of `held_amount` by spending `amount`: up to the hold, or more when the

@@ -9,7 +9,7 @@ pub mod money;
 pub mod validate;
 pub mod views;
 
-pub use account::{Account, EntryKind, Insufficient, Lot, Movement};
+pub use account::{Account, DebtMovement, EntryKind, Insufficient, Lot, Movement, Taken};
 pub use amount::{AmountError, Credits};
 pub use command::{Command, CommandError, GrantSource, Idempotency, Outcome, Request};
 pub use ids::IdKind;

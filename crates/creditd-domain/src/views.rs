@@ -25,6 +25,13 @@ pub struct Customer {
     /// Credits reserved by open holds.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2.5"))]
     pub held: Credits,
+    /// Credits of disputed payments, unspendable until the dispute closes (not in balance).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0"))]
+    pub frozen: Credits,
+    /// Credits owed after refunds or lost disputes took more than was left; included in
+    /// balance (which is then negative) and paid first by the next credits.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0"))]
+    pub debt: Credits,
     /// Unix seconds.
     pub created: i64,
 }
@@ -55,8 +62,8 @@ pub struct Grant {
 pub struct Entry {
     pub id: String,
     pub customer: String,
-    /// The grant whose credits moved.
-    pub grant: String,
+    /// The grant whose credits moved; none for debt (a clawback no grant covered, or its payment).
+    pub grant: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "grant"))]
     pub kind: EntryKind,
     /// Signed: positive adds credits, negative takes them.

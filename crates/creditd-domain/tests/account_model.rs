@@ -239,3 +239,70 @@ fn expired_grants_leave_through_expire_entries_and_cannot_be_spent() {
         (EntryKind::Expire, -30, 0)
     );
 }
+
+fn lot(id: &str, micros: i64, priority: i32, seq: i64) -> Lot {
+    Lot {
+        grant_id: id.into(),
+        remaining: Credits::from_micros(micros),
+        priority,
+        expires_at: None,
+        seq,
+    }
+}
+
+#[test]
+fn clawback_takes_the_purchase_first_then_spending_order_then_debt() {
+    let mut account = Account::new(
+        Credits::from_micros(60),
+        Credits::ZERO,
+        vec![
+            lot("bonus", 10, 50, 1),
+            lot("promo", 20, 10, 2),
+            lot("purchase", 30, 50, 3),
+        ],
+    );
+    let taken = account.clawback(Some("purchase"), Credits::from_micros(45), 0);
+    let order: Vec<(&str, i64)> = taken
+        .movements
+        .iter()
+        .map(|m| (m.grant_id.as_str(), m.amount.micros()))
+        .collect();
+    assert_eq!(order, [("purchase", -30), ("promo", -15)]);
+    assert!(taken.debt.is_none());
+    let taken = account.clawback(Some("purchase"), Credits::from_micros(40), 0);
+    let debt = taken.debt.expect("what no grant covers becomes debt");
+    assert_eq!((debt.amount.micros(), debt.balance_after.micros()), (-25, -25));
+    assert_eq!((account.balance.micros(), account.debt.micros()), (-25, 25));
+    assert!(
+        account.debit(Credits::from_micros(1), 0).is_err(),
+        "a customer in debt cannot spend"
+    );
+    // The next credits pay the debt first.
+    account.credit(lot("topup", 40, 50, 4));
+    let settled = account.settle_debt(0);
+    assert_eq!(settled.movements.iter().map(|m| m.amount.micros()).sum::<i64>(), -25);
+    assert_eq!(settled.debt.unwrap().amount.micros(), 25);
+    assert_eq!((account.balance.micros(), account.debt.micros()), (15, 0));
+    account.assert_consistent();
+}
+
+#[test]
+fn frozen_credits_return_to_their_grant() {
+    let mut account = Account::new(
+        Credits::from_micros(30),
+        Credits::ZERO,
+        vec![lot("a", 10, 50, 1), lot("p", 20, 50, 2)],
+    );
+    let frozen = account.freeze(Some("p"), Credits::from_micros(25), 0);
+    assert_eq!(
+        frozen
+            .iter()
+            .map(|m| (m.grant_id.as_str(), m.amount.micros()))
+            .collect::<Vec<_>>(),
+        [("p", -20), ("a", -5)]
+    );
+    assert_eq!(account.balance.micros(), 5);
+    let back = account.unfreeze("a", Credits::from_micros(5));
+    assert_eq!((back.kind, back.balance_after.micros()), (EntryKind::Unfreeze, 10));
+    account.assert_consistent();
+}

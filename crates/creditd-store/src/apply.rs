@@ -7,7 +7,7 @@
 use creditd_domain::command::{NewCustomer, NewGrant, NewHold, NewUsage};
 use creditd_domain::views::{Entry, Grant, Hold, HoldStatus, Usage};
 use creditd_domain::{
-    Account, Command, CommandError, Credits, IdKind, Idempotency, Insufficient, Lot, Movement, Outcome, Request,
+    Account, Command, CommandError, Credits, IdKind, Idempotency, Insufficient, Lot, Movement, Outcome, Request, Taken,
 };
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -198,19 +198,19 @@ async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) 
 
 /// A customer's account, locked for the rest of the transaction, with expired holds and
 /// grants already swept (their entries written).
-struct Locked {
-    customer: String,
-    account: Account,
+pub(crate) struct Locked {
+    pub(crate) customer: String,
+    pub(crate) account: Account,
 }
 
-async fn lock_account(conn: &mut AnyConnection, customer: &str, now: i64) -> Result<Locked> {
-    let row = sqlx::query("UPDATE customers SET updated_at = $2 WHERE id = $1 RETURNING balance, held")
+pub(crate) async fn lock_account(conn: &mut AnyConnection, customer: &str, now: i64) -> Result<Locked> {
+    let row = sqlx::query("UPDATE customers SET updated_at = $2 WHERE id = $1 RETURNING balance, held, debt")
         .bind(customer)
         .bind(now)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| CommandError::CustomerNotFound(customer.to_string()))?;
-    let (balance, held): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let (balance, held, debt): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     let lots = sqlx::query(
         "SELECT id, remaining, priority, expires_at, seq FROM grants WHERE customer_id = $1 AND remaining > 0",
     )
@@ -229,12 +229,17 @@ async fn lock_account(conn: &mut AnyConnection, customer: &str, now: i64) -> Res
     })
     .collect::<Result<Vec<Lot>>>()?;
     let sum: i64 = lots.iter().map(|l| l.remaining.micros()).sum();
-    if sum != balance || held < 0 {
+    if sum - debt != balance || held < 0 || debt < 0 {
         return Err(StoreError::Corrupt(format!(
-            "customer {customer}: balance {balance} but grants hold {sum} (held {held})"
+            "customer {customer}: balance {balance} but grants hold {sum} less debt {debt} (held {held})"
         )));
     }
-    let account = Account::new(Credits::from_micros(balance), Credits::from_micros(held), lots);
+    let account = Account::with_debt(
+        Credits::from_micros(balance),
+        Credits::from_micros(held),
+        Credits::from_micros(debt),
+        lots,
+    );
     let mut locked = Locked {
         customer: customer.to_string(),
         account,
@@ -260,13 +265,61 @@ async fn lock_account(conn: &mut AnyConnection, customer: &str, now: i64) -> Res
 
 /// What the entries of one command share.
 #[derive(Default)]
-struct EntryContext<'a> {
-    reference: Option<&'a str>,
-    feature: Option<&'a str>,
-    metadata: Option<&'a serde_json::Value>,
+pub(crate) struct EntryContext<'a> {
+    pub(crate) reference: Option<&'a str>,
+    pub(crate) feature: Option<&'a str>,
+    pub(crate) metadata: Option<&'a serde_json::Value>,
 }
 
-async fn write_movements(
+/// Writes what the domain decided: grant legs, then the debt leg when there is one.
+pub(crate) async fn write_taken(
+    conn: &mut AnyConnection,
+    customer: &str,
+    taken: &Taken,
+    context: &EntryContext<'_>,
+    now: i64,
+) -> Result<Vec<Entry>> {
+    let mut entries = write_movements(conn, customer, &taken.movements, context, now).await?;
+    if let Some(debt) = &taken.debt {
+        let entry = Entry {
+            id: IdKind::Entry.new_id(),
+            customer: customer.to_string(),
+            grant: None,
+            kind: debt.kind,
+            amount: debt.amount,
+            balance_after: debt.balance_after,
+            reference: context.reference.map(str::to_string),
+            feature: None,
+            metadata: context.metadata.cloned().unwrap_or_else(|| serde_json::json!({})),
+            created: now,
+        };
+        insert_entry(conn, &entry).await?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+async fn insert_entry(conn: &mut AnyConnection, entry: &Entry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&entry.id)
+    .bind(&entry.customer)
+    .bind(&entry.grant)
+    .bind(entry.kind.as_str())
+    .bind(entry.amount.micros())
+    .bind(entry.balance_after.micros())
+    .bind(&entry.reference)
+    .bind(&entry.feature)
+    .bind(entry.metadata.to_string())
+    .bind(entry.created)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn write_movements(
     conn: &mut AnyConnection,
     customer: &str,
     movements: &[Movement],
@@ -294,7 +347,7 @@ async fn write_movements(
         let entry = Entry {
             id: IdKind::Entry.new_id(),
             customer: customer.to_string(),
-            grant: m.grant_id.clone(),
+            grant: Some(m.grant_id.clone()),
             kind: m.kind,
             amount: m.amount,
             balance_after: m.balance_after,
@@ -303,33 +356,19 @@ async fn write_movements(
             metadata,
             created: now,
         };
-        sqlx::query(
-            "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&entry.id)
-        .bind(customer)
-        .bind(&entry.grant)
-        .bind(entry.kind.as_str())
-        .bind(entry.amount.micros())
-        .bind(entry.balance_after.micros())
-        .bind(&entry.reference)
-        .bind(&entry.feature)
-        .bind(entry.metadata.to_string())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        insert_entry(conn, &entry).await?;
         entries.push(entry);
     }
     Ok(entries)
 }
 
-async fn save_account(conn: &mut AnyConnection, locked: &Locked) -> Result<()> {
+pub(crate) async fn save_account(conn: &mut AnyConnection, locked: &Locked) -> Result<()> {
     locked.account.assert_consistent();
-    sqlx::query("UPDATE customers SET balance = $2, held = $3 WHERE id = $1")
+    sqlx::query("UPDATE customers SET balance = $2, held = $3, debt = $4 WHERE id = $1")
         .bind(&locked.customer)
         .bind(locked.account.balance.micros())
         .bind(locked.account.held.micros())
+        .bind(locked.account.debt.micros())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -345,6 +384,18 @@ fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> Store
 
 pub(crate) async fn grant(conn: &mut AnyConnection, new: &NewGrant, now: i64) -> Result<Grant> {
     let mut locked = lock_account(conn, &new.customer, now).await?;
+    let grant = grant_into(conn, &mut locked, new, now).await?;
+    save_account(conn, &locked).await?;
+    Ok(grant)
+}
+
+/// Adds a grant to an account already locked in this transaction (the caller saves it).
+pub(crate) async fn grant_into(
+    conn: &mut AnyConnection,
+    locked: &mut Locked,
+    new: &NewGrant,
+    now: i64,
+) -> Result<Grant> {
     if let Some(reference) = &new.reference {
         let existing = sqlx::query("SELECT id FROM grants WHERE source = $1 AND reference = $2")
             .bind(new.source.as_str())
@@ -390,12 +441,20 @@ pub(crate) async fn grant(conn: &mut AnyConnection, new: &NewGrant, now: i64) ->
         ..EntryContext::default()
     };
     write_movements(conn, &new.customer, &[movement], &context, now).await?;
-    save_account(conn, &locked).await?;
+    // New credits pay any debt first.
+    let settled = locked.account.settle_debt(now);
+    write_taken(conn, &new.customer, &settled, &context, now).await?;
+    let remaining = locked
+        .account
+        .lots
+        .iter()
+        .find(|l| l.grant_id == id)
+        .map_or(Credits::ZERO, |l| l.remaining);
     Ok(Grant {
         id,
         customer: new.customer.clone(),
         amount: new.amount,
-        remaining: new.amount,
+        remaining,
         priority: new.priority,
         expires_at: new.expires_at,
         source: new.source,

@@ -12,7 +12,7 @@ use crate::read::{Page, PageRequest};
 use crate::{Result, Store, StoreError};
 
 const PACKAGE_COLUMNS: &str = "id, name, credits, price, currency, stripe_price_id, active, created_at";
-const PAYMENT_COLUMNS: &str = "id, customer_id, package_id, quantity, credits, amount, currency, flow, \
+pub(crate) const PAYMENT_COLUMNS: &str = "id, customer_id, package_id, quantity, credits, amount, currency, flow, \
     checkout_session_id, payment_intent_id, status, grant_id, receipt_url, failure_message, created_at, updated_at";
 
 #[derive(Clone, Debug)]
@@ -71,7 +71,7 @@ fn package_row(row: &AnyRow) -> Result<Package> {
     })
 }
 
-fn payment_row(row: &AnyRow) -> Result<Payment> {
+pub(crate) fn payment_row(row: &AnyRow) -> Result<Payment> {
     let status: String = row.try_get("status")?;
     Ok(Payment {
         id: row.try_get("id")?,

@@ -13,6 +13,8 @@ mod idempotency;
 mod keys;
 mod migrate;
 mod read;
+mod reconcile;
+mod refunds;
 mod rows;
 pub mod testing;
 mod verify;
@@ -28,6 +30,8 @@ pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest};
+pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
+pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use verify::{Books, VerifyReport};
 
 /// Which database a [`Store`] talks to.

@@ -32,7 +32,7 @@ pub struct Check {
 
 /// Balance counts only grants live at `now`, and held only holds open at `now`: a grant
 /// that expired a second ago is gone from the balance even before its expire entry is written.
-const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, \
+const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, \
     (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g \
        WHERE g.customer_id = c.id AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $2)) AS balance, \
     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h \
@@ -40,7 +40,8 @@ const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, \
     FROM customers c WHERE c.id = $1";
 
 fn customer_row(row: &AnyRow) -> Result<Customer> {
-    let balance: i64 = row.try_get("balance")?;
+    let debt: i64 = row.try_get("debt")?;
+    let balance: i64 = row.try_get::<i64, _>("balance")? - debt;
     let held: i64 = row.try_get("held")?;
     Ok(Customer {
         id: row.try_get("id")?,
@@ -49,6 +50,8 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
         balance: Credits::from_micros(balance),
         available: Credits::from_micros(balance - held),
         held: Credits::from_micros(held),
+        frozen: Credits::from_micros(row.try_get("frozen")?),
+        debt: Credits::from_micros(debt),
         created: row.try_get("created_at")?,
     })
 }

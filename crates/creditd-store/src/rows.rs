@@ -42,7 +42,7 @@ pub fn entry(row: &AnyRow) -> Result<Entry> {
     Ok(Entry {
         id: row.try_get("id")?,
         customer: row.try_get("customer_id")?,
-        grant: row.try_get("grant_id")?,
+        grant: row.try_get::<Option<String>, _>("grant_id")?,
         kind: EntryKind::parse(&kind).ok_or_else(|| corrupt("entry kind", &kind))?,
         amount: Credits::from_micros(row.try_get("amount")?),
         balance_after: Credits::from_micros(row.try_get("balance_after")?),

@@ -1,8 +1,9 @@
 //! `creditd verify`: the ledger's invariants, checked over the whole database.
 //!
-//! Per customer: balance = Σ grants' remaining = Σ ledger entries, held = Σ open holds, and
-//! every entry's balance_after follows from the one before. Per grant: remaining = Σ its
-//! entries. System-wide: issued − spent − expired = outstanding.
+//! Per customer: balance = Σ grants' remaining − debt = Σ ledger entries; debt = what the
+//! grant-less entries took; held = Σ open holds; frozen = Σ its freezes; every entry's
+//! balance_after follows from the one before. Per grant: remaining = Σ its entries.
+//! System-wide: issued − spent − expired − clawed back − frozen = outstanding.
 
 use creditd_domain::Credits;
 use sqlx::Row;
@@ -15,12 +16,22 @@ pub struct Books {
     pub issued: Credits,
     pub spent: Credits,
     pub expired: Credits,
+    /// Taken back by refunds and lost disputes (debt included).
+    pub clawed_back: Credits,
+    /// Held back by open disputes.
+    pub frozen: Credits,
+    /// Σ balances: what customers hold (less what they owe).
     pub outstanding: Credits,
 }
 
 impl Books {
     pub fn balance(&self) -> bool {
-        self.issued.micros() - self.spent.micros() - self.expired.micros() == self.outstanding.micros()
+        self.issued.micros()
+            - self.spent.micros()
+            - self.expired.micros()
+            - self.clawed_back.micros()
+            - self.frozen.micros()
+            == self.outstanding.micros()
     }
 }
 
@@ -40,67 +51,19 @@ impl VerifyReport {
     }
 }
 
-fn sum(kind: &str) -> String {
-    format!("(SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE kind = '{kind}')")
+fn sum_where(condition: &str) -> String {
+    format!("(SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE {condition})")
+}
+
+fn c(micros: i64) -> Credits {
+    Credits::from_micros(micros)
 }
 
 impl Store {
     pub async fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let customers = sqlx::query(
-            "SELECT c.id, c.balance, c.held, \
-             (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.customer_id = c.id), \
-             (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g WHERE g.customer_id = c.id), \
-             (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h WHERE h.customer_id = c.id AND h.status = 'open') \
-             FROM customers c ORDER BY c.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &customers {
-            let id: String = row.try_get(0)?;
-            let (balance, held, entries, grants, holds): (i64, i64, i64, i64, i64) = (
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-            );
-            if balance != entries || balance != grants {
-                report.problems.push(format!(
-                    "customer {id}: balance {} but ledger sums to {} and grants hold {}",
-                    Credits::from_micros(balance),
-                    Credits::from_micros(entries),
-                    Credits::from_micros(grants)
-                ));
-            }
-            if held != holds {
-                report.problems.push(format!(
-                    "customer {id}: held {} but open holds sum to {}",
-                    Credits::from_micros(held),
-                    Credits::from_micros(holds)
-                ));
-            }
-        }
-        report.customers = customers.len() as u64;
-        let grants = sqlx::query(
-            "SELECT g.id, g.customer_id, g.remaining, \
-             (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.grant_id = g.id) AS moved \
-             FROM grants g",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &grants {
-            let (id, customer, remaining, moved): (String, String, i64, i64) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-            if remaining != moved {
-                report.problems.push(format!(
-                    "customer {customer}: grant {id} has {} remaining but its entries sum to {}",
-                    Credits::from_micros(remaining),
-                    Credits::from_micros(moved)
-                ));
-            }
-        }
-        report.grants = grants.len() as u64;
+        self.verify_customers(&mut report).await?;
+        self.verify_grants(&mut report).await?;
         let broken_chain = sqlx::query(
             "SELECT id, customer_id FROM (SELECT id, customer_id, amount, balance_after, \
              LAG(balance_after, 1, 0) OVER (PARTITION BY customer_id ORDER BY seq) AS before FROM ledger_entries) t \
@@ -115,27 +78,115 @@ impl Store {
             ));
         }
         let totals = sqlx::query(&format!(
-            "SELECT {}, {}, {}, (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM customers), \
+            "SELECT {}, {}, {}, {}, {}, {}, (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM customers), \
              (SELECT COUNT(*) FROM ledger_entries)",
-            sum("grant"),
-            sum("usage"),
-            sum("expire")
+            sum_where("kind = 'grant'"),
+            sum_where("kind = 'usage'"),
+            sum_where("kind = 'expire'"),
+            sum_where("kind = 'clawback'"),
+            sum_where("kind IN ('freeze', 'unfreeze')"),
+            sum_where("kind = 'debt_payment'"),
         ))
         .fetch_one(&self.pool)
         .await?;
         report.books = Books {
-            issued: Credits::from_micros(totals.try_get(0)?),
-            spent: Credits::from_micros(-totals.try_get::<i64, _>(1)?),
-            expired: Credits::from_micros(-totals.try_get::<i64, _>(2)?),
-            outstanding: Credits::from_micros(totals.try_get(3)?),
+            issued: c(totals.try_get(0)?),
+            spent: c(-totals.try_get::<i64, _>(1)?),
+            expired: c(-totals.try_get::<i64, _>(2)?),
+            clawed_back: c(-totals.try_get::<i64, _>(3)?),
+            frozen: c(-totals.try_get::<i64, _>(4)?),
+            outstanding: c(totals.try_get(6)?),
         };
-        report.entries = totals.try_get::<i64, _>(4)? as u64;
-        if !report.books.balance() {
+        let debt_payments: i64 = totals.try_get(5)?;
+        if debt_payments != 0 {
             report.problems.push(format!(
-                "books: issued {} − spent {} − expired {} ≠ outstanding {}",
-                report.books.issued, report.books.spent, report.books.expired, report.books.outstanding
+                "books: debt payments do not net to zero ({})",
+                c(debt_payments)
+            ));
+        }
+        report.entries = totals.try_get::<i64, _>(7)? as u64;
+        if !report.books.balance() {
+            let b = report.books;
+            report.problems.push(format!(
+                "books: issued {} − spent {} − expired {} − clawed back {} − frozen {} ≠ outstanding {}",
+                b.issued, b.spent, b.expired, b.clawed_back, b.frozen, b.outstanding
             ));
         }
         Ok(report)
+    }
+
+    async fn verify_customers(&self, report: &mut VerifyReport) -> Result<()> {
+        let customers = sqlx::query(
+            "SELECT c.id, c.balance, c.held, c.debt, c.frozen, \
+             (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.customer_id = c.id), \
+             (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g WHERE g.customer_id = c.id), \
+             (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h WHERE h.customer_id = c.id AND h.status = 'open'), \
+             (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.customer_id = c.id AND e.grant_id IS NULL), \
+             (SELECT CAST(COALESCE(SUM(f.amount), 0) AS BIGINT) FROM freezes f WHERE f.customer_id = c.id) \
+             FROM customers c ORDER BY c.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &customers {
+            let id: String = row.try_get(0)?;
+            let v: Vec<i64> = (1..=9).map(|i| row.try_get::<i64, _>(i)).collect::<Result<_, _>>()?;
+            let (balance, held, debt, frozen, entries, grants, holds, debt_entries, freezes) =
+                (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+            if balance != entries || balance != grants - debt {
+                report.problems.push(format!(
+                    "customer {id}: balance {} but ledger sums to {} and grants hold {} less debt {}",
+                    c(balance),
+                    c(entries),
+                    c(grants),
+                    c(debt)
+                ));
+            }
+            if debt != -debt_entries {
+                report.problems.push(format!(
+                    "customer {id}: debt {} but debt entries sum to {}",
+                    c(debt),
+                    c(-debt_entries)
+                ));
+            }
+            if held != holds {
+                report.problems.push(format!(
+                    "customer {id}: held {} but open holds sum to {}",
+                    c(held),
+                    c(holds)
+                ));
+            }
+            if frozen != freezes {
+                report.problems.push(format!(
+                    "customer {id}: frozen {} but its freezes sum to {}",
+                    c(frozen),
+                    c(freezes)
+                ));
+            }
+        }
+        report.customers = customers.len() as u64;
+        Ok(())
+    }
+
+    async fn verify_grants(&self, report: &mut VerifyReport) -> Result<()> {
+        let grants = sqlx::query(
+            "SELECT g.id, g.customer_id, g.remaining, \
+             (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.grant_id = g.id) AS moved \
+             FROM grants g",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &grants {
+            let (id, customer, remaining, moved): (String, String, i64, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+            if remaining != moved {
+                report.problems.push(format!(
+                    "customer {customer}: grant {id} has {} remaining but its entries sum to {}",
+                    c(remaining),
+                    c(moved)
+                ));
+            }
+        }
+        report.grants = grants.len() as u64;
+        Ok(())
     }
 }

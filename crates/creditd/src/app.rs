@@ -131,6 +131,10 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
         state.clone(),
         Duration::from_secs(state.settings.sweep_interval_seconds),
     );
+    let reconciler = (state.settings.reconcile_interval_seconds > 0).then(|| {
+        let every = Duration::from_secs(state.settings.reconcile_interval_seconds);
+        crate::billing::reconcile::spawn(state.clone(), every, state.settings.reconcile_window_seconds)
+    });
     let app = crate::http::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -138,5 +142,8 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
         })
         .await?;
     sweeper.abort();
+    if let Some(reconciler) = reconciler {
+        reconciler.abort();
+    }
     Ok(())
 }

@@ -34,6 +34,13 @@ pub enum Commands {
     /// Manage the app's secret API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Recover missed Stripe webhooks from Stripe's events API and re-converge recent
+    /// payments (refunds, disputes). In sandbox mode, `creditd serve` must be running.
+    Reconcile {
+        /// How far back: `3d`, `12h`, `30m`, `90s` (at most 30 days).
+        #[arg(long, default_value = "3d")]
+        since: String,
+    },
     /// Manage the credit packages the app sells.
     #[command(subcommand)]
     Packages(PackagesCommand),
@@ -202,6 +209,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             println!("{}", created.secret);
         }
+        Commands::Reconcile { since } => {
+            let seconds = parse_duration(&since).map_err(|e| anyhow::anyhow!("--since {e}"))?;
+            let stripe = cli_stripe(&config)?;
+            let state = AppState::new(store.clone(), Clock::System, config.settings.clone(), stripe);
+            let report = crate::billing::reconcile::reconcile(&state, seconds)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for change in &report.changes {
+                println!("{change}");
+            }
+            println!(
+                "events: {} seen, {} recovered, {} failing; payments: {} checked, {} changed",
+                report.events_seen,
+                report.events_recovered,
+                report.events_failed,
+                report.payments_checked,
+                report.payments_changed
+            );
+            return Ok(if report.events_failed > 0 { 1 } else { 0 });
+        }
         Commands::Packages(command) => return packages_command(&store, &config, command, now).await,
         Commands::Keys(KeysCommand::List) => {
             for key in store.list_api_keys().await? {
@@ -277,4 +304,62 @@ async fn packages_command(store: &Store, config: &Config, command: PackagesComma
         }
     }
     Ok(0)
+}
+
+/// `3d`, `12h`, `30m`, `90s` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 3d, 12h, 30m or 90s"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?} has an unknown unit; use d, h, m or s")),
+    };
+    n.checked_mul(scale)
+        .filter(|s| *s <= crate::billing::reconcile::MAX_WINDOW_SECONDS)
+        .ok_or_else(|| format!("{text:?} is longer than Stripe's 30 days"))
+}
+
+/// The Stripe client for a one-shot command: real Stripe, or the sandbox of a running `serve`.
+fn cli_stripe(config: &Config) -> anyhow::Result<crate::billing::Stripe> {
+    let (client, secrets) = match &config.stripe {
+        crate::config::StripeMode::Stripe {
+            secret_key,
+            api_base,
+            webhook_secrets,
+        } => (
+            creditd_stripe::client::StripeClient::new(secret_key, api_base.clone())?,
+            webhook_secrets.clone(),
+        ),
+        crate::config::StripeMode::Sandbox { listen, .. } => {
+            let base = format!("http://{listen}/");
+            (
+                creditd_stripe::client::StripeClient::new(crate::app::SANDBOX_SECRET_KEY, Some(base))?,
+                Vec::new(),
+            )
+        }
+    };
+    Ok(crate::billing::Stripe {
+        client,
+        webhook_secrets: secrets,
+        public_url: config.public_url.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("3d"), Ok(259_200));
+        assert_eq!(super::parse_duration("90s"), Ok(90));
+        assert_eq!(super::parse_duration("15"), Ok(15));
+        assert!(super::parse_duration("31d").is_err());
+        assert!(super::parse_duration("3w").is_err());
+        assert!(super::parse_duration("d").is_err());
+    }
 }

@@ -18,6 +18,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How often lapsed grants and holds of idle customers are swept.
     pub sweep_interval_seconds: u64,
+    /// How often Stripe's events API is read for missed webhooks (0: never in the background).
+    pub reconcile_interval_seconds: u64,
+    /// How far back the background reconciliation looks.
+    pub reconcile_window_seconds: i64,
 }
 
 impl Default for Settings {
@@ -28,6 +32,8 @@ impl Default for Settings {
             max_hold_ttl_seconds: 86_400,
             max_body_bytes: 64 * 1024,
             sweep_interval_seconds: 30,
+            reconcile_interval_seconds: 300,
+            reconcile_window_seconds: 3 * 86_400,
         }
     }
 }
@@ -53,6 +59,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "--sweep-interval-seconds",
     ),
     ("public_url", "CREDITD_PUBLIC_URL", "--public-url"),
+    ("reconcile_interval_seconds", "CREDITD_RECONCILE_INTERVAL_SECONDS", ""),
+    ("reconcile_window_seconds", "CREDITD_RECONCILE_WINDOW_SECONDS", ""),
     ("stripe_secret_key", "STRIPE_SECRET_KEY", ""),
     ("stripe_webhook_secret", "STRIPE_WEBHOOK_SECRET", ""),
     ("stripe_api_base", "STRIPE_API_BASE", ""),
@@ -219,6 +227,16 @@ impl Config {
                 "sweep_interval_seconds",
                 defaults.sweep_interval_seconds,
                 int_in(1, 86_400),
+            )?,
+            reconcile_interval_seconds: r.parse(
+                "reconcile_interval_seconds",
+                defaults.reconcile_interval_seconds,
+                int_in(0, 86_400),
+            )?,
+            reconcile_window_seconds: r.parse(
+                "reconcile_window_seconds",
+                defaults.reconcile_window_seconds,
+                int_in(60, 30 * 86_400),
             )?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {

@@ -8,6 +8,10 @@ CREATE TABLE customers (
     balance BIGINT NOT NULL DEFAULT 0,
     -- Σ open holds.
     held BIGINT NOT NULL DEFAULT 0 CHECK (held >= 0),
+    -- Credits owed after clawbacks no grant could cover (balance includes it, negatively).
+    debt BIGINT NOT NULL DEFAULT 0 CHECK (debt >= 0),
+    -- Credits frozen by open disputes (not in balance).
+    frozen BIGINT NOT NULL DEFAULT 0 CHECK (frozen >= 0),
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
@@ -35,15 +39,18 @@ CREATE TABLE ledger_entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     customer_id TEXT NOT NULL REFERENCES customers (id),
-    grant_id TEXT NOT NULL REFERENCES grants (id),
-    kind TEXT NOT NULL CHECK (kind IN ('grant', 'usage', 'expire')),
+    -- NULL only for debt: a clawback no grant covered, or the debt leg of its payment.
+    grant_id TEXT REFERENCES grants (id),
+    kind TEXT NOT NULL CHECK (kind IN ('grant', 'usage', 'expire', 'clawback', 'freeze', 'unfreeze', 'debt_payment')),
     amount BIGINT NOT NULL CHECK (amount <> 0),
     balance_after BIGINT NOT NULL,
     reference TEXT,
     feature TEXT,
     metadata TEXT NOT NULL DEFAULT '{}',
     created_at BIGINT NOT NULL,
-    CHECK ((kind = 'grant') = (amount > 0))
+    CHECK (grant_id IS NOT NULL OR kind IN ('clawback', 'debt_payment')),
+    -- The sign follows the kind: credits arrive by grant, unfreeze and the debt leg of a payment.
+    CHECK ((amount > 0) = (kind IN ('grant', 'unfreeze') OR (kind = 'debt_payment' AND grant_id IS NULL)))
 );
 CREATE INDEX ledger_customer ON ledger_entries (customer_id, seq);
 CREATE INDEX ledger_grant ON ledger_entries (grant_id);

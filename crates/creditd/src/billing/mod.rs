@@ -5,6 +5,8 @@
 pub mod checkout;
 pub mod intents;
 pub mod packages;
+pub mod reconcile;
+pub mod refunds;
 pub mod webhook;
 
 use creditd_domain::views::{Customer, Package};

@@ -4,7 +4,7 @@
 
 use creditd_stripe::event::Event;
 
-use super::{checkout, intents, BillingError};
+use super::{checkout, intents, refunds, BillingError};
 use crate::app::AppState;
 
 /// What became of an event.
@@ -28,6 +28,15 @@ pub async fn handle(state: &AppState, event: &Event) -> Result<Handled, BillingE
         | "checkout.session.expired" => checkout::fulfill(state, object).await?,
         "payment_intent.succeeded" | "payment_intent.payment_failed" | "payment_intent.canceled" => {
             intents::fulfill(state, object).await?
+        }
+        "charge.refunded" | "charge.refund.updated" | "charge.updated" => {
+            refunds::converge_charge(state, object).await?.map(|(p, _)| (p, false))
+        }
+        kind if kind.starts_with("refund.") || kind.starts_with("charge.dispute.") => {
+            match event.data_object.get("charge").and_then(|c| c.as_str()) {
+                Some(charge) => refunds::converge_charge(state, charge).await?.map(|(p, _)| (p, false)),
+                None => None,
+            }
         }
         _ => None,
     };

@@ -2,6 +2,7 @@
 
 pub mod customers;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod list;
@@ -62,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(payments::create_payment_intent))
         .routes(routes!(payments::list_payments))
         .routes(routes!(webhook::receive))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::retry_event))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();

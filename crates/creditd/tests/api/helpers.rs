@@ -46,6 +46,7 @@ pub struct TestApp {
     /// A Stripe client on the sandbox, as the tests' stand-in for Stripe's dashboard.
     pub stripe: StripeClient,
     pub db: TestDb,
+    state: AppState,
 }
 
 pub const WEBHOOK_SECRET: &str = "whsec_creditd_tests";
@@ -70,6 +71,8 @@ impl TestApp {
             ],
             delivery_timeout: Duration::from_secs(10),
             async_settle_delay: Duration::from_millis(300),
+            dispute_delay: Duration::from_millis(300),
+            refund_failure_delay: Duration::from_millis(300),
             ..SandboxOptions::default()
         };
         let sandbox = creditd_sandbox::start_with(
@@ -91,7 +94,8 @@ impl TestApp {
             public_url: format!("http://{addr}"),
         };
         let state = AppState::new(db.store.clone(), clock.clone(), Settings::default(), billing);
-        tokio::spawn(async move { axum::serve(listener, creditd::http::router(state)).await.unwrap() });
+        let router = creditd::http::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         TestApp {
             addr,
             key,
@@ -100,7 +104,13 @@ impl TestApp {
             sandbox,
             stripe,
             db,
+            state,
         }
+    }
+
+    /// The running service's state, for calling its internals as an operator would.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

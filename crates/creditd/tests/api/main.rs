@@ -7,4 +7,5 @@ mod cli;
 mod customers;
 mod errors;
 mod purchases;
+mod refunds;
 mod spend;

@@ -1,0 +1,73 @@
+//! Refunds and disputes: re-read the charge, its refunds and disputes from Stripe, and
+//! converge its payment's credits (clawed back, frozen, restored) to what they imply.
+
+use creditd_domain::money::PaymentStatus;
+use creditd_domain::views::Payment;
+use creditd_store::{Convergence, DisputeState, MoneyState};
+
+use super::{checkout, intents, BillingError};
+use crate::app::AppState;
+
+/// Converges the payment behind a charge. `None` when the charge is not one of creditd's.
+pub async fn converge_charge(
+    state: &AppState,
+    charge_id: &str,
+) -> Result<Option<(Payment, Convergence)>, BillingError> {
+    let charge = state.stripe.client.retrieve_charge(charge_id).await?;
+    let Some(intent) = charge.payment_intent.as_deref() else {
+        return Ok(None);
+    };
+    let Some(mut payment) = state.store.payment_by_payment_intent(intent).await? else {
+        return Ok(None);
+    };
+    // Events arrive in any order: a refund may be seen before the purchase was fulfilled.
+    if payment.status != PaymentStatus::Succeeded {
+        let fulfilled = match (payment.flow.as_str(), payment.checkout_session.clone()) {
+            ("checkout", Some(session)) => checkout::fulfill(state, &session).await?,
+            _ => intents::fulfill(state, intent).await?,
+        };
+        match fulfilled {
+            Some((p, _)) if p.status == PaymentStatus::Succeeded => payment = p,
+            _ => return Ok(Some((payment, Convergence::default()))),
+        }
+    }
+    let refunds = state.stripe.client.list_refunds_for_charge(&charge.id).await?;
+    let disputes = state.stripe.client.list_disputes_for_charge(&charge.id).await?;
+    let dispute = disputes.iter().max_by_key(|d| (d.created, d.id.clone()));
+    let money = MoneyState {
+        amount_refunded: charge.amount_refunded,
+        latest_refund: refunds
+            .iter()
+            .max_by_key(|r| (r.created, r.id.clone()))
+            .map(|r| r.id.clone()),
+        dispute: dispute.map(|d| DisputeState {
+            id: d.id.clone(),
+            status: d.status.clone(),
+            amount: d.amount,
+        }),
+    };
+    let done = state
+        .store
+        .converge_payment(&payment.id, &money, state.clock.now())
+        .await?;
+    if done.changed() {
+        tracing::info!(payment = %payment.id, charge = %charge.id, ?done, "payment credits converged");
+    }
+    let payment = state.store.payment(&payment.id).await?.unwrap_or(payment);
+    Ok(Some((payment, done)))
+}
+
+/// Converges a payment from creditd's side (reconciliation): through its charge once paid.
+pub async fn converge_payment(state: &AppState, payment: &Payment) -> Result<Convergence, BillingError> {
+    let Some(intent) = payment.payment_intent.as_deref() else {
+        return Ok(Convergence::default());
+    };
+    let intent = state.stripe.client.retrieve_payment_intent(intent).await?;
+    let Some(charge) = intent.latest_charge else {
+        return Ok(Convergence::default());
+    };
+    Ok(converge_charge(state, &charge)
+        .await?
+        .map(|(_, done)| done)
+        .unwrap_or_default())
+}
