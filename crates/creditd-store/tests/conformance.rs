@@ -541,7 +541,8 @@ async fn random_commands_match_the_domain_model(db: &TestDb) {
                     match (expected, got) {
                         (Ok(moves), Ok(Outcome::Usage(u))) => {
                             let grants: Vec<_> = u.entries.iter().map(|e| (e.grant.clone(), e.amount)).collect();
-                            let model_grants: Vec<_> = moves.iter().map(|m| (Some(m.grant_id.clone()), m.amount)).collect();
+                            let model_grants: Vec<_> =
+                                moves.iter().map(|m| (Some(m.grant_id.clone()), m.amount)).collect();
                             assert_eq!(grants, model_grants, "seed {seed} step {step}: drawn from other grants");
                         }
                         (Err(_), Err(StoreError::Command(CommandError::InsufficientCredits { .. }))) => {}
