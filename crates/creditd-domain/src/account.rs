@@ -208,6 +208,17 @@ impl Account {
             .collect()
     }
 
+    /// Expires a grant's whole remainder now, whatever its expiry (a period's allowance
+    /// replaced by the next period's).
+    pub fn expire_now(&mut self, grant_id: &str) -> Option<Movement> {
+        let index = self
+            .lots
+            .iter()
+            .position(|l| l.grant_id == grant_id && l.remaining.is_positive())?;
+        let remaining = self.lots[index].remaining;
+        Some(self.apply(index, EntryKind::Expire, Credits::from_micros(-remaining.micros())))
+    }
+
     /// Adds a new grant (already stored) and returns its entry.
     pub fn credit(&mut self, lot: Lot) -> Movement {
         assert!(lot.remaining.is_positive(), "a grant adds a positive amount");

@@ -34,6 +34,9 @@ pub struct Customer {
     pub debt: Credits,
     /// Unix seconds.
     pub created: i64,
+    /// The current (or last) subscription, when the customer has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionSummary>,
 }
 
 /// A lot of credits: spent in order of priority, earliest expiry, then age.
@@ -196,4 +199,40 @@ pub struct Payment {
     pub failure_message: Option<String>,
     pub created: i64,
     pub updated: i64,
+}
+
+/// A subscription plan: a recurring Stripe Price and the credits each paid period grants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+    /// Credits granted for each paid period, expiring at the period's end.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1000"))]
+    pub credits: Credits,
+    /// Minor units per period.
+    pub price: i64,
+    pub currency: String,
+    /// `day`, `week`, `month` or `year`.
+    pub interval: String,
+    /// Unused allowance carried into the next period, at most this much (0: none).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "500"))]
+    pub rollover_cap: Credits,
+    pub stripe_price: Option<String>,
+    pub active: bool,
+    pub created: i64,
+}
+
+/// A customer's subscription as creditd last saw it in Stripe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubscriptionSummary {
+    /// `sub_…`
+    pub id: String,
+    pub plan: Option<String>,
+    /// Stripe's status: `active`, `past_due`, `canceled`, …
+    pub status: String,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
 }

@@ -16,6 +16,7 @@ mod read;
 mod reconcile;
 mod refunds;
 mod rows;
+mod subscriptions;
 pub mod testing;
 mod verify;
 
@@ -32,6 +33,7 @@ pub use keys::{ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
+pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 
 /// Which database a [`Store`] talks to.

@@ -28,6 +28,11 @@ const SQLITE: &[Migration] = &[
         name: "refunds",
         sql: include_str!("../migrations/sqlite/0003_refunds.sql"),
     },
+    Migration {
+        version: 5,
+        name: "subscriptions",
+        sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -45,6 +50,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "refunds",
         sql: include_str!("../migrations/postgres/0003_refunds.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "subscriptions",
+        sql: include_str!("../migrations/postgres/0005_subscriptions.sql"),
     },
 ];
 

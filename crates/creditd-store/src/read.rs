@@ -52,6 +52,7 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
         held: Credits::from_micros(held),
         frozen: Credits::from_micros(row.try_get("frozen")?),
         debt: Credits::from_micros(debt),
+        subscription: None,
         created: row.try_get("created_at")?,
     })
 }

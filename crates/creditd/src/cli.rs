@@ -44,6 +44,34 @@ pub enum Commands {
     /// Manage the credit packages the app sells.
     #[command(subcommand)]
     Packages(PackagesCommand),
+    /// Manage subscription plans.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlansCommand {
+    /// Create a plan: credits granted each paid period at a recurring price (minor units).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        credits: String,
+        #[arg(long)]
+        price: i64,
+        #[arg(long)]
+        currency: String,
+        /// day, week, month or year
+        #[arg(long, default_value = "month")]
+        interval: String,
+        /// Unused allowance carried into the next period, at most this much.
+        #[arg(long, default_value = "0")]
+        rollover_cap: String,
+    },
+    /// List plans, archived ones included.
+    List,
+    /// Stop offering a plan (`plan_…`); existing subscriptions go on.
+    Archive { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             return Ok(if report.events_failed > 0 { 1 } else { 0 });
         }
+        Commands::Plans(command) => return plans_command(&store, command, now).await,
         Commands::Packages(command) => return packages_command(&store, &config, command, now).await,
         Commands::Keys(KeysCommand::List) => {
             for key in store.list_api_keys().await? {
@@ -349,6 +378,63 @@ fn cli_stripe(config: &Config) -> anyhow::Result<crate::billing::Stripe> {
         webhook_secrets: secrets,
         public_url: config.public_url.clone(),
     })
+}
+
+async fn plans_command(store: &Store, command: PlansCommand, now: i64) -> anyhow::Result<i32> {
+    match command {
+        PlansCommand::Create {
+            name,
+            credits,
+            price,
+            currency,
+            interval,
+            rollover_cap,
+        } => {
+            let credits = creditd_domain::Credits::parse(&credits).map_err(|e| anyhow::anyhow!("--credits {e}"))?;
+            let rollover_cap =
+                creditd_domain::Credits::parse(&rollover_cap).map_err(|e| anyhow::anyhow!("--rollover-cap {e}"))?;
+            let spec = crate::billing::plans::PlanSpec {
+                name,
+                credits,
+                price,
+                currency,
+                interval,
+                rollover_cap,
+            };
+            match crate::billing::plans::create(store, spec, now).await {
+                Ok(p) => println!(
+                    "created {} {}: {} credits per {} for {}",
+                    p.id,
+                    p.name,
+                    p.credits,
+                    p.interval,
+                    creditd_domain::money::display(p.price, &p.currency)
+                ),
+                Err((field, message)) => {
+                    eprintln!("--{}: {message}", field.replace('_', "-"));
+                    return Ok(1);
+                }
+            }
+        }
+        PlansCommand::List => {
+            for p in store.plans(true).await? {
+                let state = if p.active { "active" } else { "archived" };
+                let price = creditd_domain::money::display(p.price, &p.currency);
+                println!(
+                    "{}\t{}\t{} credits/{}\t{price}\trollover {}\t{state}",
+                    p.id, p.name, p.credits, p.interval, p.rollover_cap
+                );
+            }
+        }
+        PlansCommand::Archive { id } => {
+            if !store.archive_plan(&id).await? {
+                eprintln!("no active plan {id}");
+                return Ok(1);
+            }
+            println!("archived {id}");
+        }
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -23,6 +23,14 @@ impl Clock {
         }
     }
 
+    /// Sets a manual clock (tests align it with the Stripe sandbox's clock).
+    pub fn set(&self, now: i64) {
+        match self {
+            Clock::System => panic!("the system clock cannot be set"),
+            Clock::Manual(t) => t.store(now, Ordering::SeqCst),
+        }
+    }
+
     /// Moves a manual clock forward; the system clock cannot be moved.
     pub fn advance(&self, seconds: i64) {
         match self {

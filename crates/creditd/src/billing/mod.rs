@@ -5,8 +5,10 @@
 pub mod checkout;
 pub mod intents;
 pub mod packages;
+pub mod plans;
 pub mod reconcile;
 pub mod refunds;
+pub mod subscriptions;
 pub mod webhook;
 
 use creditd_domain::views::{Customer, Package};

@@ -4,7 +4,7 @@
 
 use creditd_stripe::event::Event;
 
-use super::{checkout, intents, refunds, BillingError};
+use super::{checkout, intents, refunds, subscriptions, BillingError};
 use crate::app::AppState;
 
 /// What became of an event.
@@ -21,6 +21,9 @@ pub async fn handle(state: &AppState, event: &Event) -> Result<Handled, BillingE
     let Some(object) = event.object_id() else {
         return Ok(Handled::Ignored);
     };
+    if let Some(handled) = handle_subscription_event(state, event, object).await? {
+        return Ok(handled);
+    }
     let outcome = match event.type_.as_str() {
         "checkout.session.completed"
         | "checkout.session.async_payment_succeeded"
@@ -87,4 +90,44 @@ pub async fn receive(state: &AppState, event: &Event, payload: &str) -> Result<(
             Err(message)
         }
     }
+}
+
+/// Subscription events: `invoice.paid` grants the period's allowance; the others record the
+/// subscription's state. `None` for events of other kinds.
+async fn handle_subscription_event(
+    state: &AppState,
+    event: &Event,
+    object: &str,
+) -> Result<Option<Handled>, BillingError> {
+    let data = &event.data_object;
+    let subscription_of_invoice = || {
+        data.get("subscription")
+            .and_then(|s| s.as_str())
+            .or_else(|| {
+                data.pointer("/parent/subscription_details/subscription")
+                    .and_then(|s| s.as_str())
+            })
+            .map(str::to_string)
+    };
+    let converged = match event.type_.as_str() {
+        "invoice.paid" => subscriptions::converge_invoice(state, object).await?.is_some(),
+        "invoice.payment_failed" | "invoice.payment_action_required" | "invoice.finalized" => {
+            match subscription_of_invoice() {
+                Some(sub) => subscriptions::converge_subscription(state, &sub).await?.is_some(),
+                None => false,
+            }
+        }
+        kind if kind.starts_with("customer.subscription.") => {
+            subscriptions::converge_subscription(state, object).await?.is_some()
+        }
+        "checkout.session.completed" if data.get("mode").and_then(|m| m.as_str()) == Some("subscription") => {
+            subscriptions::complete_checkout(state, object).await?.is_some()
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(if converged {
+        Handled::Processed
+    } else {
+        Handled::Ignored
+    }))
 }

@@ -111,7 +111,9 @@ pub async fn get_customer(
     _key: SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<Customer>, ApiError> {
-    state.customer(&id).await.map(Json)
+    let mut customer = state.customer(&id).await?;
+    customer.subscription = state.store.subscription_of(&id).await?;
+    Ok(Json(customer))
 }
 
 /// Grant credits to a customer (promotion or operator adjustment).

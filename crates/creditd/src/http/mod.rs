@@ -26,7 +26,7 @@ use error::ApiError;
     info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
     modifiers(&SecretKeyAuth),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -62,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(payments::fulfill_checkout))
         .routes(routes!(payments::create_payment_intent))
         .routes(routes!(payments::list_payments))
+        .routes(routes!(payments::list_plans, payments::create_plan))
+        .routes(routes!(payments::billing_portal))
         .routes(routes!(webhook::receive))
         .routes(routes!(events::list_events))
         .routes(routes!(events::retry_event))

@@ -5,7 +5,7 @@ use std::future::Future;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use creditd_domain::views::{Package, Payment};
+use creditd_domain::views::{Package, Payment, Plan};
 use creditd_domain::{Credits, Idempotency};
 use creditd_store::Claim;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::billing::packages::PackageSpec;
-use crate::billing::{checkout, intents, packages};
+use crate::billing::{checkout, intents, packages, plans, subscriptions};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
@@ -43,9 +43,11 @@ pub struct PackageIn {
 #[serde(deny_unknown_fields)]
 pub struct CheckoutIn {
     pub customer: String,
-    /// `pkg_…`
-    pub package: String,
-    /// 1–100, default 1.
+    /// `pkg_…`: buy a credit package (mode `payment`) …
+    pub package: Option<String>,
+    /// … or `plan_…`: subscribe to a plan (mode `subscription`).
+    pub plan: Option<String>,
+    /// 1–100, default 1 (packages only).
     pub quantity: Option<i64>,
     /// Where Stripe sends the buyer after paying; `{CHECKOUT_SESSION_ID}` is filled in. Default:
     /// creditd's own success page, which fulfils the purchase and shows the new balance.
@@ -232,7 +234,17 @@ pub async fn create_checkout(
     let success_url = url("success_url", input.success_url)?;
     let cancel_url = url("cancel_url", input.cancel_url)?;
     let customer = state.customer(&input.customer).await?;
-    let package = active_package(&state, &input.package).await?;
+    let package_id = match (input.package, input.plan) {
+        (Some(package), None) => package,
+        (None, Some(plan)) => {
+            if input.quantity.is_some() {
+                return Err(ApiError::invalid("quantity", "applies to packages, not plans"));
+            }
+            return subscribe(&state, idempotency, customer, &plan, success_url, cancel_url).await;
+        }
+        _ => return Err(ApiError::invalid("package", "give either package or plan")),
+    };
+    let package = active_package(&state, &package_id).await?;
     once(&state, idempotency, || async {
         let request = checkout::CheckoutRequest {
             customer,
@@ -321,4 +333,145 @@ pub async fn list_payments(
         data: page.data,
         has_more: page.has_more,
     }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionCheckoutOut {
+    /// `cs_…`
+    pub id: String,
+    pub url: Option<String>,
+    pub plan: String,
+}
+
+async fn subscribe(
+    state: &AppState,
+    idempotency: Option<Idempotency>,
+    customer: creditd_domain::views::Customer,
+    plan_id: &str,
+    success_url: Option<String>,
+    cancel_url: Option<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let plan = state.store.plan(plan_id).await?;
+    let plan = plan.ok_or_else(|| ApiError::not_found("plan_not_found", format!("no such plan: {plan_id}")))?;
+    if !plan.active {
+        return Err(ApiError::invalid("plan", format!("{plan_id} is archived")));
+    }
+    if let Some(current) = state.store.subscription_of(&customer.id).await? {
+        if matches!(
+            current.status.as_str(),
+            "active" | "trialing" | "past_due" | "incomplete"
+        ) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_subscribed",
+                format!(
+                    "{} already has subscription {}; change plans in the billing portal",
+                    customer.id, current.id
+                ),
+            ));
+        }
+    }
+    once(state, idempotency, || async {
+        let session = subscriptions::create_checkout(state, &customer, &plan, success_url, cancel_url).await?;
+        let out = SubscriptionCheckoutOut {
+            id: session.id,
+            url: session.url,
+            plan: plan.id.clone(),
+        };
+        Ok((
+            StatusCode::CREATED,
+            serde_json::to_value(out).map_err(ApiError::internal)?,
+        ))
+    })
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlanList {
+    pub object: &'static str,
+    pub data: Vec<Plan>,
+}
+
+/// A subscription plan: credits per period for a recurring price.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanIn {
+    pub name: String,
+    #[schema(value_type = String, example = "1000")]
+    pub credits: Credits,
+    /// Minor units per period (2000 = 20.00 usd).
+    pub price: i64,
+    pub currency: String,
+    /// `day`, `week`, `month` (default) or `year`.
+    pub interval: Option<String>,
+    /// Unused allowance carried into the next period, at most this much (default none).
+    #[schema(value_type = Option<String>, example = "500")]
+    pub rollover_cap: Option<Credits>,
+}
+
+/// Active plans, cheapest first.
+#[utoipa::path(get, path = "/v1/plans", tag = "subscriptions", responses((status = 200, body = PlanList)))]
+pub async fn list_plans(State(state): State<AppState>, _key: SecretKey) -> Result<Json<PlanList>, ApiError> {
+    Ok(Json(PlanList {
+        object: "list",
+        data: state.store.plans(false).await?,
+    }))
+}
+
+/// Create a plan.
+#[utoipa::path(post, path = "/v1/plans", tag = "subscriptions", request_body = PlanIn,
+    responses((status = 201, body = Plan), (status = 400, body = ErrorBody)))]
+pub async fn create_plan(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    body: ApiJson<PlanIn>,
+) -> Result<(StatusCode, Json<Plan>), ApiError> {
+    let input = body.value;
+    let spec = plans::PlanSpec {
+        name: input.name,
+        credits: input.credits,
+        price: input.price,
+        currency: input.currency,
+        interval: input.interval.unwrap_or_else(|| "month".into()),
+        rollover_cap: input.rollover_cap.unwrap_or(Credits::ZERO),
+    };
+    let plan = plans::create(&state.store, spec, state.clock.now())
+        .await
+        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+    Ok((StatusCode::CREATED, Json(plan)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortalIn {
+    pub customer: String,
+    /// Where the portal's "return" link goes.
+    pub return_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PortalOut {
+    /// Stripe's customer portal: switch plan, cancel.
+    pub url: String,
+}
+
+/// Open Stripe's customer portal for self-service plan changes and cancellation.
+#[utoipa::path(post, path = "/v1/billing-portal", tag = "subscriptions", request_body = PortalIn,
+    responses((status = 200, body = PortalOut), (status = 404, body = ErrorBody)))]
+pub async fn billing_portal(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    body: ApiJson<PortalIn>,
+) -> Result<Json<PortalOut>, ApiError> {
+    let input = body.value;
+    let return_url = url("return_url", input.return_url)?;
+    let customer = state.customer(&input.customer).await?;
+    let stripe_customer = crate::billing::stripe_customer(&state, &customer).await?;
+    let session = state
+        .stripe
+        .client
+        .create_billing_portal_session(&stripe_customer, return_url.as_deref())
+        .await;
+    let session = session.map_err(crate::billing::BillingError::from)?;
+    Ok(Json(PortalOut { url: session.url }))
 }

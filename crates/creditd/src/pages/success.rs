@@ -25,6 +25,9 @@ pub async fn success(State(state): State<AppState>, Query(query): Query<SuccessQ
     let fulfilled = match checkout::fulfill(&state, &session_id).await {
         Ok(Some((payment, _))) => payment,
         Ok(None) => {
+            if let Ok(Some(customer)) = crate::billing::subscriptions::complete_checkout(&state, &session_id).await {
+                return subscribed(&state, &customer).await;
+            }
             let body =
                 "<h1>Unknown checkout session</h1><p class=\"muted\">This payment was not started by creditd.</p>";
             return (StatusCode::NOT_FOUND, Html(page("Unknown checkout session", body)));
@@ -77,4 +80,14 @@ pub async fn cancel() -> Html<String> {
         "Checkout canceled",
         "<h1>Checkout canceled</h1><p>No payment was made and no credits were added.</p>",
     ))
+}
+
+/// The success page of a subscription Checkout.
+async fn subscribed(state: &AppState, customer: &str) -> (StatusCode, Html<String>) {
+    let balance = state.store.customer(customer, state.clock.now()).await.ok().flatten();
+    let balance = balance
+        .map(|c| format!("<p>Your balance is now</p><p class=\"big\">{} credits</p>", c.balance))
+        .unwrap_or_default();
+    let body = format!("<h1 class=\"ok\">Subscription active</h1><p>Your plan's credits were added.</p>{balance}");
+    (StatusCode::OK, Html(page("Subscription", &body)))
 }

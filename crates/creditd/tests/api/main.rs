@@ -10,3 +10,4 @@ mod errors;
 mod purchases;
 mod refunds;
 mod spend;
+mod subscriptions;

@@ -1,0 +1,293 @@
+//! Plans, subscriptions and their allowances: each paid invoice grants its period's credits
+//! exactly once (keyed by invoice), expiring at the period's end, with rollover up to a cap.
+
+use creditd_domain::command::NewGrant;
+use creditd_domain::views::{Grant, Plan, SubscriptionSummary};
+use creditd_domain::{Credits, GrantSource, IdKind};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::apply::{grant_into, lock_account, save_account, write_movements, EntryContext};
+use crate::{Result, Store, StoreError};
+
+const PLAN_COLUMNS: &str =
+    "id, name, credits, price, currency, billing_interval, rollover_cap, stripe_price_id, active, created_at";
+
+#[derive(Clone, Debug)]
+pub struct NewPlan {
+    pub name: String,
+    pub credits: Credits,
+    pub price: i64,
+    pub currency: String,
+    pub interval: String,
+    pub rollover_cap: Credits,
+    pub stripe_price: Option<String>,
+}
+
+/// A subscription as read from Stripe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub customer: String,
+    pub plan: Option<String>,
+    pub status: String,
+    pub current_period_start: i64,
+    pub current_period_end: i64,
+    pub cancel_at_period_end: bool,
+}
+
+/// Why an invoice grants credits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllowanceKind {
+    /// A new period (first invoice or renewal): the plan's credits, plus rollover.
+    Period,
+    /// A mid-period plan change: the difference to what this period already granted.
+    Change,
+}
+
+#[derive(Clone, Debug)]
+pub struct AllowanceRequest {
+    pub invoice: String,
+    pub subscription: String,
+    pub customer: String,
+    pub plan: Plan,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub kind: AllowanceKind,
+}
+
+fn plan_row(row: &AnyRow) -> Result<Plan> {
+    Ok(Plan {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        credits: Credits::from_micros(row.try_get("credits")?),
+        price: row.try_get("price")?,
+        currency: row.try_get("currency")?,
+        interval: row.try_get("billing_interval")?,
+        rollover_cap: Credits::from_micros(row.try_get("rollover_cap")?),
+        stripe_price: row.try_get("stripe_price_id")?,
+        active: row.try_get::<i64, _>("active")? == 1,
+        created: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_plan(&self, new: &NewPlan, now: i64) -> Result<Plan> {
+        let id = format!("plan_{}", &IdKind::Package.new_id()[4..]);
+        sqlx::query(&format!(
+            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)"
+        ))
+        .bind(&id)
+        .bind(&new.name)
+        .bind(new.credits.micros())
+        .bind(new.price)
+        .bind(&new.currency)
+        .bind(&new.interval)
+        .bind(new.rollover_cap.micros())
+        .bind(&new.stripe_price)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        self.plan(&id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("plan vanished".into()))
+    }
+
+    pub async fn plans(&self, include_archived: bool) -> Result<Vec<Plan>> {
+        let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active = 1 OR $1 = 1 ORDER BY price, created_at, id");
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(include_archived))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(plan_row).collect()
+    }
+
+    pub async fn plan(&self, id: &str) -> Result<Option<Plan>> {
+        self.plan_where("id", id).await
+    }
+
+    pub async fn plan_by_stripe_price(&self, price: &str) -> Result<Option<Plan>> {
+        self.plan_where("stripe_price_id", price).await
+    }
+
+    async fn plan_where(&self, column: &str, value: &str) -> Result<Option<Plan>> {
+        let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE {column} = $1"))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(plan_row).transpose()
+    }
+
+    /// Records the Stripe Price created for a plan; the first one recorded wins.
+    pub async fn set_plan_price(&self, id: &str, price: &str) -> Result<String> {
+        sqlx::query("UPDATE plans SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS NULL")
+            .bind(id)
+            .bind(price)
+            .execute(&self.writer)
+            .await?;
+        let plan = self
+            .plan(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("plan {id} vanished")))?;
+        plan.stripe_price
+            .ok_or_else(|| StoreError::Corrupt(format!("plan {id} has no price")))
+    }
+
+    pub async fn archive_plan(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE plans SET active = 0 WHERE id = $1 AND active = 1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The creditd customer linked to a Stripe customer.
+    pub async fn customer_by_stripe_customer(&self, stripe_customer: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT customer_id FROM stripe_customers WHERE stripe_customer_id = $1")
+            .bind(stripe_customer)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Records a subscription's state as Stripe reports it now.
+    pub async fn upsert_subscription(&self, record: &SubscriptionRecord, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO subscriptions (id, customer_id, plan_id, status, current_period_start, current_period_end, \
+             cancel_at_period_end, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+             ON CONFLICT (id) DO UPDATE SET plan_id = excluded.plan_id, status = excluded.status, \
+             current_period_start = excluded.current_period_start, current_period_end = excluded.current_period_end, \
+             cancel_at_period_end = excluded.cancel_at_period_end, updated_at = excluded.updated_at",
+        )
+        .bind(&record.id)
+        .bind(&record.customer)
+        .bind(&record.plan)
+        .bind(&record.status)
+        .bind(record.current_period_start)
+        .bind(record.current_period_end)
+        .bind(i64::from(record.cancel_at_period_end))
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The customer's most recently updated subscription.
+    pub async fn subscription_of(&self, customer: &str) -> Result<Option<SubscriptionSummary>> {
+        let row = sqlx::query(
+            "SELECT id, plan_id, status, current_period_start, current_period_end, cancel_at_period_end \
+             FROM subscriptions WHERE customer_id = $1 ORDER BY updated_at DESC, created_at DESC LIMIT 1",
+        )
+        .bind(customer)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SubscriptionSummary {
+                id: r.try_get(0)?,
+                plan: r.try_get(1)?,
+                status: r.try_get(2)?,
+                current_period_start: r.try_get(3)?,
+                current_period_end: r.try_get(4)?,
+                cancel_at_period_end: r.try_get::<i64, _>(5)? == 1,
+            })
+        })
+        .transpose()
+    }
+
+    /// Grants an invoice's allowance, once. A new period's allowance replaces the previous
+    /// period's: what is left of it expires now, except up to the plan's rollover cap, which
+    /// is carried into the new grant. Returns the grant, or `None` when the invoice was
+    /// already handled or grants nothing.
+    pub async fn grant_allowance(&self, request: &AllowanceRequest, now: i64) -> Result<Option<Grant>> {
+        let mut tx = self.writer.begin().await?;
+        let mut locked = lock_account(&mut tx, &request.customer, now).await?;
+        let seen = sqlx::query("SELECT 1 FROM allowances WHERE invoice_id = $1")
+            .bind(&request.invoice)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if seen.is_some() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        // What the plan itself grants this period (rollover excluded): an upgrade tops up to it.
+        let (amount, reason, plan_part) = match request.kind {
+            AllowanceKind::Period => {
+                // The period just ended: what its allowance left unused rolls over, up to the cap.
+                // Lapsed grants may already have been swept (their expire entries say how much).
+                let previous = sqlx::query(
+                    "SELECT a.grant_id, (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
+                       WHERE e.grant_id = a.grant_id AND e.kind = 'expire') FROM allowances a \
+                     WHERE a.subscription_id = $1 AND a.grant_id IS NOT NULL AND a.period_end = $2",
+                )
+                .bind(&request.subscription)
+                .bind(request.period_start)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut expired = Vec::new();
+                let mut left = 0;
+                for row in &previous {
+                    let grant: String = row.try_get(0)?;
+                    left -= row.try_get::<i64, _>(1)?;
+                    expired.extend(locked.account.expire_now(&grant));
+                }
+                left += expired.iter().map(|m| -m.amount.micros()).sum::<i64>();
+                write_movements(&mut tx, &request.customer, &expired, &EntryContext::default(), now).await?;
+                let rollover = left.min(request.plan.rollover_cap.micros());
+                let amount = request.plan.credits.micros() + rollover;
+                let reason = if rollover > 0 {
+                    format!(
+                        "{} allowance, with {} rolled over",
+                        request.plan.name,
+                        Credits::from_micros(rollover)
+                    )
+                } else {
+                    format!("{} allowance", request.plan.name)
+                };
+                (amount, reason, request.plan.credits.micros())
+            }
+            AllowanceKind::Change => {
+                let this_period: i64 = sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM allowances WHERE subscription_id = $1 AND period_end = $2",
+                )
+                .bind(&request.subscription)
+                .bind(request.period_end)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                let amount = (request.plan.credits.micros() - this_period).max(0);
+                (amount, format!("upgrade to {}", request.plan.name), amount)
+            }
+        };
+        let grant = if amount > 0 {
+            let new = NewGrant {
+                customer: request.customer.clone(),
+                amount: Credits::from_micros(amount),
+                priority: creditd_domain::account::DEFAULT_PRIORITY,
+                expires_at: Some(request.period_end),
+                source: GrantSource::Subscription,
+                reason: Some(reason),
+                reference: Some(request.invoice.clone()),
+            };
+            Some(grant_into(&mut tx, &mut locked, &new, now).await?)
+        } else {
+            None
+        };
+        sqlx::query(
+            "INSERT INTO allowances (invoice_id, subscription_id, customer_id, grant_id, credits, period_start, period_end, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&request.invoice)
+        .bind(&request.subscription)
+        .bind(&request.customer)
+        .bind(grant.as_ref().map(|g| g.id.clone()))
+        .bind(plan_part)
+        .bind(request.period_start)
+        .bind(request.period_end)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        save_account(&mut tx, &locked).await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+}
