@@ -27,7 +27,7 @@ use sqlx::Executor;
 pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
-pub use read::{Check, Page, PageRequest};
+pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use verify::{Books, VerifyReport};
 
 /// Which database a [`Store`] talks to.
