@@ -43,7 +43,12 @@ pub fn iso_date(unix: i64) -> String {
 /// `YYYY-MM-DD HH:MM UTC` of a unix time.
 pub fn iso_minute(unix: i64) -> String {
     let seconds = unix.rem_euclid(86_400);
-    format!("{} {:02}:{:02} UTC", iso_date(unix), seconds / 3600, seconds % 3600 / 60)
+    format!(
+        "{} {:02}:{:02} UTC",
+        iso_date(unix),
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, for `<time datetime>`.

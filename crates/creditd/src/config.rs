@@ -73,16 +73,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("jwt_public_key_file", "CREDITD_JWT_PUBLIC_KEY_FILE", ""),
     ("jwt_issuer", "CREDITD_JWT_ISSUER", ""),
     ("jwt_audience", "CREDITD_JWT_AUDIENCE", ""),
-    (
-        "low_balance_threshold",
-        "CREDITD_LOW_BALANCE_THRESHOLD",
-        "",
-    ),
-    (
-        "billing_frame_ancestors",
-        "CREDITD_BILLING_FRAME_ANCESTORS",
-        "",
-    ),
+    ("low_balance_threshold", "CREDITD_LOW_BALANCE_THRESHOLD", ""),
+    ("billing_frame_ancestors", "CREDITD_BILLING_FRAME_ANCESTORS", ""),
 ];
 
 pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:12111";
@@ -193,7 +185,9 @@ fn frame_ancestors(s: &str) -> Result<Option<String>, String> {
     let valid = |src: &&str| {
         *src == "'self'"
             || ((src.starts_with("https://") || src.starts_with("http://"))
-                && src.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\'' | b'"')))
+                && src
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\'' | b'"')))
     };
     if sources.is_empty() || !sources.iter().all(valid) {
         return Err("must be 'self' and/or origins such as https://app.example.com, separated by spaces".into());
@@ -290,7 +284,9 @@ impl Config {
     /// One way to verify customer tokens: a shared secret or a public key, never both (a
     /// token could then pick the weaker check).
     fn customer_tokens(r: &Resolver) -> Result<Option<CustomerTokens>, String> {
-        let secret = r.parse("jwt_hs256_secret", None, |s| CustomerTokens::hs256(s.as_bytes()).map(Some))?;
+        let secret = r.parse("jwt_hs256_secret", None, |s| {
+            CustomerTokens::hs256(s.as_bytes()).map(Some)
+        })?;
         let public = r.parse("jwt_public_key_file", None, |s| {
             let pem = std::fs::read(s).map_err(|e| format!("cannot read the file: {e}"))?;
             CustomerTokens::public_key_pem(&pem).map(Some)

@@ -129,7 +129,9 @@ impl CustomerTokens {
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &validation).map_err(|e| describe(&e))?;
         let claims = data.claims;
-        let exp = claims.exp.ok_or("the token has no `exp` claim: customer tokens must expire")?;
+        let exp = claims
+            .exp
+            .ok_or("the token has no `exp` claim: customer tokens must expire")?;
         let sub = claims.sub.ok_or("the token has no `sub` claim (the customer id)")?;
         if exp + LEEWAY_SECONDS <= now {
             return Err("the token has expired".into());
@@ -169,7 +171,12 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn sign(claims: serde_json::Value, secret: &[u8]) -> String {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -177,7 +184,10 @@ mod tests {
         let tokens = CustomerTokens::hs256(SECRET).unwrap();
         let good = sign(json!({"sub": "u1", "exp": 1000}), SECRET);
         assert_eq!(tokens.verify(&good, 900).unwrap().customer, "u1");
-        assert!(tokens.verify(&good, 1000 + LEEWAY_SECONDS).unwrap_err().contains("expired"));
+        assert!(tokens
+            .verify(&good, 1000 + LEEWAY_SECONDS)
+            .unwrap_err()
+            .contains("expired"));
         let no_exp = sign(json!({"sub": "u1"}), SECRET);
         assert!(tokens.verify(&no_exp, 900).unwrap_err().contains("`exp`"));
         let no_sub = sign(json!({"exp": 1000}), SECRET);
@@ -196,7 +206,9 @@ mod tests {
     #[test]
     fn short_secrets_and_non_keys_are_refused() {
         assert!(CustomerTokens::hs256(b"short").is_err());
-        assert!(CustomerTokens::public_key_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
+        assert!(
+            CustomerTokens::public_key_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err()
+        );
     }
 
     #[test]
@@ -210,7 +222,10 @@ mod tests {
             SECRET,
         );
         assert!(tokens.verify(&good, 900).is_ok());
-        let other_iss = sign(json!({"sub": "u1", "exp": 1000, "iss": "evil", "aud": "creditd"}), SECRET);
+        let other_iss = sign(
+            json!({"sub": "u1", "exp": 1000, "iss": "evil", "aud": "creditd"}),
+            SECRET,
+        );
         assert!(tokens.verify(&other_iss, 900).unwrap_err().contains("iss"));
         let no_aud = sign(json!({"sub": "u1", "exp": 1000, "iss": "https://app.example"}), SECRET);
         assert!(tokens.verify(&no_aud, 900).unwrap_err().contains("aud"));

@@ -72,6 +72,11 @@ pub struct MeCheckoutIn {
     pub quantity: Option<i64>,
 }
 
+/// No parameters: the customer comes from the token, and naming one is an error, not ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 async fn me(state: &AppState, token: &CustomerToken) -> Result<Customer, ApiError> {
     state.customer(&token.customer).await
 }
@@ -79,7 +84,11 @@ async fn me(state: &AppState, token: &CustomerToken) -> Result<Customer, ApiErro
 /// The token's customer with balance, available and held credits.
 #[utoipa::path(get, path = "/v1/me", tag = "customer tokens", security(("customer_token" = [])),
     responses((status = 200, body = Customer), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_me(State(state): State<AppState>, token: CustomerToken) -> Result<Json<Customer>, ApiError> {
+pub async fn get_me(
+    State(state): State<AppState>,
+    token: CustomerToken,
+    _none: ApiQuery<NoParams>,
+) -> Result<Json<Customer>, ApiError> {
     me(&state, &token).await.map(Json)
 }
 
@@ -136,14 +145,19 @@ pub async fn my_usage(
         return Err(ApiError::invalid("from", "must be before `to` (unix seconds)"));
     }
     if to - from > MAX_USAGE_DAYS * SECONDS_PER_DAY {
-        return Err(ApiError::invalid("to", format!("at most {MAX_USAGE_DAYS} days after `from`")));
+        return Err(ApiError::invalid(
+            "to",
+            format!("at most {MAX_USAGE_DAYS} days after `from`"),
+        ));
     }
     me(&state, &token).await?;
     let buckets = state.store.usage_by_day(&token.customer, from, to).await?;
     let mut data: Vec<UsageRow> = Vec::new();
     let mut total = Credits::ZERO;
     for bucket in buckets {
-        total = total.checked_add(bucket.credits).ok_or_else(|| ApiError::internal("usage total overflow"))?;
+        total = total
+            .checked_add(bucket.credits)
+            .ok_or_else(|| ApiError::internal("usage total overflow"))?;
         let (day, feature) = if by_feature {
             (None, bucket.feature)
         } else {
@@ -151,7 +165,10 @@ pub async fn my_usage(
         };
         match data.iter_mut().find(|r| r.day == day && r.feature == feature) {
             Some(row) => {
-                row.credits = row.credits.checked_add(bucket.credits).ok_or_else(|| ApiError::internal("overflow"))?;
+                row.credits = row
+                    .credits
+                    .checked_add(bucket.credits)
+                    .ok_or_else(|| ApiError::internal("overflow"))?;
                 row.requests += bucket.requests;
             }
             None => data.push(UsageRow {

@@ -43,7 +43,9 @@ impl Modify for SecretKeyAuth {
         let token = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("JWT")
-            .description(Some("A customer token the app signs: `sub` = customer id, `exp` required"))
+            .description(Some(
+                "A customer token the app signs: `sub` = customer id, `exp` required",
+            ))
             .build();
         components.add_security_scheme("customer_token", SecurityScheme::Http(token));
     }

@@ -164,7 +164,11 @@ pub async fn buy(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         Err(response) => return response,
     };
     let expected = csrf_token(&cookie);
-    if !form.csrf.as_deref().is_some_and(|sent| constant_time_eq(sent, &expected)) {
+    if !form
+        .csrf
+        .as_deref()
+        .is_some_and(|sent| constant_time_eq(sent, &expected))
+    {
         return message_with_back(
             &state,
             StatusCode::FORBIDDEN,
@@ -192,7 +196,9 @@ pub async fn buy(State(state): State<AppState>, headers: HeaderMap, Form(form): 
             Some(url) => redirect(url, None),
             None => failure_page(&state, ApiError::internal("Checkout Session without a url")),
         },
-        Err(e) if e.status.is_client_error() => message_with_back(&state, e.status, "This purchase could not start", &e.message),
+        Err(e) if e.status.is_client_error() => {
+            message_with_back(&state, e.status, "This purchase could not start", &e.message)
+        }
         Err(e) => failure_page(&state, e),
     }
 }
@@ -203,7 +209,11 @@ fn exchange(state: &AppState, token: &str, verified: &CustomerToken) -> Response
     let cookie = format!(
         "{COOKIE}={token}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
         cookie_path(state),
-        if state.stripe.public_url.starts_with("https://") { "; Secure" } else { "" }
+        if state.stripe.public_url.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     // Relative, so a path prefix in front of creditd keeps working.
     redirect("billing", Some(cookie))
@@ -236,7 +246,10 @@ fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerTok
                 "Your billing session has ended",
                 "For your security, billing sessions are short. Open billing again from the app.",
             );
-            let expired = format!("{COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax", cookie_path(state));
+            let expired = format!(
+                "{COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax",
+                cookie_path(state)
+            );
             if let Ok(value) = HeaderValue::from_str(&expired) {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
@@ -293,7 +306,10 @@ fn respond(state: &AppState, status: StatusCode, html: String) -> Response {
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     if let Ok(value) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
@@ -412,7 +428,9 @@ fn balance_section(view: &View) -> String {
 fn packages_section(view: &View) -> String {
     let mut out = String::from("<section aria-labelledby=\"buy-h\"><h2 id=\"buy-h\">Buy credits</h2>");
     if view.packages.is_empty() {
-        out.push_str("<p class=\"muted\">No credit packages are on sale right now. Please check back later.</p></section>");
+        out.push_str(
+            "<p class=\"muted\">No credit packages are on sale right now. Please check back later.</p></section>",
+        );
         return out;
     }
     out.push_str("<ul class=\"packages\">");
@@ -438,9 +456,7 @@ fn packages_section(view: &View) -> String {
 
 fn usage_section(view: &View) -> String {
     let chart = UsageChart::build(view.usage, view.now, USAGE_DAYS);
-    let mut out = format!(
-        "<section aria-labelledby=\"usage-h\"><h2 id=\"usage-h\">Usage, last {USAGE_DAYS} days</h2>"
-    );
+    let mut out = format!("<section aria-labelledby=\"usage-h\"><h2 id=\"usage-h\">Usage, last {USAGE_DAYS} days</h2>");
     if chart.total() == Credits::ZERO {
         out.push_str(
             "<p class=\"muted\">No credits spent in the last 30 days. When you use the app, \
@@ -461,7 +477,9 @@ fn usage_section(view: &View) -> String {
 fn payments_section(view: &View) -> String {
     let mut out = String::from("<section aria-labelledby=\"payments-h\"><h2 id=\"payments-h\">Payments</h2>");
     if view.payments.is_empty() {
-        out.push_str("<p class=\"muted\">No payments yet. Buy a package above; your receipts will be listed here.</p></section>");
+        out.push_str(
+            "<p class=\"muted\">No payments yet. Buy a package above; your receipts will be listed here.</p></section>",
+        );
         return out;
     }
     out.push_str(
@@ -589,7 +607,10 @@ mod tests {
         assert!(!render(&view(&rich)).contains("class=\"alert"));
         let low = customer(12, 3);
         let html = render(&view(&low));
-        assert!(html.contains("Your balance is low") && html.contains("9 credits left"), "{html}");
+        assert!(
+            html.contains("Your balance is low") && html.contains("9 credits left"),
+            "{html}"
+        );
         assert!(html.contains("Reserved for requests in progress"));
         let negative = customer(-4, 0);
         let html = render(&view(&negative));

@@ -53,7 +53,11 @@ impl UsageChart {
             }
         }
         totals.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let named = if totals.len() > MAX_SERIES { MAX_SERIES - 1 } else { totals.len() };
+        let named = if totals.len() > MAX_SERIES {
+            MAX_SERIES - 1
+        } else {
+            totals.len()
+        };
         let mut series: Vec<Series> = totals[..named]
             .iter()
             .enumerate()
@@ -71,7 +75,9 @@ impl UsageChart {
             });
         }
         for b in &buckets {
-            let Some(day) = day_list.iter().position(|d| *d == b.day) else { continue };
+            let Some(day) = day_list.iter().position(|d| *d == b.day) else {
+                continue;
+            };
             let name = feature_name(b);
             let index = series.iter().position(|s| s.name == name).unwrap_or(series.len() - 1);
             series[index].micros[day] += b.credits.micros();
@@ -98,10 +104,7 @@ impl UsageChart {
         let first = self.days.first().map_or(String::new(), |d| iso_date(*d));
         let last = self.days.last().map_or(String::new(), |d| iso_date(*d));
         let busiest = (0..self.days.len()).max_by_key(|d| self.day_total(*d));
-        let mut desc = format!(
-            "{} credits spent from {first} to {last}",
-            format::credits(self.total())
-        );
+        let mut desc = format!("{} credits spent from {first} to {last}", format::credits(self.total()));
         if let Some(d) = busiest.filter(|d| self.day_total(*d) > 0) {
             let _ = write!(
                 desc,
@@ -263,7 +266,11 @@ mod tests {
         let names: Vec<&str> = chart.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["chat", "e", "d", "c", "image", "other"]);
         assert_eq!(chart.series[5].micros[27], 3_000_000, "a and b fold into other");
-        assert_eq!(chart.total(), Credits::from_micros(33_000_000), "days outside the window are left out");
+        assert_eq!(
+            chart.total(),
+            Credits::from_micros(33_000_000),
+            "days outside the window are left out"
+        );
         let html = chart.render();
         assert!(html.contains("<title id=\"usage-title\">"));
         assert!(html.contains("33 credits spent"));

@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod billing_page;
 mod cli;
 mod customers;
 mod errors;
+mod me;
 mod purchases;
 mod spend;
