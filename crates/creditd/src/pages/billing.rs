@@ -46,7 +46,7 @@ const STYLE: &str = "\
 body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}\
 .wrap{max-width:60rem;margin:0 auto;padding:1rem}\
 header{padding:1rem 0 .25rem}h1{font-size:1.6rem;margin:0}h2{font-size:1.2rem;margin:0 0 .75rem}h3{font-size:1.05rem;margin:0}\
-section{background:#fff;border-radius:12px;box-shadow:0 1px 3px #0002;padding:1.25rem;margin:1rem 0}\
+section{position:relative;background:#fff;border-radius:12px;box-shadow:0 1px 3px #0002;padding:1.25rem;margin:1rem 0}\
 .muted{color:#4d5562}.big{font-size:2.4rem;font-weight:700;line-height:1.1;margin:.25rem 0}\
 .big span{font-size:1rem;font-weight:400;color:#4d5562}\
 dl.stats{display:flex;flex-wrap:wrap;gap:.25rem 2rem;margin:.5rem 0 0}dl.stats dt{color:#4d5562}dl.stats dd{margin:0;font-weight:600}\
@@ -54,7 +54,7 @@ dl.stats{display:flex;flex-wrap:wrap;gap:.25rem 2rem;margin:.5rem 0 0}dl.stats d
 .alert.warn{background:#fff6e0;border-color:#e0b04a;color:#5c3d00}.alert.err{background:#fdecea;border-color:#e3a19b;color:#7d1a12}\
 .packages{list-style:none;padding:0;margin:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(14rem,1fr));gap:.75rem}\
 .packages li{border:1px solid #d0d4da;border-radius:10px;padding:1rem;display:flex;flex-direction:column;gap:.4rem}\
-.price{font-size:1.3rem;font-weight:700}\
+.packages p{margin:0}.price{font-size:1.3rem;font-weight:700}\
 form.buy{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap;margin-top:auto}\
 form.buy label{display:flex;flex-direction:column;font-size:.85rem;color:#4d5562}\
 input[type=number]{width:5rem;padding:.45rem;font-size:1rem;border:1px solid #8a919c;border-radius:6px}\
@@ -62,19 +62,19 @@ button{font-size:1rem;padding:.55rem 1.2rem;border-radius:6px;border:0;backgroun
 button:hover{background:#0842a0}\
 :focus-visible{outline:3px solid #f2a900;outline-offset:2px}\
 a{color:#0b57d0}\
-.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.95rem}\
+.scroll{position:relative;overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.95rem}\
 th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e3e6ea;white-space:nowrap}thead th{color:#4d5562;font-weight:600}\
 .num{text-align:right;font-variant-numeric:tabular-nums}\
 .status{display:inline-block;padding:0 .5rem;border-radius:99px;font-size:.85rem;font-weight:600}\
 .s-succeeded{background:#e3f4e8;color:#0a5c2b}.s-pending{background:#fff3d6;color:#6b4500}.s-failed,.s-expired{background:#f1f2f4;color:#3d4450}\
-svg.chart{width:100%;height:auto;display:block}\
+svg.chart{width:100%;max-width:600px;height:auto;display:block}\
 .legend{list-style:none;padding:0;margin:.5rem 0;display:flex;flex-wrap:wrap;gap:.25rem 1.25rem}\
 details{margin-top:.5rem}summary{cursor:pointer;color:#0b57d0}\
 nav.pages{display:flex;gap:1.5rem;margin-top:.75rem}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}\
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
 footer{font-size:.85rem;color:#4d5562;padding:0 0 2rem}\
-@media (max-width:30rem){.wrap{padding:.5rem}section{padding:1rem;border-radius:10px}.big{font-size:2rem}}";
+@media (max-width:30rem){.wrap{padding:.5rem}section{padding:.85rem;border-radius:10px}.big{font-size:2rem}}";
 
 /// The stylesheet's CSP hash: inline style is allowed by content, nothing else runs.
 static STYLE_HASH: LazyLock<String> = LazyLock::new(|| {

@@ -17,12 +17,12 @@ pub const MAX_SERIES: usize = 6;
 const PALETTE: [&str; MAX_SERIES] = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#8a6d00", "#56748f"];
 const OTHER_COLOUR: &str = "#6b6b6b";
 
-const WIDTH: i64 = 720;
-const HEIGHT: i64 = 240;
-const LEFT: i64 = 56;
+const WIDTH: i64 = 600;
+const HEIGHT: i64 = 230;
+const LEFT: i64 = 52;
 const RIGHT: i64 = 8;
 const TOP: i64 = 12;
-const BOTTOM: i64 = 28;
+const BOTTOM: i64 = 30;
 
 /// One feature's daily amounts, aligned with the chart's days.
 pub struct Series {
@@ -126,10 +126,10 @@ impl UsageChart {
             let _ = write!(
                 svg,
                 "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#d0d4da\"/>\
-                 <text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"12\" fill=\"#3d4450\">{}</text>",
+                 <text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"16\" fill=\"#3d4450\">{}</text>",
                 WIDTH - RIGHT,
                 LEFT - 6,
-                y + 4,
+                y + 5,
                 format::credits(Credits::from_micros(value))
             );
         }
@@ -157,7 +157,7 @@ impl UsageChart {
             if (self.days.len() - 1 - d) % 7 == 0 {
                 let _ = write!(
                     svg,
-                    "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#3d4450\">{}</text>",
+                    "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" font-size=\"16\" fill=\"#3d4450\">{}</text>",
                     x + bar / 2.0,
                     HEIGHT - 8,
                     &iso_date(*day)[5..]
