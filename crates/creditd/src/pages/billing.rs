@@ -106,7 +106,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
     }
     let (cookie, token) = match session(&state, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let now = state.clock.now();
     let customer = match state.customer(&token.customer).await {
@@ -161,7 +161,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
 pub async fn buy(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<BuyForm>) -> Response {
     let (cookie, token) = match session(&state, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let expected = csrf_token(&cookie);
     if !form
@@ -220,7 +220,7 @@ fn exchange(state: &AppState, token: &str, verified: &CustomerToken) -> Response
 }
 
 /// The session's token from the cookie, or the page (and cookie removal) that says why not.
-fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerToken), Response> {
+fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerToken), Box<Response>> {
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -230,12 +230,12 @@ fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerTok
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_string());
     let Some(cookie) = cookie else {
-        return Err(message_page(
+        return Err(Box::new(message_page(
             state,
             StatusCode::UNAUTHORIZED,
             "Open billing from the app",
             "This page shows your credits and payments. Open it from the app you use, which signs you in here.",
-        ));
+        )));
     };
     match CustomerToken::verify(state, &cookie) {
         Ok(token) => Ok((cookie, token)),
@@ -253,7 +253,7 @@ fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerTok
             if let Ok(value) = HeaderValue::from_str(&expired) {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
-            Err(response)
+            Err(Box::new(response))
         }
     }
 }

@@ -154,7 +154,7 @@ impl UsageChart {
                 );
             }
             // A date under every 7th bar, counted back from today so today is always labelled.
-            if (self.days.len() - 1 - d) % 7 == 0 {
+            if (self.days.len() - 1 - d).is_multiple_of(7) {
                 let _ = write!(
                     svg,
                     "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" font-size=\"16\" fill=\"#3d4450\">{}</text>",
