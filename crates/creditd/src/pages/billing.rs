@@ -63,7 +63,7 @@ button:hover{background:#0842a0}\
 :focus-visible{outline:3px solid #f2a900;outline-offset:2px}\
 a{color:#0b57d0}\
 .scroll{position:relative;overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.95rem}\
-th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e3e6ea;white-space:nowrap}thead th{color:#4d5562;font-weight:600}\
+th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e3e6ea;white-space:nowrap;vertical-align:top}thead th{color:#4d5562;font-weight:600;white-space:normal}td.when,td.what{white-space:normal}td.when{min-width:5.5rem}\
 .num{text-align:right;font-variant-numeric:tabular-nums}\
 .status{display:inline-block;padding:0 .5rem;border-radius:99px;font-size:.85rem;font-weight:600}\
 .s-succeeded{background:#e3f4e8;color:#0a5c2b}.s-pending{background:#fff3d6;color:#6b4500}.s-failed,.s-expired{background:#f1f2f4;color:#3d4450}\
@@ -74,7 +74,7 @@ nav.pages{display:flex;gap:1.5rem;margin-top:.75rem}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}\
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
 footer{font-size:.85rem;color:#4d5562;padding:0 0 2rem}\
-@media (max-width:30rem){.wrap{padding:.5rem}section{padding:.85rem;border-radius:10px}.big{font-size:2rem}}";
+@media (max-width:30rem){.wrap{padding:.5rem}section{padding:.85rem;border-radius:10px}th,td{padding:.4rem .3rem}.big{font-size:2rem}}";
 
 /// The stylesheet's CSP hash: inline style is allowed by content, nothing else runs.
 static STYLE_HASH: LazyLock<String> = LazyLock::new(|| {
@@ -484,7 +484,7 @@ fn payments_section(view: &View) -> String {
     }
     out.push_str(
         "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Date</th><th scope=\"col\" class=\"num\">Credits</th>\
-         <th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Status</th><th scope=\"col\">Receipt</th></tr></thead><tbody>",
+         <th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Status</th></tr></thead><tbody>",
     );
     for p in view.payments {
         let (label, class) = match p.status {
@@ -499,12 +499,12 @@ fn payments_section(view: &View) -> String {
                 escape(url),
                 time_text(p.created)
             ),
-            _ => "<span class=\"muted\">—</span>".into(),
+            _ => String::new(),
         };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td><span class=\"status s-{class}\">{label}</span></td><td>{receipt}</td></tr>",
+            "<tr><td class=\"when\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"what\"><span class=\"status s-{class}\">{label}</span> {receipt}</td></tr>",
             time(p.created),
             format::credits_exact(p.credits),
             escape(&money::display(p.amount, &p.currency)),
@@ -536,7 +536,7 @@ fn ledger_section(view: &View) -> String {
             };
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{what}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                "<tr><td class=\"when\">{}</td><td class=\"what\">{what}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 time(e.created),
                 format::signed_credits(e.amount),
                 format::credits_exact(e.balance_after)
@@ -566,8 +566,9 @@ fn time(unix: i64) -> String {
     format!("<time datetime=\"{}\">{}</time>", rfc3339(unix), time_text(unix))
 }
 
+/// `2026-11-22 13:32`; the footer says the times are UTC.
 fn time_text(unix: i64) -> String {
-    iso_minute(unix)
+    iso_minute(unix).trim_end_matches(" UTC").to_string()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ const OTHER_COLOUR: &str = "#6b6b6b";
 const WIDTH: i64 = 600;
 const HEIGHT: i64 = 230;
 const LEFT: i64 = 52;
-const RIGHT: i64 = 8;
+const RIGHT: i64 = 24;
 const TOP: i64 = 12;
 const BOTTOM: i64 = 30;
 
