@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{on_both_backends, TestApp};
+use creditd::config::Settings;
+
+use crate::helpers::{on_both_backends, test_settings, TestApp};
 use crate::me::token_for;
 
 on_both_backends!(
@@ -11,6 +13,31 @@ on_both_backends!(
     buy_needs_the_session_and_its_csrf_token_then_pays_through_checkout,
     the_ledger_pages_and_usage_is_charted,
 );
+on_both_backends!(settings = framed_settings; an_app_allowed_to_frame_the_page_is_named_in_its_policy);
+
+fn framed_settings() -> Settings {
+    Settings {
+        billing_frame_ancestors: Some("'self' https://app.example.com".into()),
+        low_balance_threshold: creditd_domain::Credits::from_micros(2_000_000),
+        ..test_settings()
+    }
+}
+
+async fn an_app_allowed_to_frame_the_page_is_named_in_its_policy(app: &TestApp) {
+    app.customer("alice").await;
+    let alice = sign_in(app, "alice").await;
+    let page = open(app, "/billing", Some(&alice)).await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.ends_with("frame-ancestors 'self' https://app.example.com"), "{csp}");
+    assert!(
+        page.headers.get("x-frame-options").is_none(),
+        "X-Frame-Options DENY would override it"
+    );
+    assert!(
+        !page.html.contains("Your balance is low"),
+        "5 credits is above a threshold of 2"
+    );
+}
 
 struct Page {
     status: u16,
@@ -136,6 +163,12 @@ async fn the_token_becomes_a_cookie_and_the_page_shows_that_customer_only(app: &
     let page = open(app, "/billing", Some(&bob)).await;
     assert!(page.html.contains("bob@example.com") && page.html.contains("1,005 <span>credits"));
     assert!(!page.html.contains("alice") && !page.html.contains("Your balance is low"));
+
+    // A valid token for a customer the app has not created yet.
+    let ghost = sign_in(app, "ghost").await;
+    let none = open(app, "/billing", Some(&ghost)).await;
+    assert_eq!(none.status, 404);
+    assert!(none.html.contains("No billing account yet"));
 
     // The cookie ends with the token: an hour later the page asks to reopen it and clears it.
     app.clock.advance(3600 + 31);
