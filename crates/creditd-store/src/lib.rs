@@ -30,7 +30,7 @@ use sqlx::Executor;
 pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
-pub use read::{Check, Page, PageRequest};
+pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};

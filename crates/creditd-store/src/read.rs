@@ -22,6 +22,20 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+/// Credits spent by usage (and captured holds) in one UTC day on one feature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageBucket {
+    /// Unix seconds of the day's 00:00 UTC.
+    pub day: i64,
+    pub feature: Option<String>,
+    /// Positive: what was spent.
+    pub credits: Credits,
+    /// Distinct usage records and holds that spent it.
+    pub requests: i64,
+}
+
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
 /// Whether an amount could be spent now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Check {
@@ -93,6 +107,37 @@ impl Store {
     pub async fn ledger(&self, customer: &str, page: &PageRequest) -> Result<Page<Entry>> {
         self.page("ledger_entries", ENTRY_COLUMNS, customer, page, rows::entry)
             .await
+    }
+
+    /// A customer's spending in `[from, to)` by UTC day and feature, oldest day first, features
+    /// by name (none first).
+    pub async fn usage_by_day(&self, customer: &str, from: i64, to: i64) -> Result<Vec<UsageBucket>> {
+        // Integer division is floor division for the non-negative times stored here, on both backends.
+        let rows = sqlx::query(
+            "SELECT created_at / 86400 AS day, feature, CAST(-SUM(amount) AS BIGINT) AS spent, \
+             COUNT(DISTINCT reference) AS requests FROM ledger_entries \
+             WHERE customer_id = $1 AND kind = 'usage' AND created_at >= $2 AND created_at < $3 \
+             GROUP BY created_at / 86400, feature",
+        )
+        .bind(customer)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut buckets = rows
+            .iter()
+            .map(|row| {
+                Ok(UsageBucket {
+                    day: row.try_get::<i64, _>("day")? * SECONDS_PER_DAY,
+                    feature: row.try_get("feature")?,
+                    credits: Credits::from_micros(row.try_get("spent")?),
+                    requests: row.try_get("requests")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // NULLs sort differently on the two backends: order here.
+        buckets.sort_by(|a, b| (a.day, &a.feature).cmp(&(b.day, &b.feature)));
+        Ok(buckets)
     }
 
     async fn page<T>(

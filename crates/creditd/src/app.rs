@@ -135,7 +135,11 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
         let every = Duration::from_secs(state.settings.reconcile_interval_seconds);
         crate::billing::reconcile::spawn(state.clone(), every, state.settings.reconcile_window_seconds)
     });
-    let app = crate::http::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    // Spans name the path only: a query string may carry a customer token (`/billing?token=`).
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+    });
+    let app = crate::http::router(state).layer(trace);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();

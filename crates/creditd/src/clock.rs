@@ -41,3 +41,60 @@ impl Clock {
         }
     }
 }
+
+/// `YYYY-MM-DD` of a unix time, in UTC.
+pub fn iso_date(unix: i64) -> String {
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a unix time.
+pub fn iso_minute(unix: i64) -> String {
+    let seconds = unix.rem_euclid(86_400);
+    format!(
+        "{} {:02}:{:02} UTC",
+        iso_date(unix),
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, for `<time datetime>`.
+pub fn rfc3339(unix: i64) -> String {
+    let seconds = unix.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        iso_date(unix),
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates_in_utc() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_date(951_782_400), "2000-02-29");
+        assert_eq!(iso_minute(1_800_000_000), "2027-01-15 08:00 UTC");
+        assert_eq!(rfc3339(1_800_000_059), "2027-01-15T08:00:59Z");
+        assert_eq!(iso_date(-1), "1969-12-31");
+    }
+}

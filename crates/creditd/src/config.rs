@@ -7,6 +7,8 @@ use std::path::Path;
 
 use creditd_domain::Credits;
 
+use crate::tokens::CustomerTokens;
+
 /// Runtime settings the handlers read.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -22,6 +24,12 @@ pub struct Settings {
     pub reconcile_interval_seconds: u64,
     /// How far back the background reconciliation looks.
     pub reconcile_window_seconds: i64,
+    /// Verifies the app's customer tokens (`/v1/me`, `/billing`); `None`: both are off.
+    pub customer_tokens: Option<CustomerTokens>,
+    /// The billing page warns when available credits are at or below this.
+    pub low_balance_threshold: Credits,
+    /// Origins allowed to frame the billing page (CSP `frame-ancestors`); `None`: nobody.
+    pub billing_frame_ancestors: Option<String>,
 }
 
 impl Default for Settings {
@@ -34,6 +42,9 @@ impl Default for Settings {
             sweep_interval_seconds: 30,
             reconcile_interval_seconds: 300,
             reconcile_window_seconds: 3 * 86_400,
+            customer_tokens: None,
+            low_balance_threshold: Credits::from_micros(10_000_000),
+            billing_frame_ancestors: None,
         }
     }
 }
@@ -66,6 +77,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("stripe_api_base", "STRIPE_API_BASE", ""),
     ("sandbox_listen", "CREDITD_SANDBOX_LISTEN", "--sandbox-listen"),
     ("sandbox_state", "CREDITD_SANDBOX_STATE", ""),
+    ("jwt_hs256_secret", "CREDITD_JWT_HS256_SECRET", ""),
+    ("jwt_public_key_file", "CREDITD_JWT_PUBLIC_KEY_FILE", ""),
+    ("jwt_issuer", "CREDITD_JWT_ISSUER", ""),
+    ("jwt_audience", "CREDITD_JWT_AUDIENCE", ""),
+    ("low_balance_threshold", "CREDITD_LOW_BALANCE_THRESHOLD", ""),
+    ("billing_frame_ancestors", "CREDITD_BILLING_FRAME_ANCESTORS", ""),
 ];
 
 pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:12111";
@@ -170,6 +187,22 @@ fn int_in<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     }
 }
 
+/// `'self'` and http(s) origins, space-separated: the CSP `frame-ancestors` of the billing page.
+fn frame_ancestors(s: &str) -> Result<Option<String>, String> {
+    let sources: Vec<&str> = s.split_whitespace().collect();
+    let valid = |src: &&str| {
+        *src == "'self'"
+            || ((src.starts_with("https://") || src.starts_with("http://"))
+                && src
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\'' | b'"')))
+    };
+    if sources.is_empty() || !sources.iter().all(valid) {
+        return Err("must be 'self' and/or origins such as https://app.example.com, separated by spaces".into());
+    }
+    Ok(Some(sources.join(" ")))
+}
+
 impl Config {
     /// Resolves every key; `file` is the TOML file named by `--config`/`CREDITD_CONFIG`.
     pub fn load(flags: Flags, file: Option<&Path>) -> Result<Config, String> {
@@ -238,6 +271,13 @@ impl Config {
                 defaults.reconcile_window_seconds,
                 int_in(60, 30 * 86_400),
             )?,
+            customer_tokens: Config::customer_tokens(&r)?,
+            low_balance_threshold: r.parse("low_balance_threshold", defaults.low_balance_threshold, |s| {
+                Credits::parse(s)
+                    .and_then(Credits::non_negative)
+                    .map_err(|e| format!("{e}"))
+            })?,
+            billing_frame_ancestors: r.parse("billing_frame_ancestors", None, frame_ancestors)?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());
@@ -257,6 +297,40 @@ impl Config {
             stripe,
             settings,
         })
+    }
+
+    /// One way to verify customer tokens: a shared secret or a public key, never both (a
+    /// token could then pick the weaker check).
+    fn customer_tokens(r: &Resolver) -> Result<Option<CustomerTokens>, String> {
+        let secret = r.parse("jwt_hs256_secret", None, |s| {
+            CustomerTokens::hs256(s.as_bytes()).map(Some)
+        })?;
+        let public = r.parse("jwt_public_key_file", None, |s| {
+            let pem = std::fs::read(s).map_err(|e| format!("cannot read the file: {e}"))?;
+            CustomerTokens::public_key_pem(&pem).map(Some)
+        })?;
+        let non_empty = |s: &str| {
+            if s.is_empty() || s.len() > 1000 {
+                Err("must be 1 to 1000 characters".to_string())
+            } else {
+                Ok(Some(s.to_string()))
+            }
+        };
+        let issuer = r.parse("jwt_issuer", None, non_empty)?;
+        let audience = r.parse("jwt_audience", None, non_empty)?;
+        let tokens = match (secret, public) {
+            (Some(_), Some(_)) => {
+                return Err("set jwt_hs256_secret or jwt_public_key_file, not both: \
+                            customer tokens are verified one way only"
+                    .into())
+            }
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) if issuer.is_some() || audience.is_some() => {
+                return Err("jwt_issuer and jwt_audience need jwt_hs256_secret or jwt_public_key_file".into())
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(tokens.with_issuer(issuer).with_audience(audience)))
     }
 
     fn stripe_mode(r: &Resolver) -> Result<StripeMode, String> {

@@ -164,3 +164,44 @@ impl IdempotencyKey {
         })
     }
 }
+
+/// The app's end user, authenticated by a customer token (`Authorization: Bearer <jwt>`):
+/// everything it can reach is scoped to this one customer.
+#[derive(Clone, Debug)]
+pub struct CustomerToken {
+    pub customer: String,
+    /// The token's `exp`, unix seconds.
+    pub expires_at: i64,
+}
+
+impl CustomerToken {
+    /// Verifies a token as configured; every failure is a 401 `invalid_token` saying why.
+    pub fn verify(state: &AppState, token: &str) -> Result<CustomerToken, ApiError> {
+        let invalid = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m);
+        let Some(tokens) = &state.settings.customer_tokens else {
+            return Err(invalid(
+                "customer tokens are not enabled: configure jwt_hs256_secret or jwt_public_key_file".into(),
+            ));
+        };
+        if token.starts_with("cd_sk_") {
+            return Err(invalid(
+                "this endpoint takes a customer token (a JWT the app signs), not a secret key".into(),
+            ));
+        }
+        let claims = tokens.verify(token, state.clock.now()).map_err(invalid)?;
+        Ok(CustomerToken {
+            customer: claims.customer,
+            expires_at: claims.expires_at,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for CustomerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)
+            .ok_or_else(|| ApiError::unauthorized("send the customer token as `Authorization: Bearer <jwt>`"))?;
+        CustomerToken::verify(state, token)
+    }
+}

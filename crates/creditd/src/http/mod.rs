@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod list;
+pub mod me;
 pub mod payments;
 pub mod spend;
 pub mod webhook;
@@ -26,7 +27,7 @@ use error::ApiError;
     info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
     modifiers(&SecretKeyAuth),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "customer tokens"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -40,6 +41,14 @@ impl Modify for SecretKeyAuth {
             .description(Some("A secret key, `cd_sk_…`"))
             .build();
         components.add_security_scheme("secret_key", SecurityScheme::Http(scheme));
+        let token = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "A customer token the app signs: `sub` = customer id, `exp` required",
+            ))
+            .build();
+        components.add_security_scheme("customer_token", SecurityScheme::Http(token));
     }
 }
 
@@ -64,6 +73,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(payments::list_payments))
         .routes(routes!(payments::list_plans, payments::create_plan))
         .routes(routes!(payments::billing_portal))
+        .routes(routes!(me::get_me))
+        .routes(routes!(me::my_ledger))
+        .routes(routes!(me::my_payments))
+        .routes(routes!(me::my_usage))
+        .routes(routes!(me::my_checkout))
         .routes(routes!(webhook::receive))
         .routes(routes!(events::list_events))
         .routes(routes!(events::retry_event))
@@ -76,6 +90,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || health::openapi(api.clone())),
         )
+        .route("/billing", axum::routing::get(crate::pages::billing::page))
+        .route("/billing/checkout", axum::routing::post(crate::pages::billing::buy))
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })

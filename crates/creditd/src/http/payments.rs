@@ -98,7 +98,7 @@ pub struct PaymentQuery {
 
 /// Runs `work` once per idempotency key and replays its response to retries. A retry while the
 /// first request is still running is a 409 rather than a second purchase.
-async fn once<F, Fut>(
+pub(crate) async fn once<F, Fut>(
     state: &AppState,
     idem: Option<Idempotency>,
     work: F,
@@ -143,7 +143,7 @@ where
     }
 }
 
-async fn active_package(state: &AppState, id: &str) -> Result<Package, ApiError> {
+pub(crate) async fn active_package(state: &AppState, id: &str) -> Result<Package, ApiError> {
     let package = state.store.package(id).await?;
     let package = package.ok_or_else(|| ApiError::not_found("package_not_found", format!("no such package: {id}")))?;
     if !package.active {

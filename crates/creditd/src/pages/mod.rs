@@ -1,5 +1,8 @@
 //! Server-rendered pages. No scripts, fonts or styles from anywhere but here.
 
+pub mod billing;
+pub mod chart;
+pub mod format;
 pub mod success;
 
 /// Escapes text for HTML element content and attribute values.

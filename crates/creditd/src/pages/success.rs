@@ -71,7 +71,13 @@ pub async fn success(State(state): State<AppState>, Query(query): Query<SuccessQ
             escape(fulfilled.failure_message.as_deref().unwrap_or("The checkout was not completed."))
         ),
     };
-    (StatusCode::OK, Html(page("Payment", &body)))
+    // Back to the billing page (a relative link: this page is `/billing/success`).
+    let back = if state.settings.customer_tokens.is_some() {
+        "<p><a href=\"../billing\">Back to billing</a></p>"
+    } else {
+        ""
+    };
+    (StatusCode::OK, Html(page("Payment", &format!("{body}{back}"))))
 }
 
 /// `GET /billing/cancel`

@@ -17,6 +17,24 @@ pub const T0: i64 = 1_800_000_000;
 
 /// Generates `sqlite` and `postgres` tests for each scenario, and checks the books after.
 macro_rules! on_both_backends {
+    (settings = $settings:ident; $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let db = creditd_store::testing::TestDb::sqlite().await;
+                let app = crate::helpers::TestApp::spawn_with(db, super::$settings()).await;
+                super::$name(&app).await;
+                app.assert_books_balance().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(db) = creditd_store::testing::TestDb::postgres().await else { return };
+                let app = crate::helpers::TestApp::spawn_with(db, super::$settings()).await;
+                super::$name(&app).await;
+                app.assert_books_balance().await;
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,6 +68,16 @@ pub struct TestApp {
 }
 
 pub const WEBHOOK_SECRET: &str = "whsec_creditd_tests";
+/// The HS256 secret every test app verifies customer tokens with, unless told otherwise.
+pub const JWT_SECRET: &str = "creditd-tests-customer-token-secret-0123456789";
+
+/// The settings of a test app: defaults, with customer tokens on (HS256, [`JWT_SECRET`]).
+pub fn test_settings() -> Settings {
+    Settings {
+        customer_tokens: Some(creditd::tokens::CustomerTokens::hs256(JWT_SECRET.as_bytes()).unwrap()),
+        ..Settings::default()
+    }
+}
 
 pub struct Reply {
     pub status: u16,
@@ -59,6 +87,10 @@ pub struct Reply {
 
 impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
+        TestApp::spawn_with(db, test_settings()).await
+    }
+
+    pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
         let key = db.store.create_api_key("tests", T0).await.unwrap().secret;
         let clock = Clock::manual(T0);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -93,7 +125,7 @@ impl TestApp {
             webhook_secrets: vec![WEBHOOK_SECRET.into()],
             public_url: format!("http://{addr}"),
         };
-        let state = AppState::new(db.store.clone(), clock.clone(), Settings::default(), billing);
+        let state = AppState::new(db.store.clone(), clock.clone(), settings, billing);
         let router = creditd::http::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         TestApp {

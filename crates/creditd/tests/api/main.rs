@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod billing_page;
 mod chaos;
 mod cli;
 mod customers;
 mod errors;
+mod me;
 mod purchases;
 mod refunds;
 mod spend;
