@@ -7,12 +7,15 @@
 //! implementation is what keeps the two backends from drifting apart; the conformance suite
 //! runs against both.
 
+mod admin;
 mod apply;
 mod billing;
 mod idempotency;
 mod keys;
 mod migrate;
+mod operator;
 mod read;
+mod reports;
 mod rows;
 pub mod testing;
 mod verify;
@@ -24,10 +27,14 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+pub use admin::{AdminSession, AdminUser, NewAdminSession};
+pub use apply::ADMIN_ADJUSTMENT_FEATURE;
 pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
+pub use operator::StripeEventRow;
 pub use read::{Check, Page, PageRequest};
+pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay, SECONDS_PER_DAY};
 pub use verify::{Books, VerifyReport};
 
 /// Which database a [`Store`] talks to.

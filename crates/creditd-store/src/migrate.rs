@@ -23,6 +23,11 @@ const SQLITE: &[Migration] = &[
         name: "payments",
         sql: include_str!("../migrations/sqlite/0002_payments.sql"),
     },
+    Migration {
+        version: 4,
+        name: "admin",
+        sql: include_str!("../migrations/sqlite/0004_admin.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -35,6 +40,11 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "payments",
         sql: include_str!("../migrations/postgres/0002_payments.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "admin",
+        sql: include_str!("../migrations/postgres/0004_admin.sql"),
     },
 ];
 

@@ -132,7 +132,8 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
         Duration::from_secs(state.settings.sweep_interval_seconds),
     );
     let app = crate::http::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
-    axum::serve(listener, app)
+    // The peer address feeds the per-address login limit of the admin dashboard.
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();
         })

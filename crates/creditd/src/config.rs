@@ -18,6 +18,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How often lapsed grants and holds of idle customers are swept.
     pub sweep_interval_seconds: u64,
+    /// How long an operator's dashboard session lasts after logging in.
+    pub admin_session_ttl_seconds: i64,
 }
 
 impl Default for Settings {
@@ -28,6 +30,7 @@ impl Default for Settings {
             max_hold_ttl_seconds: 86_400,
             max_body_bytes: 64 * 1024,
             sweep_interval_seconds: 30,
+            admin_session_ttl_seconds: 8 * 3600,
         }
     }
 }
@@ -53,6 +56,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "--sweep-interval-seconds",
     ),
     ("public_url", "CREDITD_PUBLIC_URL", "--public-url"),
+    ("admin_session_ttl_seconds", "CREDITD_ADMIN_SESSION_TTL_SECONDS", ""),
     ("stripe_secret_key", "STRIPE_SECRET_KEY", ""),
     ("stripe_webhook_secret", "STRIPE_WEBHOOK_SECRET", ""),
     ("stripe_api_base", "STRIPE_API_BASE", ""),
@@ -219,6 +223,11 @@ impl Config {
                 "sweep_interval_seconds",
                 defaults.sweep_interval_seconds,
                 int_in(1, 86_400),
+            )?,
+            admin_session_ttl_seconds: r.parse(
+                "admin_session_ttl_seconds",
+                defaults.admin_session_ttl_seconds,
+                int_in(60, 30 * 86_400),
             )?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || health::openapi(api.clone())),
         )
+        .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
