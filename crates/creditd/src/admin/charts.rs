@@ -76,7 +76,8 @@ pub fn bars(id: &str, title: &str, labels: &[String], series: &[Series<'_>]) -> 
             TOP + plot_h / 2
         );
     }
-    let label_every = (labels.len() / 8).max(1);
+    // At most ~6 axis labels, so dates never overlap; every bar still has its own title.
+    let label_every = labels.len().div_ceil(6).max(1);
     for (i, label) in labels.iter().enumerate() {
         let gx = LEFT + i as i64 * group_w + 2;
         for (j, s) in series.iter().enumerate() {

@@ -139,7 +139,7 @@ async fn render_detail(
         })
         .unwrap_or_default();
     let mut body = format!(
-        "<h1>Customer {}</h1>{flash}<div class=\"grid\"><section><h2>Balance</h2>\
+        "<h1>Customer {}</h1>{flash}<div class=\"grid\"><section aria-labelledby=\"balance-h\"><h2 id=\"balance-h\">Balance</h2>\
          <p class=\"big\" data-balance>{} credits</p><p>Available {} · held {}</p>\
          <p class=\"muted\">Email {} · created {}</p></section>",
         escape(&c.id),
@@ -152,7 +152,7 @@ async fn render_detail(
     body.push_str(&adjust_form(admin, &c.id));
     body.push_str("</div>");
     body.push_str(
-        "<section><h2>Subscription</h2><p class=\"muted\">No subscription (plans are not sold yet).</p></section>",
+        "<section aria-labelledby=\"subscription-h\"><h2 id=\"subscription-h\">Subscription</h2><p class=\"muted\">No subscription (plans are not sold yet).</p></section>",
     );
     let rows: String = grants
         .iter()
@@ -175,7 +175,7 @@ async fn render_detail(
         })
         .collect();
     body.push_str(&format!(
-        "<section><h2>Grants</h2><table><thead><tr><th>Id</th><th>Source</th><th class=\"n\">Amount</th><th class=\"n\">Remaining</th>\
+        "<section aria-labelledby=\"grants-h\"><h2 id=\"grants-h\">Grants</h2><table><thead><tr><th>Id</th><th>Source</th><th class=\"n\">Amount</th><th class=\"n\">Remaining</th>\
          <th>Expires</th><th class=\"n\">Priority</th><th>Reason</th><th>Created</th></tr></thead><tbody>{rows}</tbody></table></section>"
     ));
     let rows: String = holds
@@ -199,7 +199,7 @@ async fn render_detail(
             "<table><thead><tr><th>Id</th><th>Status</th><th class=\"n\">Amount</th><th class=\"n\">Captured</th><th>Feature</th><th>Expires</th></tr></thead><tbody>{rows}</tbody></table>"
         )
     };
-    body.push_str(&format!("<section><h2>Holds</h2>{holds}</section>"));
+    body.push_str(&format!("<section aria-labelledby=\"holds-h\"><h2 id=\"holds-h\">Holds</h2>{holds}</section>"));
     let rows: String = ledger
         .iter()
         .map(|e| {
@@ -209,7 +209,7 @@ async fn render_detail(
                 String::new()
             };
             format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
+                "<tr><td class=\"t\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
                 format_time(e.created),
                 e.kind.as_str(),
                 e.amount,
@@ -221,7 +221,7 @@ async fn render_detail(
         })
         .collect();
     body.push_str(&format!(
-        "<section><h2>Ledger (latest {SHOWN})</h2><table><thead><tr><th>When</th><th>Kind</th><th class=\"n\">Amount</th>\
+        "<section aria-labelledby=\"ledger-h\"><h2 id=\"ledger-h\">Ledger (latest {SHOWN})</h2><table><thead><tr><th>When</th><th>Kind</th><th class=\"n\">Amount</th>\
          <th class=\"n\">Balance after</th><th>Reference</th><th>Feature</th><th>Metadata</th></tr></thead><tbody>{rows}</tbody></table></section>"
     ));
     let rows: String = payments
@@ -249,13 +249,13 @@ async fn render_detail(
             "<table><thead><tr><th>Id</th><th>Status</th><th class=\"n\">Amount</th><th class=\"n\">Credits</th><th>Created</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
         )
     };
-    body.push_str(&format!("<section><h2>Payments</h2>{payments}</section>"));
+    body.push_str(&format!("<section aria-labelledby=\"payments-h\"><h2 id=\"payments-h\">Payments</h2>{payments}</section>"));
     Ok(body)
 }
 
 fn adjust_form(admin: &Admin, customer: &str) -> String {
     format!(
-        "<section><h2>Adjust credits</h2><form method=\"post\" action=\"/admin/customers/{}/adjust\">{}\
+        "<section aria-labelledby=\"adjust-h\"><h2 id=\"adjust-h\">Adjust credits</h2><form method=\"post\" action=\"/admin/customers/{}/adjust\">{}\
          <input type=\"hidden\" name=\"key\" value=\"{}\">\
          <fieldset style=\"border:0;padding:0\"><legend>Direction</legend>\
          <label><input type=\"radio\" name=\"direction\" value=\"grant\" checked> Grant (add credits)</label>\

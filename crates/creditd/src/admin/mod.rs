@@ -189,7 +189,7 @@ main{max-width:72rem;margin:1.5rem auto;padding:0 1.5rem}section{background:#fff
 h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:0 0 .75rem}table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e4e7eb;vertical-align:top}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .muted{color:#5b6470}.ok{color:#0a7a33}.warn{color:#9a5b00}.err{color:#b3261e}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(20rem,1fr));gap:1.25rem}\
-.big{font-size:1.6rem;font-weight:700}form.inline{display:inline}label{display:block;margin:.4rem 0}input,select,textarea{font:inherit;padding:.3rem .4rem}\
+.big{font-size:1.6rem;font-weight:700}form.inline{display:inline}label{display:block;margin:.4rem 0}input,select,textarea{font:inherit;padding:.3rem .4rem;box-sizing:border-box;max-width:100%}td.t{white-space:nowrap}\
 button{font:inherit;padding:.3rem .8rem;border-radius:6px;border:1px solid #0b57d0;background:#0b57d0;color:#fff;cursor:pointer}\
 .flash{padding:.6rem 1rem;border-radius:8px;background:#e7f3ea;margin-bottom:1rem}.flash.err{background:#fbe9e7}\
 a{color:#0b57d0}code{font-size:.9em}svg text{font:11px system-ui,sans-serif;fill:#333}";

@@ -54,7 +54,7 @@ fn range_form(overview: &Overview) -> String {
 
 fn render(o: &Overview, range: &Range) -> String {
     let mut body = format!(
-        "<h1>Overview</h1><section>{}<p class=\"muted\">{} to {}, by {} (UTC). Money is in minor units of each currency, shown with its code.</p></section>",
+        "<h1>Overview</h1><section>{}<p class=\"muted\">{} to {}, by {} (UTC). Money is shown per currency and never converted.</p></section>",
         range_form(o),
         escape(&o.from),
         escape(&o.to),
@@ -75,8 +75,8 @@ fn revenue_section(o: &Overview, range: &Range) -> String {
     let currencies: BTreeSet<&str> = o.revenue.iter().map(|r| r.currency.as_str()).collect();
     let mut out = String::from("<section aria-labelledby=\"rev-h\"><h2 id=\"rev-h\">Revenue</h2>");
     if currencies.is_empty() {
-        out.push_str(&bars("rev", "Revenue", &labels, &[]));
-        out.push_str("<p class=\"muted\">No payments in this range.</p>");
+        out.push_str("<p class=\"muted\">No payments in this range.</p></section>");
+        return out;
     }
     for (n, currency) in currencies.iter().enumerate() {
         let line = |f: fn(&super::reports::RevenueBucket) -> i64| -> Vec<(i64, String)> {
