@@ -46,7 +46,7 @@ function env() {
     DATABASE_URL: `sqlite://${join(dir, 'creditd.db')}`,
     CREDITD_SANDBOX_STATE: join(dir, 'sandbox.json'),
     STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    CREDITD_LOG: 'warn',
+    CREDITD_LOG: process.env.CREDITD_LOG ?? 'error',
   };
 }
 
@@ -92,7 +92,7 @@ before(async () => {
     assert.ok(i < 200, 'creditd did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
-  // A small world: two customers who spent credits, a package, and a failed Stripe event.
+  // A small world: two customers who spent credits, a purchase, and a failed Stripe event.
   for (const id of ['ada', 'bob']) {
     assert.equal((await api('POST', '/v1/customers', { id, email: `${id}@example.com` })).status, 201);
   }
@@ -100,7 +100,16 @@ before(async () => {
   for (const [customer, amount, feature] of [['ada', '12.5', 'chat'], ['ada', '4', 'images'], ['bob', '1.25', 'chat']]) {
     assert.equal((await api('POST', '/v1/usage', { customer, amount, feature })).status, 200);
   }
-  await api('POST', '/v1/packages', { name: 'Starter', credits: '100', price: 500, currency: 'usd' });
+  const pkg = await api('POST', '/v1/packages', { name: 'Starter', credits: '100', price: 500, currency: 'usd' });
+  // bob buys the package on the sandbox's hosted Checkout page with a test card.
+  const checkout = await api('POST', '/v1/checkout-sessions', { customer: 'bob', package: pkg.json.id, quantity: 1 });
+  assert.equal(checkout.status, 201, checkout.text);
+  const card = { method: 'card', card_number: '4242 4242 4242 4242', card_expiry: '12 / 34', card_cvc: '123', name: 'Bob' };
+  await fetch(checkout.json.url, { method: 'POST', body: new URLSearchParams(card), redirect: 'manual' });
+  for (let i = 0; (await api('GET', '/v1/customers/bob')).json.balance !== '103.75'; i++) {
+    assert.ok(i < 100, 'the purchase was never granted');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const broken = JSON.stringify({
     id: 'evt_browser_broken', object: 'event', type: 'checkout.session.completed', created: 1,
     data: { object: { id: 'cs_test_gone_missing' } },
@@ -136,8 +145,9 @@ test('an admin logs in, reads the overview, adjusts a customer and retries a fai
 
   // Overview: the books balance on screen; usage by feature is charted.
   assert.equal(await page.locator('[data-books="balanced"]').count(), 1);
-  // 5 + 5 signup bonuses + 100 granted − 17.75 spent
-  assert.equal(await page.locator('[data-line="outstanding"]').innerText(), '= 92.25');
+  // 5 + 5 signup bonuses + 100 granted + 100 bought − 17.75 spent
+  assert.equal(await page.locator('[data-line="outstanding"]').innerText(), '= 192.25');
+  assert.equal(await page.locator('[data-total="net-usd"]').innerText(), '5.00 USD');
   assert.ok(await page.getByRole('img', { name: /Credits spent by feature/ }).isVisible());
   await shot('1-overview');
 
