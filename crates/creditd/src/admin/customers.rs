@@ -199,7 +199,9 @@ async fn render_detail(
             "<table><thead><tr><th>Id</th><th>Status</th><th class=\"n\">Amount</th><th class=\"n\">Captured</th><th>Feature</th><th>Expires</th></tr></thead><tbody>{rows}</tbody></table>"
         )
     };
-    body.push_str(&format!("<section aria-labelledby=\"holds-h\"><h2 id=\"holds-h\">Holds</h2>{holds}</section>"));
+    body.push_str(&format!(
+        "<section aria-labelledby=\"holds-h\"><h2 id=\"holds-h\">Holds</h2>{holds}</section>"
+    ));
     let rows: String = ledger
         .iter()
         .map(|e| {
@@ -249,7 +251,9 @@ async fn render_detail(
             "<table><thead><tr><th>Id</th><th>Status</th><th class=\"n\">Amount</th><th class=\"n\">Credits</th><th>Created</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
         )
     };
-    body.push_str(&format!("<section aria-labelledby=\"payments-h\"><h2 id=\"payments-h\">Payments</h2>{payments}</section>"));
+    body.push_str(&format!(
+        "<section aria-labelledby=\"payments-h\"><h2 id=\"payments-h\">Payments</h2>{payments}</section>"
+    ));
     Ok(body)
 }
 

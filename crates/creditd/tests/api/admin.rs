@@ -18,6 +18,7 @@ on_both_backends!(
     every_admin_route_refuses_api_keys_customer_tokens_and_anonymous_requests,
     every_form_post_requires_the_sessions_csrf_token,
     logins_are_rate_limited_and_sessions_end,
+    admins_created_by_the_cli_can_log_in,
 );
 
 const EMAIL: &str = "ops@example.com";
@@ -764,4 +765,33 @@ async fn logins_are_rate_limited_and_sessions_end(app: &TestApp) {
     let session = login_as(app, EMAIL).await;
     create_admin(app, EMAIL).await;
     assert_eq!(session.get(app, "/v1/admin/reports/credits").await.status, 401);
+}
+
+fn create_user_cli(app: &TestApp, email: &str, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["admin", "create-user", "--email", email, "--password-stdin"])
+        .env("DATABASE_URL", &app.db.url)
+        .env_remove("CREDITD_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run creditd");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+async fn admins_created_by_the_cli_can_log_in(app: &TestApp) {
+    let short = create_user_cli(app, "cli@example.com", "short\n");
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let bad = create_user_cli(app, "not-an-email", &format!("{PASSWORD}\n"));
+    assert_eq!(bad.status.code(), Some(1));
+    let made = create_user_cli(app, "CLI@Example.com", &format!("{PASSWORD}\n"));
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(String::from_utf8_lossy(&made.stdout).contains("created admin cli@example.com"));
+    let stored = app.db.store.admin_user("cli@example.com").await.unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$") && !stored.password_hash.contains(PASSWORD));
+    assert_eq!(submit_login(app, "Cli@example.com", PASSWORD).await.status(), 303);
 }
