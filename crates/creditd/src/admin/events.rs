@@ -29,6 +29,7 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> Response {
             let class = match e.status.as_str() {
                 "failed" => "err",
                 "processing" => "warn",
+                "ignored" => "muted",
                 _ => "ok",
             };
             let retry = if e.status == "failed" || e.status == "processing" {
@@ -43,7 +44,7 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> Response {
             };
             format!(
                 "<tr data-event=\"{}\"><td><code>{}</code></td><td>{}</td><td class=\"{class}\">{}</td><td class=\"err\">{}</td>\
-                 <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{retry}</td></tr>",
+                 <td class=\"n\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{retry}</td></tr>",
                 escape(&e.id),
                 escape(&e.id),
                 escape(&e.event_type),

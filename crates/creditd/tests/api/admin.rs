@@ -310,6 +310,15 @@ async fn report_figures_match_a_seeded_scenario(app: &TestApp) {
     assert!(page.text.contains("data-total=\"net-usd\">10.00 USD<"));
     assert!(page.text.contains("<svg role=\"img\"") && !page.text.contains("<script"));
     assert!(page.text.contains("No subscription plans yet"));
+    let framed = no_redirects()
+        .get(app.url("/admin"))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = framed.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(framed.headers()["cache-control"], "no-store");
 }
 
 async fn admins_adjust_credits_with_a_reason_and_never_below_zero(app: &TestApp) {
