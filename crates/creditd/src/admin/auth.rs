@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::{cookie, same_secret, session_cookie_name, set_cookie, AdminForm, LOGIN_COOKIE};
 use crate::app::AppState;
 use crate::http::error::ApiError;
+use crate::http::extract::ApiJson;
 use crate::pages::{escape, page};
 
 /// Failed logins counted over this window…
@@ -246,8 +247,9 @@ pub struct ApiLogin {
 pub async fn api_login(
     State(state): State<AppState>,
     ClientAddress(ip): ClientAddress,
-    Json(body): Json<ApiLogin>,
+    body: ApiJson<ApiLogin>,
 ) -> Response {
+    let body = body.value;
     match authenticate(&state, &body.email, &body.password, &ip).await {
         Ok(opened) => {
             let name = session_cookie_name(&state);

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use creditd_domain::command::{NewDeduction, NewGrant};
 use creditd_domain::ids::random_token;
 use creditd_domain::money::display;
-use creditd_domain::views::Customer;
+use creditd_domain::views::{Customer, HoldStatus};
 use creditd_domain::{validate, Command, Credits, GrantSource, Idempotency, Outcome};
 use creditd_store::PageRequest;
 use serde::Deserialize;
@@ -184,7 +184,8 @@ async fn render_detail(
             format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&h.id),
-                h.status.as_str(),
+                // An open hold past its expiry is released at the customer's next write.
+                if h.status == HoldStatus::Open && h.expires_at <= now { "expired" } else { h.status.as_str() },
                 h.amount,
                 h.captured.map(|c| c.to_string()).unwrap_or_default(),
                 escape(h.feature.as_deref().unwrap_or("")),
