@@ -71,6 +71,17 @@ pub struct NewUsage {
     pub metadata: serde_json::Value,
 }
 
+/// An operator taking credits away: drawn from live grants in spending order like usage,
+/// never below zero, and recorded with the admin and the reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewDeduction {
+    pub customer: String,
+    pub amount: Credits,
+    /// The admin's email, written into each entry's metadata.
+    pub admin: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewHold {
     pub customer: String,
@@ -85,6 +96,8 @@ pub enum Command {
     CreateCustomer(NewCustomer),
     Grant(NewGrant),
     Usage(NewUsage),
+    /// An admin adjustment downwards; its outcome is a [`Usage`] with id `adj_…`.
+    Deduct(NewDeduction),
     CreateHold(NewHold),
     /// Capture `amount`, or the whole hold when `None`.
     CaptureHold {
@@ -104,6 +117,7 @@ impl Command {
             Command::CreateCustomer(c) => Some(&c.id),
             Command::Grant(g) => Some(&g.customer),
             Command::Usage(u) => Some(&u.customer),
+            Command::Deduct(d) => Some(&d.customer),
             Command::CreateHold(h) => Some(&h.customer),
             Command::CaptureHold { .. } | Command::ReleaseHold { .. } => None,
         }

@@ -14,6 +14,9 @@ pub enum IdKind {
     ApiKey,
     Package,
     Payment,
+    /// An admin's adjustment of a customer's credits.
+    Adjustment,
+    AdminUser,
 }
 
 impl IdKind {
@@ -26,6 +29,8 @@ impl IdKind {
             IdKind::ApiKey => "key_",
             IdKind::Package => "pkg_",
             IdKind::Payment => "pay_",
+            IdKind::Adjustment => "adj_",
+            IdKind::AdminUser => "adm_",
         }
     }
 

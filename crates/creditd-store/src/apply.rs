@@ -4,7 +4,7 @@
 //! which is a row lock on PostgreSQL and the write lock on SQLite), loads the customer's
 //! [`Account`], lets the domain decide, and writes back exactly the movements it returned.
 
-use creditd_domain::command::{NewCustomer, NewGrant, NewHold, NewUsage};
+use creditd_domain::command::{NewCustomer, NewDeduction, NewGrant, NewHold, NewUsage};
 use creditd_domain::views::{Entry, Grant, Hold, HoldStatus, Usage};
 use creditd_domain::{
     Account, Command, CommandError, Credits, IdKind, Idempotency, Insufficient, Lot, Movement, Outcome, Request, Taken,
@@ -155,6 +155,7 @@ async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -> Result<Ou
         Command::CreateCustomer(new) => create_customer(conn, new, now).await,
         Command::Grant(new) => grant(conn, new, now).await.map(Outcome::Grant),
         Command::Usage(new) => usage(conn, new, now).await.map(Outcome::Usage),
+        Command::Deduct(new) => deduct(conn, new, now).await.map(Outcome::Usage),
         Command::CreateHold(new) => create_hold(conn, new, now).await.map(Outcome::Hold),
         Command::CaptureHold { hold, amount, feature } => {
             finish_hold(conn, hold, Some((*amount, feature.as_deref())), now)
@@ -486,6 +487,41 @@ async fn usage(conn: &mut AnyConnection, new: &NewUsage, now: i64) -> Result<Usa
         customer: new.customer.clone(),
         amount: new.amount,
         feature: new.feature.clone(),
+        balance: locked.account.balance,
+        available: locked.account.available(),
+        entries,
+        created: now,
+    })
+}
+
+/// Feature name of the entries an admin deduction writes.
+pub const ADMIN_ADJUSTMENT_FEATURE: &str = "admin_adjustment";
+
+/// Like usage, but the entries name the admin and reason, and the reference is an `adj_` id
+/// (reports count it apart from what customers spent).
+async fn deduct(conn: &mut AnyConnection, new: &NewDeduction, now: i64) -> Result<Usage> {
+    let mut locked = lock_account(conn, &new.customer, now).await?;
+    let movements = match locked.account.debit(new.amount, now) {
+        Ok(m) => m,
+        Err(e) => {
+            save_account(conn, &locked).await?;
+            return Err(insufficient(&locked.account, new.amount, e));
+        }
+    };
+    let id = IdKind::Adjustment.new_id();
+    let metadata = serde_json::json!({ "admin": new.admin, "reason": new.reason });
+    let context = EntryContext {
+        reference: Some(&id),
+        feature: Some(ADMIN_ADJUSTMENT_FEATURE),
+        metadata: Some(&metadata),
+    };
+    let entries = write_movements(conn, &new.customer, &movements, &context, now).await?;
+    save_account(conn, &locked).await?;
+    Ok(Usage {
+        id,
+        customer: new.customer.clone(),
+        amount: new.amount,
+        feature: ADMIN_ADJUSTMENT_FEATURE.into(),
         balance: locked.account.balance,
         available: locked.account.available(),
         entries,

@@ -7,14 +7,17 @@
 //! implementation is what keeps the two backends from drifting apart; the conformance suite
 //! runs against both.
 
+mod admin;
 mod apply;
 mod billing;
 mod idempotency;
 mod keys;
 mod migrate;
+mod operator;
 mod read;
 mod reconcile;
 mod refunds;
+mod reports;
 mod rows;
 mod subscriptions;
 pub mod testing;
@@ -27,12 +30,16 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+pub use admin::{AdminSession, AdminUser, NewAdminSession};
+pub use apply::ADMIN_ADJUSTMENT_FEATURE;
 pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
+pub use operator::StripeEventRow;
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
+pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
 pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 

@@ -29,6 +29,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0003_refunds.sql"),
     },
     Migration {
+        version: 4,
+        name: "admin",
+        sql: include_str!("../migrations/sqlite/0004_admin.sql"),
+    },
+    Migration {
         version: 5,
         name: "subscriptions",
         sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
@@ -50,6 +55,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "refunds",
         sql: include_str!("../migrations/postgres/0003_refunds.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "admin",
+        sql: include_str!("../migrations/postgres/0004_admin.sql"),
     },
     Migration {
         version: 5,

@@ -140,7 +140,8 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
         tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
     });
     let app = crate::http::router(state).layer(trace);
-    axum::serve(listener, app)
+    // The peer address feeds the per-address login limit of the admin dashboard.
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();
         })

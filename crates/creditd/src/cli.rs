@@ -47,6 +47,9 @@ pub enum Commands {
     /// Manage subscription plans.
     #[command(subcommand)]
     Plans(PlansCommand),
+    /// Manage the operator dashboard's admins.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +75,18 @@ pub enum PlansCommand {
     List,
     /// Stop offering a plan (`plan_…`); existing subscriptions go on.
     Archive { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an admin for the dashboard at /admin (or set a new password for an existing one).
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +274,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Commands::Plans(command) => return plans_command(&store, command, now).await,
         Commands::Packages(command) => return packages_command(&store, &config, command, now).await,
+        Commands::Admin(AdminCommand::CreateUser { email, password_stdin }) => {
+            return create_admin(&store, &email, password_stdin, now).await
+        }
         Commands::Keys(KeysCommand::List) => {
             for key in store.list_api_keys().await? {
                 let state = if key.revoked.is_some() { "revoked" } else { "active" };
@@ -448,4 +466,60 @@ mod tests {
         assert!(super::parse_duration("3w").is_err());
         assert!(super::parse_duration("d").is_err());
     }
+}
+/// Reads a password: one line of stdin, or a prompt with echo turned off on a terminal.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let prompt = !from_stdin && stdin.is_terminal();
+    let echo = |on: bool| {
+        if prompt {
+            // Best effort: without `stty` the password is echoed, as with many CLIs.
+            let _ = std::process::Command::new("stty")
+                .arg(if on { "echo" } else { "-echo" })
+                .stdin(std::process::Stdio::inherit())
+                .status();
+        }
+    };
+    if prompt {
+        eprint!("password for the new admin: ");
+        std::io::stderr().flush().ok();
+    }
+    echo(false);
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    echo(true);
+    if prompt {
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn create_admin(store: &Store, email: &str, password_stdin: bool, now: i64) -> anyhow::Result<i32> {
+    let email = match crate::admin::auth::check_email(email) {
+        Ok(e) => e,
+        Err(m) => {
+            eprintln!("--email: {m}");
+            return Ok(1);
+        }
+    };
+    let password = read_password(password_stdin)?;
+    if let Err(m) = crate::admin::auth::check_new_password(&password) {
+        eprintln!("{m}");
+        return Ok(1);
+    }
+    let hash = tokio::task::spawn_blocking(move || crate::admin::auth::hash_password(&password))
+        .await?
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (admin, created) = store.upsert_admin_user(&email, &hash, now).await?;
+    if created {
+        println!("created admin {} ({}); log in at /admin/login", admin.email, admin.id);
+    } else {
+        println!(
+            "set a new password for admin {}; their sessions were closed",
+            admin.email
+        );
+    }
+    Ok(0)
 }

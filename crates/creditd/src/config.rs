@@ -30,6 +30,8 @@ pub struct Settings {
     pub low_balance_threshold: Credits,
     /// Origins allowed to frame the billing page (CSP `frame-ancestors`); `None`: nobody.
     pub billing_frame_ancestors: Option<String>,
+    /// How long an operator's dashboard session lasts after logging in.
+    pub admin_session_ttl_seconds: i64,
 }
 
 impl Default for Settings {
@@ -45,6 +47,7 @@ impl Default for Settings {
             customer_tokens: None,
             low_balance_threshold: Credits::from_micros(10_000_000),
             billing_frame_ancestors: None,
+            admin_session_ttl_seconds: 8 * 3600,
         }
     }
 }
@@ -72,6 +75,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("public_url", "CREDITD_PUBLIC_URL", "--public-url"),
     ("reconcile_interval_seconds", "CREDITD_RECONCILE_INTERVAL_SECONDS", ""),
     ("reconcile_window_seconds", "CREDITD_RECONCILE_WINDOW_SECONDS", ""),
+    ("admin_session_ttl_seconds", "CREDITD_ADMIN_SESSION_TTL_SECONDS", ""),
     ("stripe_secret_key", "STRIPE_SECRET_KEY", ""),
     ("stripe_webhook_secret", "STRIPE_WEBHOOK_SECRET", ""),
     ("stripe_api_base", "STRIPE_API_BASE", ""),
@@ -278,6 +282,11 @@ impl Config {
                     .map_err(|e| format!("{e}"))
             })?,
             billing_frame_ancestors: r.parse("billing_frame_ancestors", None, frame_ancestors)?,
+            admin_session_ttl_seconds: r.parse(
+                "admin_session_ttl_seconds",
+                defaults.admin_session_ttl_seconds,
+                int_in(60, 30 * 86_400),
+            )?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

@@ -1,5 +1,6 @@
 //! creditd: prepaid credits and Stripe billing for AI apps.
 
+pub mod admin;
 pub mod app;
 pub mod billing;
 pub mod cli;

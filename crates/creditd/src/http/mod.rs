@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/billing", axum::routing::get(crate::pages::billing::page))
         .route("/billing/checkout", axum::routing::post(crate::pages::billing::buy))
+        .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })

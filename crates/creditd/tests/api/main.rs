@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod billing_page;
 mod chaos;
 mod cli;

@@ -1,0 +1,144 @@
+//! Reads for the operator's dashboard: customer search, holds, Stripe events with their
+//! payloads, and keyset-paginated exports (callers stream page after page).
+
+use creditd_domain::views::{Customer, Entry, Hold, Payment};
+use sqlx::Row;
+
+use crate::rows::{self, ENTRY_COLUMNS, HOLD_COLUMNS};
+use crate::{Result, Store};
+
+/// A recorded Stripe event as the operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StripeEventRow {
+    pub id: String,
+    pub event_type: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+}
+
+/// `%` and `_` match themselves in a search.
+fn like_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{}%", escaped.to_lowercase())
+}
+
+impl Store {
+    /// Customers whose id is `query`, or whose id or email contains it (case-insensitive);
+    /// the newest customers when `query` is empty.
+    pub async fn search_customers(&self, query: &str, limit: i64, now: i64) -> Result<Vec<Customer>> {
+        let rows = sqlx::query(
+            "SELECT id FROM customers WHERE $1 = '' OR id = $1 \
+             OR LOWER(id) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $2 ESCAPE '\\' \
+             ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END, created_at DESC, id LIMIT $3",
+        )
+        .bind(query)
+        .bind(like_pattern(query))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get(0)?;
+            if let Some(customer) = self.customer(&id, now).await? {
+                found.push(customer);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A customer's holds, newest first.
+    pub async fn holds_of(&self, customer: &str, limit: i64) -> Result<Vec<Hold>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds WHERE customer_id = $1 ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(customer)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::hold).collect()
+    }
+
+    /// Recent Stripe events: failed ones first, then newest first.
+    pub async fn stripe_events_failed_first(&self, limit: i64) -> Result<Vec<StripeEventRow>> {
+        let rows = sqlx::query(
+            "SELECT id, type, status, error, attempts, received_at, processed_at FROM stripe_events \
+             ORDER BY CASE WHEN status = 'failed' THEN 0 ELSE 1 END, received_at DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StripeEventRow {
+                    id: r.try_get(0)?,
+                    event_type: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    error: r.try_get(3)?,
+                    attempts: r.try_get(4)?,
+                    received_at: r.try_get(5)?,
+                    processed_at: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts one more attempt (a retry from the dashboard).
+    pub async fn count_stripe_event_attempt(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Ledger entries created in `[from, to)`, oldest first, after sequence `after`; only
+    /// `usage` entries when `usage_only`. Returns each entry with its sequence number.
+    pub async fn export_entries(
+        &self,
+        from: i64,
+        to: i64,
+        after: i64,
+        limit: i64,
+        usage_only: bool,
+    ) -> Result<Vec<(i64, Entry)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT seq, {ENTRY_COLUMNS} FROM ledger_entries WHERE created_at >= $1 AND created_at < $2 \
+             AND seq > $3 AND ($5 = 0 OR kind = 'usage') ORDER BY seq LIMIT $4"
+        ))
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(limit)
+        .bind(i64::from(usage_only))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>("seq")?, rows::entry(r)?)))
+            .collect()
+    }
+
+    /// Payments created in `[from, to)`, oldest first, after sequence `after`.
+    pub async fn export_payments(&self, from: i64, to: i64, after: i64, limit: i64) -> Result<Vec<(i64, Payment)>> {
+        let ids = sqlx::query(
+            "SELECT seq, id FROM payments WHERE created_at >= $1 AND created_at < $2 AND seq > $3 \
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for row in &ids {
+            let (seq, id): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+            if let Some(payment) = self.payment(&id).await? {
+                out.push((seq, payment));
+            }
+        }
+        Ok(out)
+    }
+}
