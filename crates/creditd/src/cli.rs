@@ -455,18 +455,6 @@ async fn plans_command(store: &Store, command: PlansCommand, now: i64) -> anyhow
     Ok(0)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations() {
-        assert_eq!(super::parse_duration("3d"), Ok(259_200));
-        assert_eq!(super::parse_duration("90s"), Ok(90));
-        assert_eq!(super::parse_duration("15"), Ok(15));
-        assert!(super::parse_duration("31d").is_err());
-        assert!(super::parse_duration("3w").is_err());
-        assert!(super::parse_duration("d").is_err());
-    }
-}
 /// Reads a password: one line of stdin, or a prompt with echo turned off on a terminal.
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     use std::io::{BufRead, IsTerminal, Write};
@@ -522,4 +510,17 @@ async fn create_admin(store: &Store, email: &str, password_stdin: bool, now: i64
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("3d"), Ok(259_200));
+        assert_eq!(super::parse_duration("90s"), Ok(90));
+        assert_eq!(super::parse_duration("15"), Ok(15));
+        assert!(super::parse_duration("31d").is_err());
+        assert!(super::parse_duration("3w").is_err());
+        assert!(super::parse_duration("d").is_err());
+    }
 }
