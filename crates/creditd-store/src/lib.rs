@@ -8,6 +8,7 @@
 //! runs against both.
 
 mod apply;
+mod batch;
 mod billing;
 mod idempotency;
 mod keys;
@@ -16,6 +17,7 @@ mod read;
 mod rows;
 pub mod testing;
 mod verify;
+mod writer;
 
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest};
 pub use verify::{Books, VerifyReport};
+pub use writer::{Writer, WriterConfig};
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +53,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("invalid database url: {0}")]
     BadUrl(String),
+    /// The batch this request was applied in failed as a whole; none of it was written.
+    #[error("the batch failed, nothing of it was written: {0}")]
+    Batch(std::sync::Arc<StoreError>),
+    /// The writer's queue is full: try again shortly.
+    #[error("too many writes are waiting; retry shortly")]
+    Overloaded,
+    #[error("the writer has stopped")]
+    WriterStopped,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
