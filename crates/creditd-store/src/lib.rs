@@ -31,7 +31,7 @@ pub use idempotency::Claim;
 pub use keys::{ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest};
 pub use verify::{Books, VerifyReport};
-pub use writer::{Writer, WriterConfig};
+pub use writer::{Pending, Writer, WriterConfig};
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -58,12 +58,30 @@ impl Writer {
     /// Queues one request and waits for its result. `now` is the time it is applied at:
     /// requests with different times never share a batch.
     pub async fn submit(&self, request: Request, now: i64) -> Result<Outcome> {
+        self.enqueue(request, now)?.result().await
+    }
+
+    /// Queues one request now, without waiting: requests enqueued one after another are
+    /// applied in that order.
+    pub fn enqueue(&self, request: Request, now: i64) -> Result<Pending> {
         let (reply, answer) = oneshot::channel();
         self.queue.try_send(Job { request, now, reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => StoreError::WriterStopped,
         })?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        Ok(Pending { answer })
+    }
+}
+
+/// A queued request's result, once its batch is committed (or failed).
+#[derive(Debug)]
+pub struct Pending {
+    answer: oneshot::Receiver<Result<Outcome>>,
+}
+
+impl Pending {
+    pub async fn result(self) -> Result<Outcome> {
+        self.answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
