@@ -28,7 +28,7 @@ use sqlx::Executor;
 
 pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
-pub use keys::{ApiKey, NewApiKey};
+pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest};
 pub use verify::{Books, VerifyReport};
 pub use writer::{Pending, Writer, WriterConfig};

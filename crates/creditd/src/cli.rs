@@ -81,6 +81,20 @@ pub struct ServeArgs {
     /// Default hold TTL in seconds [env: CREDITD_HOLD_TTL_SECONDS] [default: 300]
     #[arg(long)]
     pub hold_ttl_seconds: Option<String>,
+    /// Most writes applied in one transaction [env: CREDITD_WRITE_BATCH_SIZE] [default: 256]
+    #[arg(long)]
+    pub write_batch_size: Option<String>,
+    /// How long a batch waits for more writes, in microseconds
+    /// [env: CREDITD_WRITE_BATCH_WINDOW_US] [default: 1000]
+    #[arg(long)]
+    pub write_batch_window_us: Option<String>,
+    /// Writes allowed to wait before 503 `overloaded` [env: CREDITD_WRITE_QUEUE_CAPACITY] [default: 8192]
+    #[arg(long)]
+    pub write_queue_capacity: Option<String>,
+    /// Seconds a verified API key is trusted without a database lookup
+    /// [env: CREDITD_API_KEY_CACHE_SECONDS] [default: 0, off]
+    #[arg(long)]
+    pub api_key_cache_seconds: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +125,10 @@ impl Cli {
             add("sandbox_listen", &serve.sandbox_listen);
             add("signup_bonus", &serve.signup_bonus);
             add("hold_ttl_seconds", &serve.hold_ttl_seconds);
+            add("write_batch_size", &serve.write_batch_size);
+            add("write_batch_window_us", &serve.write_batch_window_us);
+            add("write_queue_capacity", &serve.write_queue_capacity);
+            add("api_key_cache_seconds", &serve.api_key_cache_seconds);
         }
         flags
     }

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod key_cache;
 pub mod pages;
