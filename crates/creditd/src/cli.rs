@@ -37,6 +37,8 @@ pub enum Commands {
     /// Manage the credit packages the app sells.
     #[command(subcommand)]
     Packages(PackagesCommand),
+    /// Measure the spend path against the naive design on its own temporary databases.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +151,9 @@ pub fn redact(url: &str) -> String {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Commands::Bench(args) = &cli.command {
+        return crate::bench::run(args).await;
+    }
     let config = Config::load(cli.flags(), cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let store = Store::open(&config.database_url)
         .await
@@ -188,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 sandbox.shutdown().await;
             }
         }
+        Commands::Bench(_) => unreachable!("handled before the database is opened"),
         Commands::Migrate => {
             let applied = store.migrate().await?;
             println!("database is up to date ({applied} migrations applied now)");

@@ -1,6 +1,7 @@
 //! creditd: prepaid credits and Stripe billing for AI apps.
 
 pub mod app;
+pub mod bench;
 pub mod billing;
 pub mod cli;
 pub mod clock;
