@@ -22,6 +22,7 @@ use sqlx::{AnyConnection, Executor, Row};
 
 use crate::apply::{is_recorded, is_transient, run, MAX_ATTEMPTS};
 use crate::rows::{self, HOLD_COLUMNS};
+use crate::rowset::{RowSet, Ty, Val};
 use crate::{Dialect, Result, Store, StoreError};
 
 /// Rows per multi-row statement: far below both databases' parameter limits.
@@ -58,7 +59,7 @@ impl Store {
     async fn try_apply_batch(&self, batch: &[Request], now: i64) -> Result<Vec<Result<Outcome>>> {
         let mut tx = self.writer.begin().await?;
         let mut results: Vec<Option<Result<Outcome>>> = batch.iter().map(|_| None).collect();
-        let keys = claim_keys(&mut tx, batch, now, &mut results).await?;
+        let keys = claim_keys(&mut tx, self.dialect, batch, now, &mut results).await?;
         let mut segment = Vec::new();
         for (i, request) in batch.iter().enumerate() {
             if results[i].is_some() || matches!(keys[i], Key::SameAs(_)) {
@@ -74,7 +75,7 @@ impl Store {
         }
         self.run_segment(&mut tx, batch, &mut segment, now, &mut results)
             .await?;
-        record_keys(&mut tx, batch, &keys, &results, now).await?;
+        record_keys(&mut tx, self.dialect, batch, &keys, &results, now).await?;
         tx.commit().await?;
         let mut done: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         for (i, result) in results.into_iter().enumerate() {
@@ -157,6 +158,7 @@ enum Key {
 /// before (replays and mismatched fingerprints).
 async fn claim_keys(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     batch: &[Request],
     now: i64,
     results: &mut [Option<Result<Outcome>>],
@@ -179,19 +181,22 @@ async fn claim_keys(
     }
     let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
     for chunk in to_claim.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES {} \
-             ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key",
-            values(chunk.len(), &["", "", "", "NULL", ""])
-        );
-        let mut query = sqlx::query(&sql);
+        let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text, Ty::Text]);
         for (_, idem) in chunk {
-            query = query
-                .bind(&idem.scope)
-                .bind(&idem.key)
-                .bind(&idem.fingerprint)
-                .bind(now);
+            rows.push([
+                idem.scope.as_str().into(),
+                idem.key.as_str().into(),
+                idem.fingerprint.as_str().into(),
+            ]);
         }
+        let (source, now_param) = rows.sql(1);
+        // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
+        let sql = format!(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
+             SELECT v.column1, v.column2, v.column3, NULL, ${now_param} FROM {source} AS v WHERE true \
+             ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+        );
+        let query = rows.bind(sqlx::query(&sql)).bind(now);
         for row in query.fetch_all(&mut *conn).await? {
             claimed.insert((row.try_get(0)?, row.try_get(1)?));
         }
@@ -226,6 +231,7 @@ async fn stored_result(conn: &mut AnyConnection, idem: &Idempotency) -> Result<R
 /// way that is not replayed, so a retry can succeed.
 async fn record_keys(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     batch: &[Request],
     keys: &[Key],
     results: &[Option<Result<Outcome>>],
@@ -251,55 +257,33 @@ async fn record_keys(
         keep.push((idem, serde_json::to_string(&recorded).expect("outcomes serialize")));
     }
     for chunk in keep.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES {} \
-             ON CONFLICT (scope, key) DO UPDATE SET outcome = excluded.outcome",
-            values(chunk.len(), &["", "", "", "", ""])
-        );
-        let mut query = sqlx::query(&sql);
+        let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text, Ty::Text, Ty::Text]);
         for (idem, outcome) in chunk {
-            query = query
-                .bind(&idem.scope)
-                .bind(&idem.key)
-                .bind(&idem.fingerprint)
-                .bind(outcome)
-                .bind(now);
+            rows.push([
+                idem.scope.as_str().into(),
+                idem.key.as_str().into(),
+                idem.fingerprint.as_str().into(),
+                outcome.as_str().into(),
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        let (source, now_param) = rows.sql(1);
+        let sql = format!(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
+             SELECT v.column1, v.column2, v.column3, v.column4, ${now_param} FROM {source} AS v WHERE true \
+             ON CONFLICT (scope, key) DO UPDATE SET outcome = excluded.outcome"
+        );
+        rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// `($1, $2, …), (…)` for `rows` rows; a column whose template is non-empty is that literal
-/// (e.g. `NULL`) instead of a parameter. Numbering starts at `$1`.
-fn values(rows: usize, columns: &[&str]) -> String {
-    let mut out = String::new();
-    let mut n = 0;
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for (c, literal) in columns.iter().enumerate() {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            if literal.is_empty() {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push_str(literal);
-            }
-        }
-        out.push(')');
+/// The ids as a one-column [`RowSet`], for `IN (SELECT column1 FROM … AS v)`.
+fn id_set<'a>(dialect: Dialect, ids: impl IntoIterator<Item = &'a str>) -> RowSet {
+    let mut rows = RowSet::new(dialect, &[Ty::Text]);
+    for id in ids {
+        rows.push([id.into()]);
     }
-    out
-}
-
-/// `$first, $first+1, …` for an `IN (…)` list of `count` items.
-fn list(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    rows
 }
 
 /// A hold the segment may capture or release.
@@ -317,6 +301,7 @@ struct NewHoldRow {
 
 /// The locked accounts of one segment and everything decided on them, not yet written.
 struct Segment {
+    dialect: Dialect,
     accounts: BTreeMap<String, Account>,
     /// Each loaded grant's remaining at load time: grants that differ at the flush are written.
     loaded: HashMap<String, i64>,
@@ -347,15 +332,12 @@ impl Segment {
             .collect();
         let mut hold_owner = HashMap::new();
         if !hold_ids.is_empty() {
+            let ids = id_set(dialect, hold_ids.iter().copied());
             let sql = format!(
-                "SELECT id, customer_id FROM holds WHERE id IN ({})",
-                list(1, hold_ids.len())
+                "SELECT id, customer_id FROM holds WHERE id IN (SELECT column1 FROM {} AS v)",
+                ids.sql(1).0
             );
-            let mut query = sqlx::query(&sql);
-            for id in &hold_ids {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&mut *conn).await? {
+            for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
                 hold_owner.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
             }
         }
@@ -365,6 +347,7 @@ impl Segment {
             .chain(hold_owner.values().cloned())
             .collect();
         let mut segment = Segment {
+            dialect,
             accounts: BTreeMap::new(),
             loaded: HashMap::new(),
             hold_owner,
@@ -376,45 +359,36 @@ impl Segment {
             return Ok(segment);
         }
         // PostgreSQL: row locks taken in id order. SQLite: the first write takes the database.
-        let (lock_sql, first) = match dialect {
-            Dialect::Postgres => (
-                format!(
-                    "SELECT id, balance, held FROM customers WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                    list(1, customers.len())
-                ),
-                None,
+        let ids = id_set(dialect, customers.iter().map(String::as_str));
+        let (source, now_param) = ids.sql(1);
+        let lock_sql = match dialect {
+            Dialect::Postgres => format!(
+                "SELECT id, balance, held FROM customers WHERE id IN (SELECT column1 FROM {source} AS v) \
+                 ORDER BY id FOR UPDATE"
             ),
-            Dialect::Sqlite => (
-                format!(
-                    "UPDATE customers SET updated_at = $1 WHERE id IN ({}) RETURNING id, balance, held",
-                    list(2, customers.len())
-                ),
-                Some(now),
+            Dialect::Sqlite => format!(
+                "UPDATE customers SET updated_at = ${now_param} WHERE id IN (SELECT column1 FROM {source} AS v) \
+                 RETURNING id, balance, held"
             ),
         };
-        let mut balances: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut query = sqlx::query(&lock_sql);
-        if let Some(now) = first {
+        let mut query = ids.bind(sqlx::query(&lock_sql));
+        if dialect == Dialect::Sqlite {
             query = query.bind(now);
         }
-        for id in &customers {
-            query = query.bind(id);
-        }
+        let mut balances: BTreeMap<String, (i64, i64)> = BTreeMap::new();
         for row in query.fetch_all(&mut *conn).await? {
             balances.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
         }
         if balances.is_empty() {
             return Ok(segment);
         }
-        let found = list(1, balances.len());
+        let found = id_set(dialect, balances.keys().map(String::as_str));
+        let (source, now_param) = found.sql(1);
         let lots_sql = format!(
             "SELECT customer_id, id, remaining, priority, expires_at, seq FROM grants \
-             WHERE customer_id IN ({found}) AND remaining > 0"
+             WHERE customer_id IN (SELECT column1 FROM {source} AS v) AND remaining > 0"
         );
-        let mut query = sqlx::query(&lots_sql);
-        for id in balances.keys() {
-            query = query.bind(id);
-        }
+        let query = found.bind(sqlx::query(&lots_sql));
         let mut lots: BTreeMap<String, Vec<Lot>> = BTreeMap::new();
         for row in query.fetch_all(&mut *conn).await? {
             let lot = Lot {
@@ -428,14 +402,11 @@ impl Segment {
             lots.entry(row.try_get(0)?).or_default().push(lot);
         }
         let sweep_sql = format!(
-            "UPDATE holds SET status = 'expired', updated_at = $1 \
-             WHERE customer_id IN ({ids}) AND status = 'open' AND expires_at <= $1 RETURNING customer_id, amount",
-            ids = list(2, balances.len())
+            "UPDATE holds SET status = 'expired', updated_at = ${now_param} \
+             WHERE customer_id IN (SELECT column1 FROM {source} AS v) AND status = 'open' \
+             AND expires_at <= ${now_param} RETURNING customer_id, amount"
         );
-        let mut query = sqlx::query(&sweep_sql).bind(now);
-        for id in balances.keys() {
-            query = query.bind(id);
-        }
+        let query = found.bind(sqlx::query(&sweep_sql)).bind(now);
         let mut expired_holds: HashMap<String, i64> = HashMap::new();
         for row in query.fetch_all(&mut *conn).await? {
             *expired_holds.entry(row.try_get(0)?).or_default() += row.try_get::<i64, _>(1)?;
@@ -465,15 +436,12 @@ impl Segment {
         if ids.is_empty() {
             return Ok(());
         }
+        let set = id_set(self.dialect, ids.iter().copied());
         let sql = format!(
-            "SELECT {HOLD_COLUMNS}, metadata FROM holds WHERE id IN ({})",
-            list(1, ids.len())
+            "SELECT {HOLD_COLUMNS}, metadata FROM holds WHERE id IN (SELECT column1 FROM {} AS v)",
+            set.sql(1).0
         );
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
+        for row in set.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
             let hold = rows::hold(&row)?;
             let metadata = rows::metadata(&row.try_get::<String, _>("metadata")?);
             self.holds.insert(
@@ -644,45 +612,60 @@ impl Segment {
     /// Writes what the segment decided: entries, new and finished holds, grants, customers.
     async fn flush(&self, conn: &mut AnyConnection, now: i64) -> Result<()> {
         for chunk in self.entries.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) VALUES {}",
-                values(chunk.len(), &[""; 10])
-            );
-            let mut query = sqlx::query(&sql);
+            const TYPES: &[Ty] = &[
+                Ty::Text,
+                Ty::Text,
+                Ty::Text,
+                Ty::Text,
+                Ty::Int,
+                Ty::Int,
+                Ty::Text,
+                Ty::Text,
+                Ty::Text,
+            ];
+            let mut rows = RowSet::new(self.dialect, TYPES);
             for e in chunk {
-                query = query
-                    .bind(&e.id)
-                    .bind(&e.customer)
-                    .bind(&e.grant)
-                    .bind(e.kind.as_str())
-                    .bind(e.amount.micros())
-                    .bind(e.balance_after.micros())
-                    .bind(&e.reference)
-                    .bind(&e.feature)
-                    .bind(e.metadata.to_string())
-                    .bind(now);
+                rows.push([
+                    e.id.as_str().into(),
+                    e.customer.as_str().into(),
+                    e.grant.as_str().into(),
+                    e.kind.as_str().into(),
+                    e.amount.micros().into(),
+                    e.balance_after.micros().into(),
+                    e.reference.as_deref().into(),
+                    e.feature.as_deref().into(),
+                    Val::from(e.metadata.to_string()),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            let (source, now_param) = rows.sql(1);
+            let sql = format!(
+                "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, ${now_param} \
+                 FROM {source} AS v"
+            );
+            rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
         }
         for chunk in self.new_holds.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at) VALUES {}",
-                values(chunk.len(), &["", "", "", "'open'", "NULL", "", "", "", "", ""])
-            );
-            let mut query = sqlx::query(&sql);
+            const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Int, Ty::Text, Ty::Text, Ty::Int];
+            let mut rows = RowSet::new(self.dialect, TYPES);
             for row in chunk {
                 let h = &row.hold;
-                query = query
-                    .bind(&h.id)
-                    .bind(&h.customer)
-                    .bind(h.amount.micros())
-                    .bind(&h.feature)
-                    .bind(&row.metadata)
-                    .bind(h.expires_at)
-                    .bind(now)
-                    .bind(now);
+                rows.push([
+                    h.id.as_str().into(),
+                    h.customer.as_str().into(),
+                    h.amount.micros().into(),
+                    h.feature.as_deref().into(),
+                    row.metadata.as_str().into(),
+                    h.expires_at.into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            let (source, now_param) = rows.sql(1);
+            let sql = format!(
+                "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at) \
+                 SELECT v.column1, v.column2, v.column3, 'open', NULL, v.column4, v.column5, v.column6, ${now_param}, ${now_param} \
+                 FROM {source} AS v"
+            );
+            rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
         }
         for state in self.holds.values().filter(|s| s.changed) {
             let h = &state.hold;
@@ -708,15 +691,15 @@ impl Segment {
             .map(|l| (l.grant_id.as_str(), l.remaining.micros()))
             .collect();
         for chunk in changed.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE grants SET remaining = v.column2 FROM (VALUES {}) AS v WHERE grants.id = v.column1",
-                values(chunk.len(), &["", ""])
-            );
-            let mut query = sqlx::query(&sql);
+            let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int]);
             for (id, remaining) in chunk {
-                query = query.bind(*id).bind(*remaining);
+                rows.push([(*id).into(), (*remaining).into()]);
             }
-            let updated = query.execute(&mut *conn).await?.rows_affected();
+            let sql = format!(
+                "UPDATE grants SET remaining = v.column2 FROM {} AS v WHERE grants.id = v.column1",
+                rows.sql(1).0
+            );
+            let updated = rows.bind(sqlx::query(&sql)).execute(&mut *conn).await?.rows_affected();
             if updated != chunk.len() as u64 {
                 return Err(StoreError::Corrupt(format!(
                     "{} grants changed but {updated} were updated",
@@ -730,21 +713,21 @@ impl Segment {
     async fn flush_customers(&self, conn: &mut AnyConnection, now: i64) -> Result<()> {
         let accounts: Vec<(&String, &Account)> = self.accounts.iter().collect();
         for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE customers SET balance = v.column2, held = v.column3, updated_at = {} \
-                 FROM (VALUES {}) AS v WHERE customers.id = v.column1",
-                format_args!("${}", chunk.len() * 3 + 1),
-                values(chunk.len(), &["", "", ""])
-            );
-            let mut query = sqlx::query(&sql);
+            let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int, Ty::Int]);
             for (id, account) in chunk {
                 account.assert_consistent();
-                query = query
-                    .bind(*id)
-                    .bind(account.balance.micros())
-                    .bind(account.held.micros());
+                rows.push([
+                    id.as_str().into(),
+                    account.balance.micros().into(),
+                    account.held.micros().into(),
+                ]);
             }
-            query.bind(now).execute(&mut *conn).await?;
+            let (source, now_param) = rows.sql(1);
+            let sql = format!(
+                "UPDATE customers SET balance = v.column2, held = v.column3, updated_at = ${now_param} \
+                 FROM {source} AS v WHERE customers.id = v.column1"
+            );
+            rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -766,13 +749,4 @@ fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> Store
         available: e.available,
         requested,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn numbers_parameters_and_keeps_literals() {
-        assert_eq!(super::values(2, &["", "NULL", ""]), "($1, NULL, $2), ($3, NULL, $4)");
-        assert_eq!(super::list(2, 3), "$2, $3, $4");
-    }
 }

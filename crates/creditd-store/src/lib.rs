@@ -15,6 +15,7 @@ mod keys;
 mod migrate;
 mod read;
 mod rows;
+mod rowset;
 pub mod testing;
 mod verify;
 mod writer;

@@ -144,3 +144,26 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use creditd_store::StoreError;
+
+    use super::ApiError;
+
+    #[test]
+    fn a_full_write_queue_is_a_503_with_retry_after() {
+        let response = ApiError::from(StoreError::Overloaded).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+
+    #[test]
+    fn a_failed_batch_hides_its_cause() {
+        let cause = StoreError::Corrupt("secret detail".into());
+        let error = ApiError::from(StoreError::Batch(std::sync::Arc::new(cause)));
+        assert_eq!((error.status.as_u16(), error.code), (500, "internal_error"));
+        assert!(!error.message.contains("secret detail"));
+    }
+}
