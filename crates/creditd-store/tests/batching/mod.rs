@@ -280,7 +280,7 @@ async fn concurrent_mixed_commands_match_a_sequential_model(db: &TestDb) {
                 (Some(first), _) => Expect::SameAs(first),
                 (None, Some(first)) => {
                     let first_result = &sent[first].1;
-                    let replayed = matches!(first_result, Ok(_))
+                    let replayed = first_result.is_ok()
                         || matches!(
                             first_result,
                             Err(StoreError::Command(
