@@ -1,4 +1,4 @@
-//! The write path: apply a batch of commands, one result per command.
+//! The write path of one command; [`crate::batch`] applies many in one transaction.
 //!
 //! Every command runs inside a transaction that first locks the customer's row (an `UPDATE`,
 //! which is a row lock on PostgreSQL and the write lock on SQLite), loads the customer's
@@ -6,9 +6,7 @@
 
 use creditd_domain::command::{NewCustomer, NewDeduction, NewGrant, NewHold, NewUsage};
 use creditd_domain::views::{Entry, Grant, Hold, HoldStatus, Usage};
-use creditd_domain::{
-    Account, Command, CommandError, Credits, IdKind, Idempotency, Insufficient, Lot, Movement, Outcome, Request, Taken,
-};
+use creditd_domain::{Account, Command, CommandError, Credits, IdKind, Insufficient, Lot, Movement, Outcome, Taken};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
@@ -16,63 +14,7 @@ use crate::rows::{self, HOLD_COLUMNS};
 use crate::{Result, Store, StoreError};
 
 /// Attempts for a transaction that lost a serialization race or a deadlock.
-const MAX_ATTEMPTS: usize = 8;
-
-impl Store {
-    /// Applies each request and returns its result, in order. A failing request affects only
-    /// its own result.
-    pub async fn apply(&self, batch: Vec<Request>, now: i64) -> Vec<Result<Outcome>> {
-        let mut results = Vec::with_capacity(batch.len());
-        for request in &batch {
-            results.push(self.apply_one(request, now).await);
-        }
-        results
-    }
-
-    async fn apply_one(&self, request: &Request, now: i64) -> Result<Outcome> {
-        let mut attempt = 1;
-        loop {
-            match self.try_apply(request, now).await {
-                Err(StoreError::Database(e)) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
-                    tracing::debug!(attempt, error = %e, "retrying transaction");
-                    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn try_apply(&self, request: &Request, now: i64) -> Result<Outcome> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(idem) = &request.idempotency {
-            if let Some(first) = claim_key(&mut tx, idem, now).await? {
-                tx.rollback().await?;
-                return first.map_err(StoreError::Command);
-            }
-        }
-        let result = run(&mut tx, &request.command, now).await;
-        let recorded = match &result {
-            Ok(outcome) => Ok(outcome.clone()),
-            Err(StoreError::Command(e)) if is_recorded(e) => Err(e.clone()),
-            Err(_) => {
-                tx.rollback().await?;
-                return result;
-            }
-        };
-        if let Some(idem) = &request.idempotency {
-            let text = serde_json::to_string(&recorded).expect("outcomes serialize");
-            sqlx::query("UPDATE idempotency_keys SET outcome = $3 WHERE scope = $1 AND key = $2")
-                .bind(&idem.scope)
-                .bind(&idem.key)
-                .bind(text)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        result
-    }
-}
+pub(crate) const MAX_ATTEMPTS: usize = 8;
 
 impl Store {
     /// Writes the expire entries of lapsed grants and releases lapsed holds, for up to
@@ -99,7 +41,7 @@ impl Store {
 
 /// Errors that are the command's real result, replayed to retries like Stripe does. Lookups
 /// that failed are not: the caller may create the missing object and retry with the same key.
-fn is_recorded(e: &CommandError) -> bool {
+pub(crate) fn is_recorded(e: &CommandError) -> bool {
     matches!(
         e,
         CommandError::InsufficientCredits { .. }
@@ -108,49 +50,13 @@ fn is_recorded(e: &CommandError) -> bool {
     )
 }
 
-fn is_transient(e: &sqlx::Error) -> bool {
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
     let Some(db) = e.as_database_error() else { return false };
     // PostgreSQL: serialization failure, deadlock. SQLite: busy, busy snapshot.
     matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517"))
 }
 
-/// Claims (scope, key) for this transaction, or returns the result the key already has.
-async fn claim_key(
-    conn: &mut AnyConnection,
-    idem: &Idempotency,
-    now: i64,
-) -> Result<Option<Result<Outcome, CommandError>>> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
-         VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (scope, key) DO NOTHING",
-    )
-    .bind(&idem.scope)
-    .bind(&idem.key)
-    .bind(&idem.fingerprint)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(None);
-    }
-    let row = sqlx::query("SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .fetch_one(&mut *conn)
-        .await?;
-    let fingerprint: String = row.try_get(0)?;
-    if fingerprint != idem.fingerprint {
-        return Ok(Some(Err(CommandError::IdempotencyKeyReused)));
-    }
-    let outcome: Option<String> = row.try_get(1)?;
-    let outcome = outcome.ok_or_else(|| StoreError::Corrupt("idempotency key without a result".into()))?;
-    serde_json::from_str(&outcome)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt(format!("stored idempotent result unreadable: {e}")))
-}
-
-async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -> Result<Outcome> {
+pub(crate) async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -> Result<Outcome> {
     match command {
         Command::CreateCustomer(new) => create_customer(conn, new, now).await,
         Command::Grant(new) => grant(conn, new, now).await.map(Outcome::Grant),

@@ -9,6 +9,7 @@
 
 mod admin;
 mod apply;
+mod batch;
 mod billing;
 mod idempotency;
 mod keys;
@@ -19,9 +20,11 @@ mod reconcile;
 mod refunds;
 mod reports;
 mod rows;
+mod rowset;
 mod subscriptions;
 pub mod testing;
 mod verify;
+mod writer;
 
 use std::time::Duration;
 
@@ -34,7 +37,7 @@ pub use admin::{AdminSession, AdminUser, NewAdminSession};
 pub use apply::ADMIN_ADJUSTMENT_FEATURE;
 pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
 pub use idempotency::Claim;
-pub use keys::{ApiKey, NewApiKey};
+pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use operator::StripeEventRow;
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
@@ -42,6 +45,7 @@ pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
 pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
+pub use writer::{Pending, Writer, WriterConfig};
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +67,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("invalid database url: {0}")]
     BadUrl(String),
+    /// The batch this request was applied in failed as a whole; none of it was written.
+    #[error("the batch failed, nothing of it was written: {0}")]
+    Batch(std::sync::Arc<StoreError>),
+    /// The writer's queue is full: try again shortly.
+    #[error("too many writes are waiting; retry shortly")]
+    Overloaded,
+    #[error("the writer has stopped")]
+    WriterStopped,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

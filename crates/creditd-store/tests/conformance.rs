@@ -45,6 +45,9 @@ on_both_backends!(
     a_purchase_reference_is_granted_once,
 );
 
+#[path = "batching/mod.rs"]
+mod batching;
+
 const T0: i64 = 1_700_000_000;
 
 pub async fn assert_books_balance(store: &Store) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use creditd_domain::views::Customer;
 use creditd_domain::{Command, Idempotency, Outcome, Request};
-use creditd_store::Store;
+use creditd_store::{Store, Writer};
 
 use crate::billing::Stripe;
 use crate::clock::Clock;
@@ -20,11 +20,21 @@ pub struct AppState {
     pub clock: Clock,
     pub settings: Arc<Settings>,
     pub stripe: Arc<Stripe>,
+    /// Group commit: every ledger write of this process goes through this one writer.
+    pub writer: Writer,
+    pub keys: Arc<crate::key_cache::KeyCache>,
 }
 
 impl AppState {
+    /// Starts the writer task: call inside the Tokio runtime.
     pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
+        let writer = Writer::spawn(store.clone(), settings.writer());
+        let keys = Arc::new(crate::key_cache::KeyCache::new(Duration::from_secs(
+            settings.api_key_cache_seconds,
+        )));
         AppState {
+            writer,
+            keys,
             store,
             clock,
             settings: Arc::new(settings),
@@ -32,12 +42,13 @@ impl AppState {
         }
     }
 
-    /// Every write goes through here as a batch of one; group commit will batch many.
+    /// Every ledger write goes through here, into the group-commit writer.
     pub async fn write(&self, command: Command, idempotency: Option<Idempotency>) -> Result<Outcome, ApiError> {
         let request = Request { command, idempotency };
-        let mut results = self.store.apply(vec![request], self.clock.now()).await;
-        let result = results.pop().expect("one result per command");
-        result.map_err(ApiError::from)
+        self.writer
+            .submit(request, self.clock.now())
+            .await
+            .map_err(ApiError::from)
     }
 
     /// The customer, or a 404 naming the id.

@@ -44,6 +44,8 @@ pub enum Commands {
     /// Manage the credit packages the app sells.
     #[command(subcommand)]
     Packages(PackagesCommand),
+    /// Measure the spend path against the naive design on its own temporary databases.
+    Bench(crate::bench::BenchArgs),
     /// Manage subscription plans.
     #[command(subcommand)]
     Plans(PlansCommand),
@@ -131,6 +133,20 @@ pub struct ServeArgs {
     /// Default hold TTL in seconds [env: CREDITD_HOLD_TTL_SECONDS] [default: 300]
     #[arg(long)]
     pub hold_ttl_seconds: Option<String>,
+    /// Most writes applied in one transaction [env: CREDITD_WRITE_BATCH_SIZE] [default: 256]
+    #[arg(long)]
+    pub write_batch_size: Option<String>,
+    /// How long a batch waits for more writes, in microseconds
+    /// [env: CREDITD_WRITE_BATCH_WINDOW_US] [default: 1000]
+    #[arg(long)]
+    pub write_batch_window_us: Option<String>,
+    /// Writes allowed to wait before 503 `overloaded` [env: CREDITD_WRITE_QUEUE_CAPACITY] [default: 8192]
+    #[arg(long)]
+    pub write_queue_capacity: Option<String>,
+    /// Seconds a verified API key is trusted without a database lookup
+    /// [env: CREDITD_API_KEY_CACHE_SECONDS] [default: 0, off]
+    #[arg(long)]
+    pub api_key_cache_seconds: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +177,10 @@ impl Cli {
             add("sandbox_listen", &serve.sandbox_listen);
             add("signup_bonus", &serve.signup_bonus);
             add("hold_ttl_seconds", &serve.hold_ttl_seconds);
+            add("write_batch_size", &serve.write_batch_size);
+            add("write_batch_window_us", &serve.write_batch_window_us);
+            add("write_queue_capacity", &serve.write_queue_capacity);
+            add("api_key_cache_seconds", &serve.api_key_cache_seconds);
         }
         flags
     }
@@ -181,6 +201,9 @@ pub fn redact(url: &str) -> String {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Commands::Bench(args) = &cli.command {
+        return crate::bench::run(args).await;
+    }
     let config = Config::load(cli.flags(), cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let store = Store::open(&config.database_url)
         .await
@@ -220,6 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 sandbox.shutdown().await;
             }
         }
+        Commands::Bench(_) => unreachable!("handled before the database is opened"),
         Commands::Migrate => {
             let applied = store.migrate().await?;
             println!("database is up to date ({applied} migrations applied now)");

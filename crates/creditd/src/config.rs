@@ -32,6 +32,15 @@ pub struct Settings {
     pub billing_frame_ancestors: Option<String>,
     /// How long an operator's dashboard session lasts after logging in.
     pub admin_session_ttl_seconds: i64,
+    /// Group commit: most requests applied in one transaction.
+    pub write_batch_size: usize,
+    /// Group commit: how long a batch waits for more requests after its first.
+    pub write_batch_window_us: u64,
+    /// Writes waiting beyond this many are refused with 503 `overloaded`.
+    pub write_queue_capacity: usize,
+    /// How long a verified API key is trusted without asking the database (0: always ask).
+    /// A revoked key keeps working for at most this long on replicas that saw it.
+    pub api_key_cache_seconds: u64,
 }
 
 impl Default for Settings {
@@ -48,6 +57,10 @@ impl Default for Settings {
             low_balance_threshold: Credits::from_micros(10_000_000),
             billing_frame_ancestors: None,
             admin_session_ttl_seconds: 8 * 3600,
+            write_batch_size: 256,
+            write_batch_window_us: 1000,
+            write_queue_capacity: 8192,
+            api_key_cache_seconds: 0,
         }
     }
 }
@@ -71,6 +84,22 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "sweep_interval_seconds",
         "CREDITD_SWEEP_INTERVAL_SECONDS",
         "--sweep-interval-seconds",
+    ),
+    ("write_batch_size", "CREDITD_WRITE_BATCH_SIZE", "--write-batch-size"),
+    (
+        "write_batch_window_us",
+        "CREDITD_WRITE_BATCH_WINDOW_US",
+        "--write-batch-window-us",
+    ),
+    (
+        "write_queue_capacity",
+        "CREDITD_WRITE_QUEUE_CAPACITY",
+        "--write-queue-capacity",
+    ),
+    (
+        "api_key_cache_seconds",
+        "CREDITD_API_KEY_CACHE_SECONDS",
+        "--api-key-cache-seconds",
     ),
     ("public_url", "CREDITD_PUBLIC_URL", "--public-url"),
     ("reconcile_interval_seconds", "CREDITD_RECONCILE_INTERVAL_SECONDS", ""),
@@ -207,6 +236,16 @@ fn frame_ancestors(s: &str) -> Result<Option<String>, String> {
     Ok(Some(sources.join(" ")))
 }
 
+impl Settings {
+    pub fn writer(&self) -> creditd_store::WriterConfig {
+        creditd_store::WriterConfig {
+            max_batch: self.write_batch_size,
+            window: std::time::Duration::from_micros(self.write_batch_window_us),
+            queue_capacity: self.write_queue_capacity,
+        }
+    }
+}
+
 impl Config {
     /// Resolves every key; `file` is the TOML file named by `--config`/`CREDITD_CONFIG`.
     pub fn load(flags: Flags, file: Option<&Path>) -> Result<Config, String> {
@@ -287,6 +326,18 @@ impl Config {
                 defaults.admin_session_ttl_seconds,
                 int_in(60, 30 * 86_400),
             )?,
+            write_batch_size: r.parse("write_batch_size", defaults.write_batch_size, int_in(1, 4096))?,
+            write_batch_window_us: r.parse(
+                "write_batch_window_us",
+                defaults.write_batch_window_us,
+                int_in(0, 100_000),
+            )?,
+            write_queue_capacity: r.parse(
+                "write_queue_capacity",
+                defaults.write_queue_capacity,
+                int_in(1, 1_000_000),
+            )?,
+            api_key_cache_seconds: r.parse("api_key_cache_seconds", defaults.api_key_cache_seconds, int_in(0, 3600))?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

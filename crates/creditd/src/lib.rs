@@ -2,10 +2,12 @@
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod key_cache;
 pub mod pages;
 pub mod tokens;

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Balances, for `insufficient_credits`.
     pub balances: Option<(Credits, Credits)>,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// The error envelope.
@@ -49,6 +51,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             balances: None,
+            retry_after: None,
         }
     }
 
@@ -107,6 +110,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Command(c) => c.into(),
+            StoreError::Overloaded => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "too many writes are waiting; retry after a second",
+                )
+            },
             other => ApiError::internal(other),
         }
     }
@@ -124,6 +135,35 @@ impl IntoResponse for ApiError {
                 available,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use creditd_store::StoreError;
+
+    use super::ApiError;
+
+    #[test]
+    fn a_full_write_queue_is_a_503_with_retry_after() {
+        let response = ApiError::from(StoreError::Overloaded).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+
+    #[test]
+    fn a_failed_batch_hides_its_cause() {
+        let cause = StoreError::Corrupt("secret detail".into());
+        let error = ApiError::from(StoreError::Batch(std::sync::Arc::new(cause)));
+        assert_eq!((error.status.as_u16(), error.code), (500, "internal_error"));
+        assert!(!error.message.contains("secret detail"));
     }
 }

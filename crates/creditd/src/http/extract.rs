@@ -128,8 +128,14 @@ impl FromRequestParts<AppState> for SecretKey {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)
             .ok_or_else(|| ApiError::unauthorized("send your secret key as `Authorization: Bearer cd_sk_…`"))?;
+        if let Some(key_id) = state.keys.get(token) {
+            return Ok(SecretKey { key_id });
+        }
         match state.store.authenticate(token).await? {
-            Some(key) => Ok(SecretKey { key_id: key.id }),
+            Some(key) => {
+                state.keys.put(token, &key.id);
+                Ok(SecretKey { key_id: key.id })
+            }
             None => Err(ApiError::unauthorized("the secret key is unknown or revoked")),
         }
     }
