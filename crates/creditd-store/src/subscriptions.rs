@@ -172,6 +172,17 @@ impl Store {
         Ok(())
     }
 
+    /// Subscriptions active now (active, trialing or past due), counted by plan name.
+    pub async fn active_subscriptions_by_plan(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(p.name, 'unknown plan'), COUNT(*) FROM subscriptions s LEFT JOIN plans p ON p.id = s.plan_id \
+             WHERE s.status IN ('active', 'trialing', 'past_due') GROUP BY COALESCE(p.name, 'unknown plan') ORDER BY 2 DESC, 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
     /// The customer's most recently updated subscription.
     pub async fn subscription_of(&self, customer: &str) -> Result<Option<SubscriptionSummary>> {
         let row = sqlx::query(

@@ -57,6 +57,34 @@ async fn render(state: &AppState, admin: &Admin, error: Option<String>, status: 
              <th>State</th><th>Created</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
         )
     };
+    let plans = match state.store.plans(true).await {
+        Ok(p) => p,
+        Err(e) => return internal(admin, Tab::Catalog, e),
+    };
+    let plans = if plans.is_empty() {
+        "<p class=\"muted\">No plans yet: create one with <code>creditd plans create</code> or <code>POST /v1/plans</code>.</p>"
+            .to_string()
+    } else {
+        let rows: String = plans
+            .iter()
+            .map(|p| {
+                format!(
+                    "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} / {}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                    escape(&p.id),
+                    escape(&p.name),
+                    p.credits,
+                    escape(&display(p.price, &p.currency)),
+                    escape(&p.interval),
+                    p.rollover_cap,
+                    if p.active { "active" } else { "archived" }
+                )
+            })
+            .collect();
+        format!(
+            "<table><thead><tr><th>Id</th><th>Name</th><th class=\"n\">Credits per period</th><th class=\"n\">Price</th>\
+             <th class=\"n\">Rollover cap</th><th>State</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
     let error = error
         .map(|e| format!("<p class=\"flash err\" role=\"alert\">{}</p>", escape(&e)))
         .unwrap_or_default();
@@ -68,7 +96,7 @@ async fn render(state: &AppState, admin: &Admin, error: Option<String>, status: 
          <label>Price in minor units (500 = 5.00) <input name=\"price\" required inputmode=\"numeric\" placeholder=\"500\"></label>\
          <label>Currency <input name=\"currency\" required value=\"usd\" maxlength=\"3\" size=\"4\"></label>\
          <button type=\"submit\">Create package</button></form></section>\
-         <section><h2>Subscription plans</h2><p class=\"muted\">No plans yet: plans are sold once subscriptions arrive.</p></section>",
+         <section><h2>Subscription plans</h2>{plans}</section>",
         csrf_field(admin)
     );
     (status, layout(admin, Tab::Catalog, "Catalog", &body)).into_response()

@@ -218,7 +218,7 @@ pub struct Overview {
     pub interval: Interval,
     pub revenue: Vec<RevenueBucket>,
     pub credits: CreditsReport,
-    /// Empty until subscription plans exist.
+    /// Subscriptions active now (active, trialing or past due), by plan.
     pub subscriptions: Vec<PlanLine>,
     pub top_customers: TopCustomers,
     pub usage: Vec<UsageBucket>,
@@ -258,7 +258,12 @@ pub async fn overview_of(store: &Store, range: Range) -> Result<Overview, StoreE
         interval: range.interval,
         revenue,
         credits: store.credit_books().await?.into(),
-        subscriptions: Vec::new(),
+        subscriptions: store
+            .active_subscriptions_by_plan()
+            .await?
+            .into_iter()
+            .map(|(plan, active)| PlanLine { plan, active })
+            .collect(),
         top_customers: top_customers_of(store).await?,
         usage,
     })

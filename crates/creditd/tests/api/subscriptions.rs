@@ -171,6 +171,12 @@ async fn a_subscription_grants_each_period_with_rollover_and_upgrades_at_once(ap
     advance(app, MONTH).await;
     // 3300 of allowance left: 500 roll over (Pro's cap), the rest expires; Pro grants 1000.
     wait_for(app, "u", "1505").await;
+    let subscriptions = app.db.store.active_subscriptions_by_plan().await.unwrap();
+    assert_eq!(
+        subscriptions,
+        vec![("Pro".to_string(), 1)],
+        "the dashboard counts active subscriptions by plan"
+    );
 }
 
 async fn a_failed_renewal_goes_past_due_then_recovers(app: &TestApp) {
