@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::read::{Page, PageRequest};
+use crate::reconcile::{event_row, StoredEvent, EVENT_COLUMNS};
 use crate::{Result, Store, StoreError};
 
 const PACKAGE_COLUMNS: &str = "id, name, credits, price, currency, stripe_price_id, active, created_at";
@@ -46,16 +47,6 @@ pub enum PaymentUpdate {
         message: String,
     },
     Expired,
-}
-
-/// A Stripe event as recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StripeEventRecord {
-    pub id: String,
-    pub event_type: String,
-    pub status: String,
-    pub error: Option<String>,
-    pub attempts: i64,
 }
 
 fn package_row(row: &AnyRow) -> Result<Package> {
@@ -390,7 +381,7 @@ impl Store {
         created: i64,
         payload: &str,
         now: i64,
-    ) -> Result<StripeEventRecord> {
+    ) -> Result<StoredEvent> {
         sqlx::query(
             "INSERT INTO stripe_events (id, type, created, payload, status, attempts, received_at) \
              VALUES ($1, $2, $3, $4, 'processing', 0, $5) ON CONFLICT (id) DO NOTHING",
@@ -402,19 +393,15 @@ impl Store {
         .bind(now)
         .execute(&self.writer)
         .await?;
-        let row = sqlx::query(
-            "UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1 RETURNING id, type, status, error, attempts",
-        )
-        .bind(id)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(StripeEventRecord {
-            id: row.try_get(0)?,
-            event_type: row.try_get(1)?,
-            status: row.try_get(2)?,
-            error: row.try_get(3)?,
-            attempts: row.try_get(4)?,
-        })
+        sqlx::query("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&self.writer)
+            .await?;
+        event_row(&row)
     }
 
     /// Marks an event `processed`, `ignored` or `failed` (with its error).
@@ -429,20 +416,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn stripe_event(&self, id: &str) -> Result<Option<StripeEventRecord>> {
-        let row = sqlx::query("SELECT id, type, status, error, attempts FROM stripe_events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(StripeEventRecord {
-                id: row.try_get(0)?,
-                event_type: row.try_get(1)?,
-                status: row.try_get(2)?,
-                error: row.try_get(3)?,
-                attempts: row.try_get(4)?,
-            })
-        })
-        .transpose()
+    pub async fn stripe_event(&self, id: &str) -> Result<Option<StoredEvent>> {
+        self.stored_event(id).await
     }
 }

@@ -35,10 +35,9 @@ use sqlx::Executor;
 
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
 pub use apply::ADMIN_ADJUSTMENT_FEATURE;
-pub use billing::{NewPackage, NewPayment, PaymentUpdate, StripeEventRecord};
+pub use billing::{NewPackage, NewPayment, PaymentUpdate};
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
-pub use operator::StripeEventRow;
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use refunds::{proportional, Convergence, DisputeState, MoneyState};

@@ -4,20 +4,9 @@
 use creditd_domain::views::{Customer, Entry, Hold, Payment};
 use sqlx::Row;
 
+use crate::reconcile::{event_row, StoredEvent, EVENT_COLUMNS};
 use crate::rows::{self, ENTRY_COLUMNS, HOLD_COLUMNS};
 use crate::{Result, Store};
-
-/// A recorded Stripe event as the operator sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StripeEventRow {
-    pub id: String,
-    pub event_type: String,
-    pub status: String,
-    pub error: Option<String>,
-    pub attempts: i64,
-    pub received_at: i64,
-    pub processed_at: Option<i64>,
-}
 
 /// `%` and `_` match themselves in a search.
 fn like_pattern(text: &str) -> String {
@@ -62,27 +51,15 @@ impl Store {
     }
 
     /// Recent Stripe events: failed ones first, then newest first.
-    pub async fn stripe_events_failed_first(&self, limit: i64) -> Result<Vec<StripeEventRow>> {
-        let rows = sqlx::query(
-            "SELECT id, type, status, error, attempts, received_at, processed_at FROM stripe_events \
-             ORDER BY CASE WHEN status = 'failed' THEN 0 ELSE 1 END, received_at DESC, id LIMIT $1",
-        )
+    pub async fn stripe_events_failed_first(&self, limit: i64) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM stripe_events \
+             ORDER BY CASE WHEN status = 'failed' THEN 0 ELSE 1 END, received_at DESC, id LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StripeEventRow {
-                    id: r.try_get(0)?,
-                    event_type: r.try_get(1)?,
-                    status: r.try_get(2)?,
-                    error: r.try_get(3)?,
-                    attempts: r.try_get(4)?,
-                    received_at: r.try_get(5)?,
-                    processed_at: r.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row).collect()
     }
 
     /// Counts one more attempt (a retry from the dashboard).

@@ -52,9 +52,9 @@ impl AdvisoryLock {
     }
 }
 
-const EVENT_COLUMNS: &str = "id, type, status, error, attempts, created, received_at, processed_at";
+pub(crate) const EVENT_COLUMNS: &str = "id, type, status, error, attempts, created, received_at, processed_at";
 
-fn event_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent> {
+pub(crate) fn event_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: row.try_get(0)?,
         event_type: row.try_get(1)?,
