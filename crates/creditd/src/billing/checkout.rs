@@ -60,15 +60,7 @@ async fn payment_of(state: &AppState, session: &CheckoutSession) -> Result<Optio
     if let Some(payment) = state.store.payment_by_checkout_session(&session.id).await? {
         return Ok(Some(payment));
     }
-    let ours = session
-        .metadata
-        .iter()
-        .find(|(k, _)| k == "creditd_payment")
-        .map(|(_, v)| v.as_str());
-    let Some(payment) = (match ours {
-        Some(id) => state.store.payment(id).await?,
-        None => None,
-    }) else {
+    let Some(payment) = super::payment_named_in(state, &session.metadata).await? else {
         return Ok(None);
     };
     if payment.flow != "checkout" || payment.checkout_session.as_deref().is_some_and(|s| s != session.id) {

@@ -46,15 +46,7 @@ async fn payment_of(state: &AppState, intent: &PaymentIntent) -> Result<Option<P
     if let Some(payment) = state.store.payment_by_payment_intent(&intent.id).await? {
         return Ok(Some(payment));
     }
-    let ours = intent
-        .metadata
-        .iter()
-        .find(|(k, _)| k == "creditd_payment")
-        .map(|(_, v)| v.as_str());
-    let Some(payment) = (match ours {
-        Some(id) => state.store.payment(id).await?,
-        None => None,
-    }) else {
+    let Some(payment) = super::payment_named_in(state, &intent.metadata).await? else {
         return Ok(None);
     };
     if payment.flow != "payment_intent" || payment.payment_intent.is_some() {

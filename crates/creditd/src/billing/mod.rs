@@ -91,6 +91,18 @@ pub async fn stripe_price(state: &AppState, package: &Package) -> Result<String,
     Ok(state.store.set_package_price(&package.id, &price.id).await?)
 }
 
+/// The payment creditd named in a Stripe object's metadata when it created the object (found
+/// this way when the object was created but not yet linked to its payment).
+pub(super) async fn payment_named_in(
+    state: &AppState,
+    metadata: &[(String, String)],
+) -> Result<Option<creditd_domain::views::Payment>, BillingError> {
+    match metadata.iter().find(|(k, _)| k == "creditd_payment") {
+        Some((_, id)) => Ok(state.store.payment(id).await?),
+        None => Ok(None),
+    }
+}
+
 /// The receipt of a PaymentIntent's latest charge; a failure to fetch it is logged, not fatal.
 pub async fn receipt_url(state: &AppState, charge: Option<&str>) -> Option<String> {
     let charge = charge?;
