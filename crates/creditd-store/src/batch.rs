@@ -21,6 +21,7 @@ use creditd_domain::{
 use sqlx::{AnyConnection, Executor, Row};
 
 use crate::apply::{is_recorded, is_transient, run, MAX_ATTEMPTS};
+use crate::pipeline::Order;
 use crate::rows::{self, HOLD_COLUMNS};
 use crate::rowset::{RowSet, Ty, Val};
 use crate::{Dialect, Result, Store, StoreError};
@@ -34,14 +35,45 @@ impl Store {
     /// the first one's result. A database error gives every request an error and writes
     /// nothing.
     pub async fn apply(&self, batch: Vec<Request>, now: i64) -> Vec<Result<Outcome>> {
+        self.apply_in_order(batch, now, None).await
+    }
+
+    /// [`Store::apply`] for a batch of the pipelined writer: it commits only after the batch
+    /// before it ([`crate::pipeline`]).
+    pub(crate) async fn apply_in_order(
+        &self,
+        batch: Vec<Request>,
+        now: i64,
+        mut order: Option<&mut Order>,
+    ) -> Vec<Result<Outcome>> {
+        let results = self.apply_attempts(&batch, now, order.as_deref_mut()).await;
+        if let Some(order) = order {
+            order.done();
+        }
+        results
+    }
+
+    async fn apply_attempts(&self, batch: &[Request], now: i64, mut order: Option<&mut Order>) -> Vec<Result<Outcome>> {
         if batch.is_empty() {
             return Vec::new();
         }
         let mut attempt = 1;
+        let mut restarts = 0;
         loop {
-            match self.try_apply_batch(&batch, now).await {
+            if let Some(order) = order.as_deref_mut() {
+                order.attempt(attempt + restarts);
+            }
+            match self.try_apply_batch(batch, now, order.as_deref_mut()).await {
                 Ok(results) => return results,
-                Err(StoreError::Database(e)) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                Err(StoreError::Restart) => {
+                    // The batch before this one is trying again: follow it, without counting
+                    // this as a failure of our own.
+                    restarts += 1;
+                    if let Some(order) = order.as_deref_mut() {
+                        order.wait_prev_done().await;
+                    }
+                }
+                Err(e) if attempt < MAX_ATTEMPTS as u32 && is_retryable(&e) => {
                     tracing::debug!(attempt, error = %e, size = batch.len(), "retrying batch");
                     tokio::time::sleep(std::time::Duration::from_millis(1 << attempt)).await;
                     attempt += 1;
@@ -56,10 +88,38 @@ impl Store {
         }
     }
 
-    async fn try_apply_batch(&self, batch: &[Request], now: i64) -> Result<Vec<Result<Outcome>>> {
-        let mut tx = self.writer.begin().await?;
+    /// One transaction; rolled back explicitly on any error so its locks go at once.
+    async fn try_apply_batch(
+        &self,
+        batch: &[Request],
+        now: i64,
+        order: Option<&mut Order>,
+    ) -> Result<Vec<Result<Outcome>>> {
+        let mut tx = self.batches.begin().await?;
+        match self.decide_and_write(&mut tx, batch, now, order).await {
+            Ok(results) => {
+                tx.commit().await?;
+                Ok(results)
+            }
+            Err(e) => {
+                tx.rollback().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    async fn decide_and_write(
+        &self,
+        tx: &mut AnyConnection,
+        batch: &[Request],
+        now: i64,
+        order: Option<&mut Order>,
+    ) -> Result<Vec<Result<Outcome>>> {
         let mut results: Vec<Option<Result<Outcome>>> = batch.iter().map(|_| None).collect();
-        let keys = claim_keys(&mut tx, self.dialect, batch, now, &mut results).await?;
+        let keys = lookup_keys(tx, self.dialect, batch, &mut results).await?;
+        // Only a batch of spend-path commands takes all its locks in one statement; any other
+        // lets the next batch start only once it is done.
+        let one_lock = batch.iter().all(|r| is_fast(&r.command));
         let mut segment = Vec::new();
         for (i, request) in batch.iter().enumerate() {
             if results[i].is_some() || matches!(keys[i], Key::SameAs(_)) {
@@ -69,14 +129,17 @@ impl Store {
                 segment.push(i);
                 continue;
             }
-            self.run_segment(&mut tx, batch, &mut segment, now, &mut results)
+            self.run_segment(tx, batch, &mut segment, now, &mut results, None)
                 .await?;
-            results[i] = Some(run_alone(&mut tx, &request.command, now).await?);
+            results[i] = Some(run_alone(tx, &request.command, now).await?);
         }
-        self.run_segment(&mut tx, batch, &mut segment, now, &mut results)
+        let locked = if one_lock { order.as_deref() } else { None };
+        self.run_segment(tx, batch, &mut segment, now, &mut results, locked)
             .await?;
-        record_keys(&mut tx, self.dialect, batch, &keys, &results, now).await?;
-        tx.commit().await?;
+        if let Some(order) = order {
+            order.before_commit().await?;
+        }
+        record_keys(tx, self.dialect, batch, &keys, &results, now).await?;
         let mut done: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         for (i, result) in results.into_iter().enumerate() {
             let result = match keys[i] {
@@ -95,18 +158,31 @@ impl Store {
         segment: &mut Vec<usize>,
         now: i64,
         results: &mut [Option<Result<Outcome>>],
+        locked: Option<&Order>,
     ) -> Result<()> {
         if segment.is_empty() {
             return Ok(());
         }
         let commands: Vec<&Command> = segment.iter().map(|&i| &batch[i].command).collect();
         let mut state = Segment::load(conn, self.dialect, &commands, now).await?;
+        if let Some(order) = locked {
+            order.locked();
+        }
         for (&i, command) in segment.iter().zip(&commands) {
             results[i] = Some(state.decide(command, now));
         }
         state.flush(conn, now).await?;
         segment.clear();
         Ok(())
+    }
+}
+
+/// Errors after which the whole batch is tried again: nothing of it was written.
+fn is_retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(e) => is_transient(e),
+        StoreError::KeyRace => true,
+        _ => false,
     }
 }
 
@@ -148,24 +224,24 @@ fn replay(first: &Result<Outcome>) -> Result<Outcome> {
 enum Key {
     /// No key, or its result is already known (replayed from an earlier batch).
     None,
-    /// Claimed by this batch: its result is stored at the end.
-    Claimed,
+    /// Not used before: its result is stored with the batch's writes.
+    New,
     /// The same key as an earlier request of this batch: gets that request's result.
     SameAs(usize),
 }
 
-/// Claims every key of the batch with one statement; fills in the results of keys used
-/// before (replays and mismatched fingerprints).
-async fn claim_keys(
+/// Looks up every key of the batch with one read; fills in the results of keys used before
+/// (replays and mismatched fingerprints). Nothing is written here: a key is stored once, with
+/// its result, at the end of the batch ([`record_keys`]).
+async fn lookup_keys(
     conn: &mut AnyConnection,
     dialect: Dialect,
     batch: &[Request],
-    now: i64,
     results: &mut [Option<Result<Outcome>>],
 ) -> Result<Vec<Key>> {
     let mut keys = vec![Key::None; batch.len()];
     let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut to_claim: Vec<(usize, &Idempotency)> = Vec::new();
+    let mut to_check: Vec<(usize, &Idempotency)> = Vec::new();
     for (i, request) in batch.iter().enumerate() {
         let Some(idem) = &request.idempotency else { continue };
         match first_of.get(&(idem.scope.as_str(), idem.key.as_str())) {
@@ -175,60 +251,54 @@ async fn claim_keys(
             Some(_) => results[i] = Some(Err(CommandError::IdempotencyKeyReused.into())),
             None => {
                 first_of.insert((&idem.scope, &idem.key), i);
-                to_claim.push((i, idem));
+                to_check.push((i, idem));
             }
         }
     }
-    let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
-    for chunk in to_claim.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text, Ty::Text]);
+    let mut stored: HashMap<(String, String), (String, Option<String>)> = HashMap::new();
+    for chunk in to_check.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text]);
         for (_, idem) in chunk {
-            rows.push([
-                idem.scope.as_str().into(),
-                idem.key.as_str().into(),
-                idem.fingerprint.as_str().into(),
-            ]);
+            rows.push([idem.scope.as_str().into(), idem.key.as_str().into()]);
         }
-        let (source, now_param) = rows.sql(1);
-        // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
         let sql = format!(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
-             SELECT v.column1, v.column2, v.column3, NULL, ${now_param} FROM {source} AS v WHERE true \
-             ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+            "SELECT k.scope, k.key, k.fingerprint, k.outcome FROM {} AS v \
+             JOIN idempotency_keys k ON k.scope = v.column1 AND k.key = v.column2",
+            rows.sql(1).0
         );
-        let query = rows.bind(sqlx::query(&sql)).bind(now);
-        for row in query.fetch_all(&mut *conn).await? {
-            claimed.insert((row.try_get(0)?, row.try_get(1)?));
+        for row in rows.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
+            stored.insert((row.try_get(0)?, row.try_get(1)?), (row.try_get(2)?, row.try_get(3)?));
         }
     }
-    for (i, idem) in to_claim {
-        if claimed.contains(&(idem.scope.clone(), idem.key.clone())) {
-            keys[i] = Key::Claimed;
-        } else {
-            results[i] = Some(stored_result(conn, idem).await?.map_err(StoreError::Command));
+    for (i, idem) in to_check {
+        match stored.remove(&(idem.scope.clone(), idem.key.clone())) {
+            None => keys[i] = Key::New,
+            Some((fingerprint, outcome)) => {
+                results[i] = Some(stored_result(idem, &fingerprint, outcome.as_deref())?.map_err(StoreError::Command));
+            }
         }
     }
     Ok(keys)
 }
 
 /// The result a key got in an earlier (committed) transaction.
-async fn stored_result(conn: &mut AnyConnection, idem: &Idempotency) -> Result<Result<Outcome, CommandError>> {
-    let row = sqlx::query("SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .fetch_one(&mut *conn)
-        .await?;
-    let fingerprint: String = row.try_get(0)?;
+fn stored_result(
+    idem: &Idempotency,
+    fingerprint: &str,
+    outcome: Option<&str>,
+) -> Result<std::result::Result<Outcome, CommandError>> {
     if fingerprint != idem.fingerprint {
         return Ok(Err(CommandError::IdempotencyKeyReused));
     }
-    let outcome: Option<String> = row.try_get(1)?;
+    // A key is only ever committed together with its result.
     let outcome = outcome.ok_or_else(|| StoreError::Corrupt("idempotency key without a result".into()))?;
-    serde_json::from_str(&outcome).map_err(|e| StoreError::Corrupt(format!("stored idempotent result unreadable: {e}")))
+    serde_json::from_str(outcome).map_err(|e| StoreError::Corrupt(format!("stored idempotent result unreadable: {e}")))
 }
 
-/// Stores the results of claimed keys (one upsert); forgets keys whose request failed in a
-/// way that is not replayed, so a retry can succeed.
+/// Stores the keys of this batch with their results (one insert per chunk). Keys whose
+/// request failed in a way that is not replayed are not stored, so a retry can succeed. A
+/// key another writer committed since [`lookup_keys`] read is a race: the batch is rolled
+/// back and retried, and the retry replays that writer's result.
 async fn record_keys(
     conn: &mut AnyConnection,
     dialect: Dialect,
@@ -239,20 +309,13 @@ async fn record_keys(
 ) -> Result<()> {
     let mut keep: Vec<(&Idempotency, String)> = Vec::new();
     for (i, request) in batch.iter().enumerate() {
-        let (Key::Claimed, Some(idem), Some(result)) = (keys[i], &request.idempotency, &results[i]) else {
+        let (Key::New, Some(idem), Some(result)) = (keys[i], &request.idempotency, &results[i]) else {
             continue;
         };
-        let recorded: std::result::Result<Outcome, CommandError> = match result {
-            Ok(outcome) => Ok(outcome.clone()),
-            Err(StoreError::Command(e)) if is_recorded(e) => Err(e.clone()),
-            Err(_) => {
-                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
-                    .bind(&idem.scope)
-                    .bind(&idem.key)
-                    .execute(&mut *conn)
-                    .await?;
-                continue;
-            }
+        let recorded: std::result::Result<&Outcome, &CommandError> = match result {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::Command(e)) if is_recorded(e) => Err(e),
+            Err(_) => continue,
         };
         keep.push((idem, serde_json::to_string(&recorded).expect("outcomes serialize")));
     }
@@ -267,12 +330,21 @@ async fn record_keys(
             ]);
         }
         let (source, now_param) = rows.sql(1);
+        // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
         let sql = format!(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
              SELECT v.column1, v.column2, v.column3, v.column4, ${now_param} FROM {source} AS v WHERE true \
-             ON CONFLICT (scope, key) DO UPDATE SET outcome = excluded.outcome"
+             ON CONFLICT (scope, key) DO NOTHING"
         );
-        rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+        let inserted = rows
+            .bind(sqlx::query(&sql))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if inserted != chunk.len() as u64 {
+            return Err(StoreError::KeyRace);
+        }
     }
     Ok(())
 }
@@ -406,10 +478,13 @@ impl Segment {
              WHERE customer_id IN (SELECT column1 FROM {source} AS v) AND status = 'open' \
              AND expires_at <= ${now_param} RETURNING customer_id, amount"
         );
-        let query = found.bind(sqlx::query(&sweep_sql)).bind(now);
         let mut expired_holds: HashMap<String, i64> = HashMap::new();
-        for row in query.fetch_all(&mut *conn).await? {
-            *expired_holds.entry(row.try_get(0)?).or_default() += row.try_get::<i64, _>(1)?;
+        // `held` is the sum of the open holds (each > 0): with none held there is nothing to sweep.
+        if balances.values().any(|&(_, held, _)| held > 0) {
+            let query = found.bind(sqlx::query(&sweep_sql)).bind(now);
+            for row in query.fetch_all(&mut *conn).await? {
+                *expired_holds.entry(row.try_get(0)?).or_default() += row.try_get::<i64, _>(1)?;
+            }
         }
         for (customer, (balance, held, debt)) in balances {
             let lots = lots.remove(&customer).unwrap_or_default();
@@ -674,16 +749,35 @@ impl Segment {
             );
             rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
         }
-        for state in self.holds.values().filter(|s| s.changed) {
-            let h = &state.hold;
-            sqlx::query("UPDATE holds SET status = $2, captured = $3, feature = $4, updated_at = $5 WHERE id = $1")
-                .bind(&h.id)
-                .bind(h.status.as_str())
-                .bind(h.captured.map(Credits::micros))
-                .bind(&h.feature)
+        let finished: Vec<&Hold> = self.holds.values().filter(|s| s.changed).map(|s| &s.hold).collect();
+        for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+            const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Int, Ty::Text];
+            let mut rows = RowSet::new(self.dialect, TYPES);
+            for h in chunk {
+                rows.push([
+                    h.id.as_str().into(),
+                    h.status.as_str().into(),
+                    h.captured.map(Credits::micros).into(),
+                    h.feature.as_deref().into(),
+                ]);
+            }
+            let (source, now_param) = rows.sql(1);
+            let sql = format!(
+                "UPDATE holds SET status = v.column2, captured = v.column3, feature = v.column4, updated_at = ${now_param} \
+                 FROM {source} AS v WHERE holds.id = v.column1"
+            );
+            let updated = rows
+                .bind(sqlx::query(&sql))
                 .bind(now)
                 .execute(&mut *conn)
-                .await?;
+                .await?
+                .rows_affected();
+            if updated != chunk.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds finished but {updated} were updated",
+                    chunk.len()
+                )));
+            }
         }
         self.flush_grants(conn).await?;
         self.flush_customers(conn, now).await

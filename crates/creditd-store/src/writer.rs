@@ -2,16 +2,23 @@
 //! a batch on size or a short window, applies it with [`Store::apply`] in one transaction and
 //! answers every request with its own result.
 //!
-//! One batch is in flight at a time, so the order in which requests were accepted is the
-//! order they are applied in — per customer and overall. A full queue refuses at once
-//! ([`StoreError::Overloaded`]) instead of growing without bound.
+//! On SQLite one batch is in flight at a time. On PostgreSQL the next batch forms while one
+//! runs and starts as soon as that one holds its row locks (up to [`WriterConfig::pipeline`]
+//! in flight); [`crate::pipeline`] keeps them in acceptance order, so the order in which
+//! requests were accepted is the order they are applied in — per customer and overall. A
+//! full queue refuses at once ([`StoreError::Overloaded`]) instead of growing without bound.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use creditd_domain::{Outcome, Request};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use crate::pipeline::{until_locked, Order, Stage};
 use crate::{Result, Store, StoreError};
+
+/// Yields to other tasks, with nothing new queued, before a batch closes (without a window).
+const IDLE_YIELDS: usize = 4;
 
 /// How batches are formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,14 +29,17 @@ pub struct WriterConfig {
     pub window: Duration,
     /// Requests waiting beyond this are refused with [`StoreError::Overloaded`].
     pub queue_capacity: usize,
+    /// Batches in flight at once on PostgreSQL (SQLite: always one).
+    pub pipeline: usize,
 }
 
 impl Default for WriterConfig {
     fn default() -> WriterConfig {
         WriterConfig {
             max_batch: 256,
-            window: Duration::from_millis(1),
+            window: Duration::ZERO,
             queue_capacity: 4096,
+            pipeline: 2,
         }
     }
 }
@@ -86,8 +96,23 @@ impl Pending {
 }
 
 async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterConfig) {
+    // SQLite has one writer connection: a second batch in flight would only wait for it.
+    let depth = match store.dialect() {
+        crate::Dialect::Sqlite => 1,
+        crate::Dialect::Postgres => config.pipeline.max(1),
+    };
+    let slots = Arc::new(Semaphore::new(depth));
+    let mut prev: Option<watch::Receiver<Stage>> = None;
     let mut carried: Option<Job> = None;
     loop {
+        // The next batch forms while the one before runs; it starts once that one holds its
+        // locks and a slot is free.
+        if let Some(stage) = prev.as_mut() {
+            until_locked(stage).await;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let first = match carried.take() {
             Some(job) => job,
             None => match jobs.recv().await {
@@ -96,30 +121,51 @@ async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterC
             },
         };
         let now = first.now;
-        let deadline = tokio::time::Instant::now() + config.window;
         let mut batch = vec![first];
-        while batch.len() < config.max_batch {
-            let next = match jobs.try_recv() {
-                Ok(job) => Some(job),
-                Err(mpsc::error::TryRecvError::Empty) if !config.window.is_zero() => {
-                    tokio::time::timeout_at(deadline, jobs.recv()).await.ok().flatten()
-                }
-                Err(_) => None,
-            };
-            let Some(job) = next else { break };
-            if job.now != now {
-                carried = Some(job);
-                break;
-            }
-            batch.push(job);
-        }
+        carried = collect(&mut jobs, &mut batch, now, &config).await;
         let (requests, replies): (Vec<Request>, Vec<oneshot::Sender<Result<Outcome>>>) =
             batch.into_iter().map(|j| (j.request, j.reply)).unzip();
-        let results = store.apply(requests, now).await;
-        assert_eq!(results.len(), replies.len(), "one result per request");
-        for (reply, result) in replies.into_iter().zip(results) {
-            // The caller may have gone away (a closed connection); its result stands anyway.
-            reply.send(result).ok();
-        }
+        let (mut order, stage) = Order::new(prev.take());
+        prev = Some(stage);
+        let store = store.clone();
+        tokio::spawn(async move {
+            let results = store.apply_in_order(requests, now, Some(&mut order)).await;
+            drop(slot);
+            assert_eq!(results.len(), replies.len(), "one result per request");
+            for (reply, result) in replies.into_iter().zip(results) {
+                // The caller may have gone away (a closed connection); its result stands anyway.
+                reply.send(result).ok();
+            }
+        });
     }
+}
+
+/// Fills a batch: whatever is queued, then what arrives while other tasks run (a few yields:
+/// callers answered by the last batch are sending their next request), then — with a window —
+/// what arrives until it closes. Returns a request that must start the next batch (its time
+/// differs: requests with different times never share a batch).
+async fn collect(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, now: i64, config: &WriterConfig) -> Option<Job> {
+    let deadline = tokio::time::Instant::now() + config.window;
+    let mut idle_yields = 0;
+    while batch.len() < config.max_batch {
+        let next = match jobs.try_recv() {
+            Ok(job) => Some(job),
+            Err(mpsc::error::TryRecvError::Empty) if idle_yields < IDLE_YIELDS => {
+                idle_yields += 1;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Err(mpsc::error::TryRecvError::Empty) if !config.window.is_zero() => {
+                tokio::time::timeout_at(deadline, jobs.recv()).await.ok().flatten()
+            }
+            Err(_) => None,
+        };
+        let Some(job) = next else { break };
+        if job.now != now {
+            return Some(job);
+        }
+        idle_yields = 0;
+        batch.push(job);
+    }
+    None
 }

@@ -137,9 +137,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub write_batch_size: Option<String>,
     /// How long a batch waits for more writes, in microseconds
-    /// [env: CREDITD_WRITE_BATCH_WINDOW_US] [default: 1000]
+    /// [env: CREDITD_WRITE_BATCH_WINDOW_US] [default: 0, only what is queued]
     #[arg(long)]
     pub write_batch_window_us: Option<String>,
+    /// PostgreSQL: write batches in flight at once [env: CREDITD_WRITE_PIPELINE_DEPTH] [default: 2]
+    #[arg(long)]
+    pub write_pipeline_depth: Option<String>,
     /// Writes allowed to wait before 503 `overloaded` [env: CREDITD_WRITE_QUEUE_CAPACITY] [default: 8192]
     #[arg(long)]
     pub write_queue_capacity: Option<String>,
@@ -179,6 +182,7 @@ impl Cli {
             add("hold_ttl_seconds", &serve.hold_ttl_seconds);
             add("write_batch_size", &serve.write_batch_size);
             add("write_batch_window_us", &serve.write_batch_window_us);
+            add("write_pipeline_depth", &serve.write_pipeline_depth);
             add("write_queue_capacity", &serve.write_queue_capacity);
             add("api_key_cache_seconds", &serve.api_key_cache_seconds);
         }

@@ -38,6 +38,8 @@ pub struct Settings {
     pub write_batch_window_us: u64,
     /// Writes waiting beyond this many are refused with 503 `overloaded`.
     pub write_queue_capacity: usize,
+    /// Group commit on PostgreSQL: batches in flight at once (SQLite: always 1).
+    pub write_pipeline_depth: usize,
     /// How long a verified API key is trusted without asking the database (0: always ask).
     /// A revoked key keeps working for at most this long on replicas that saw it.
     pub api_key_cache_seconds: u64,
@@ -58,8 +60,9 @@ impl Default for Settings {
             billing_frame_ancestors: None,
             admin_session_ttl_seconds: 8 * 3600,
             write_batch_size: 256,
-            write_batch_window_us: 1000,
+            write_batch_window_us: 0,
             write_queue_capacity: 8192,
+            write_pipeline_depth: 2,
             api_key_cache_seconds: 0,
         }
     }
@@ -90,6 +93,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "write_batch_window_us",
         "CREDITD_WRITE_BATCH_WINDOW_US",
         "--write-batch-window-us",
+    ),
+    (
+        "write_pipeline_depth",
+        "CREDITD_WRITE_PIPELINE_DEPTH",
+        "--write-pipeline-depth",
     ),
     (
         "write_queue_capacity",
@@ -242,6 +250,7 @@ impl Settings {
             max_batch: self.write_batch_size,
             window: std::time::Duration::from_micros(self.write_batch_window_us),
             queue_capacity: self.write_queue_capacity,
+            pipeline: self.write_pipeline_depth,
         }
     }
 }
@@ -332,6 +341,7 @@ impl Config {
                 defaults.write_batch_window_us,
                 int_in(0, 100_000),
             )?,
+            write_pipeline_depth: r.parse("write_pipeline_depth", defaults.write_pipeline_depth, int_in(1, 8))?,
             write_queue_capacity: r.parse(
                 "write_queue_capacity",
                 defaults.write_queue_capacity,

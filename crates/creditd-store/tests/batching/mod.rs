@@ -18,6 +18,7 @@ on_both_backends!(
     a_refused_command_mid_batch_affects_only_itself,
     a_database_error_fails_the_whole_batch,
     several_writers_race_on_the_same_customers,
+    one_key_on_two_writers_at_once_is_applied_once,
 );
 
 fn request(command: Command, key: Option<&str>) -> Request {
@@ -36,6 +37,7 @@ fn small_batches() -> WriterConfig {
         max_batch: 16,
         window: Duration::from_millis(2),
         queue_capacity: 1024,
+        pipeline: 2,
     }
 }
 
@@ -509,5 +511,42 @@ async fn several_writers_race_on_the_same_customers(db: &TestDb) {
             "{customer}: every successful debit exactly once"
         );
     }
+    other.close().await;
+}
+
+/// A client retrying on another replica while the first attempt is still in flight: both
+/// writers decide the same key at once; one commits it, the other rolls back, retries and
+/// replays that result. Every key debits exactly once and both answers are the same.
+async fn one_key_on_two_writers_at_once_is_applied_once(db: &TestDb) {
+    new_customer(&db.store, "twice_1", "1000").await;
+    let other = Store::open(&db.url).await.unwrap();
+    let writers = [
+        Writer::spawn(db.store.clone(), small_batches()),
+        Writer::spawn(other.clone(), small_batches()),
+    ];
+    let keys = 60;
+    let mut tasks = Vec::new();
+    for n in 0..keys {
+        for writer in &writers {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("retry_{n}");
+                writer.submit(request(usage_cmd("twice_1", "1"), Some(&key)), T0).await
+            }));
+        }
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    for pair in results.chunks(2) {
+        let (Ok(Outcome::Usage(a)), Ok(Outcome::Usage(b))) = (&pair[0], &pair[1]) else {
+            panic!("both attempts succeed: {pair:?}");
+        };
+        assert_eq!(a.id, b.id, "the second attempt replays the first's usage");
+    }
+    let stored = db.store.customer("twice_1", T0).await.unwrap().unwrap();
+    assert_eq!(stored.balance, c("940"), "60 keys, one credit each, once");
+    assert_books_balance(&db.store).await;
     other.close().await;
 }

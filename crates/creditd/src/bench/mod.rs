@@ -43,12 +43,27 @@ pub struct BenchArgs {
     /// Backends to run: sqlite, postgres.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     pub backends: Vec<String>,
+    /// Workloads to run: hot (one customer), spread (--customers customers).
+    #[arg(long, value_delimiter = ',', default_value = "hot,spread")]
+    pub workloads: Vec<String>,
+    /// Designs to run: naive, in-process, http. Ratios need naive in the same run.
+    #[arg(long, value_delimiter = ',', default_value = "naive,in-process,http")]
+    pub designs: Vec<String>,
     /// A PostgreSQL server; the benchmark creates (and drops) its own database there.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
     /// Seconds a verified API key is trusted without a lookup by the in-process server.
     #[arg(long, default_value_t = 0)]
     pub api_key_cache_seconds: u64,
+    /// Group commit: most requests per batch (default: `write_batch_size`'s default).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Group commit: microseconds a batch waits for more requests (default: `write_batch_window_us`'s default).
+    #[arg(long)]
+    pub batch_window_us: Option<u64>,
+    /// Group commit on PostgreSQL: batches in flight (default: `write_pipeline_depth`'s default).
+    #[arg(long)]
+    pub pipeline_depth: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +116,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         args.clients >= 1 && args.customers >= 1,
         "--clients and --customers must be at least 1"
     );
+    for w in &args.workloads {
+        anyhow::ensure!(w == "hot" || w == "spread", "unknown workload {w:?}: use hot, spread");
+    }
+    for d in &args.designs {
+        anyhow::ensure!(
+            ["naive", "in-process", "http"].contains(&d.as_str()),
+            "unknown design {d:?}: use naive, in-process, http"
+        );
+    }
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for backend in &args.backends {
@@ -148,12 +172,26 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
         requests: args.requests,
     };
     let now = creditd_store::unix_now();
-    let server = Server::start(&store, args.api_key_cache_seconds).await?;
+    let defaults = Settings::default();
+    let settings = Settings {
+        api_key_cache_seconds: args.api_key_cache_seconds,
+        write_batch_size: args.batch_size.unwrap_or(defaults.write_batch_size),
+        write_batch_window_us: args.batch_window_us.unwrap_or(defaults.write_batch_window_us),
+        write_pipeline_depth: args.pipeline_depth.unwrap_or(defaults.write_pipeline_depth),
+        ..defaults
+    };
+    let server = Server::start(&store, settings).await?;
     let naive = Naive::connect(&db.url).await?;
     let mut rows = Vec::new();
     for (workload, count) in [("hot", 1), ("spread", args.customers)] {
+        if !args.workloads.iter().any(|w| w == workload) {
+            continue;
+        }
         let mut baseline = None;
         for design in ["naive", "in-process", "http"] {
+            if !args.designs.iter().any(|d| d == design) {
+                continue;
+            }
             let customers = Arc::new(make_customers(&store, &format!("{workload}_{design}"), count, now).await?);
             let run = match design {
                 "naive" => {
@@ -348,7 +386,7 @@ impl Http {
 }
 
 impl Server {
-    async fn start(store: &Store, api_key_cache_seconds: u64) -> anyhow::Result<Server> {
+    async fn start(store: &Store, settings: Settings) -> anyhow::Result<Server> {
         let key = store.create_api_key("bench", creditd_store::unix_now()).await?.secret;
         let webhook_secret = format!("whsec_{}", creditd_domain::ids::random_token(24));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -358,10 +396,6 @@ impl Server {
             client: creditd_stripe::client::StripeClient::new(SANDBOX_SECRET_KEY, Some("http://127.0.0.1:9".into()))?,
             webhook_secrets: vec![webhook_secret.clone()],
             public_url: format!("http://{addr}"),
-        };
-        let settings = Settings {
-            api_key_cache_seconds,
-            ..Settings::default()
         };
         let state = AppState::new(store.clone(), Clock::System, settings, stripe);
         let router = crate::http::router(state.clone());
