@@ -4,6 +4,7 @@
 //! for customers spread out. Then balance reads under write load and webhook acknowledgements.
 
 mod load;
+mod target;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,13 @@ pub struct BenchArgs {
     /// Group commit on PostgreSQL: batches in flight (default: `write_pipeline_depth`'s default).
     #[arg(long)]
     pub pipeline_depth: Option<usize>,
+    /// Drive a creditd that is already running at this URL (HTTP scenarios only) instead of
+    /// starting one on temporary databases.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The secret key for --target.
+    #[arg(long, env = "CREDITD_BENCH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -127,7 +135,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     }
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
-    for backend in &args.backends {
+    if let Some(url) = &args.target {
+        let key = args.api_key.clone().ok_or_else(|| {
+            anyhow::anyhow!("--target needs --api-key (or CREDITD_BENCH_API_KEY): a secret key of that creditd")
+        })?;
+        rows = target::run(args, url, key).await?;
+        skipped.push(
+            "--target: the naive baseline and `creditd verify` need the database and ran only without --target".into(),
+        );
+    }
+    let backends = if args.target.is_some() {
+        &[][..]
+    } else {
+        &args.backends[..]
+    };
+    for backend in backends {
         let db = match backend.as_str() {
             "sqlite" => BenchDb::sqlite().await?,
             "postgres" => match BenchDb::postgres(&args.postgres_url).await {
@@ -221,7 +243,7 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
                 }
                 _ => {
                     let readers =
-                        (workload == "hot").then(|| server.spawn_readers(customers[0].clone(), 2, limit.duration));
+                        (workload == "hot").then(|| server.http.spawn_readers(customers[0].clone(), 2, limit.duration));
                     let (http, customers) = (server.http.clone(), customers.clone());
                     let run = drive(args.clients, count, limit, move |client, n, c| {
                         let (http, customers) = (http.clone(), customers.clone());
@@ -361,6 +383,59 @@ struct Http {
 }
 
 impl Http {
+    /// Readers polling one customer's balance for `duration`, each request timed.
+    fn spawn_readers(&self, customer: String, readers: usize, duration: Duration) -> tokio::task::JoinHandle<Run> {
+        let http = self.clone();
+        tokio::spawn(async move {
+            let limit = Limit {
+                duration,
+                requests: u64::MAX,
+            };
+            let customer = Arc::new(customer);
+            drive(readers, 1, limit, move |_, _, _| {
+                let (http, customer) = (http.clone(), customer.clone());
+                async move {
+                    let response = http
+                        .client
+                        .get(format!("{}/v1/customers/{customer}", http.base))
+                        .bearer_auth(&http.key)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let ok = response.status().is_success();
+                    response.bytes().await.map_err(|e| e.to_string())?;
+                    if ok {
+                        Ok(Done::Debited(0))
+                    } else {
+                        Err("read failed".to_string())
+                    }
+                }
+            })
+            .await
+        })
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await?;
+        answer("POST", path, response).await
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        answer("GET", path, response).await
+    }
+
     async fn debit(&self, customer: &str, index: usize, key: &str) -> Result<Done, String> {
         let body = serde_json::json!({"customer": customer, "amount": "0.001", "feature": "bench"});
         let response = self
@@ -383,6 +458,14 @@ impl Http {
             other => Err(format!("HTTP {other}")),
         }
     }
+}
+
+/// A 2xx response's JSON body, or an error naming the request and what came back.
+async fn answer(method: &str, path: &str, response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let status = response.status();
+    let text = response.text().await?;
+    anyhow::ensure!(status.is_success(), "{method} {path}: HTTP {status}: {text}");
+    Ok(serde_json::from_str(&text)?)
 }
 
 impl Server {
@@ -412,38 +495,6 @@ impl Server {
             },
             webhook_secret,
             task,
-        })
-    }
-
-    /// Readers polling one customer's balance for `duration`, each request timed.
-    fn spawn_readers(&self, customer: String, readers: usize, duration: Duration) -> tokio::task::JoinHandle<Run> {
-        let http = self.http.clone();
-        tokio::spawn(async move {
-            let limit = Limit {
-                duration,
-                requests: u64::MAX,
-            };
-            let customer = Arc::new(customer);
-            drive(readers, 1, limit, move |_, _, _| {
-                let (http, customer) = (http.clone(), customer.clone());
-                async move {
-                    let response = http
-                        .client
-                        .get(format!("{}/v1/customers/{customer}", http.base))
-                        .bearer_auth(&http.key)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let ok = response.status().is_success();
-                    response.bytes().await.map_err(|e| e.to_string())?;
-                    if ok {
-                        Ok(Done::Debited(0))
-                    } else {
-                        Err("read failed".to_string())
-                    }
-                }
-            })
-            .await
         })
     }
 

@@ -7,6 +7,7 @@ use crate::helpers::{on_both_backends, TestApp};
 on_both_backends!(
     keys_created_by_the_cli_work_over_http,
     verify_exits_non_zero_naming_the_customer,
+    bench_against_a_running_creditd_checks_every_balance,
 );
 
 fn creditd(database_url: &str, args: &[&str]) -> std::process::Output {
@@ -118,4 +119,82 @@ fn bad_configuration_is_refused_naming_the_key() {
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The benchmark's rows as JSON, after it exits 0 (every exactness check passed).
+fn bench_rows(out: std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    report["rows"].as_array().expect("rows").clone()
+}
+
+fn row<'a>(rows: &'a [serde_json::Value], workload: &str, design: &str) -> &'a serde_json::Value {
+    rows.iter()
+        .find(|r| r["workload"] == workload && r["design"] == design)
+        .unwrap_or_else(|| panic!("no {workload}/{design} row in {rows:?}"))
+}
+
+/// `bench --target`: customers made through the running creditd's API, debited over HTTP,
+/// each balance read back and checked against the debits the benchmark counted.
+async fn bench_against_a_running_creditd_checks_every_balance(app: &TestApp) {
+    let target = format!("http://{}", app.addr);
+    let key = app.key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_creditd"))
+            .args(["bench", "--target", &target, "--seconds", "1", "--clients", "4"])
+            .args(["--customers", "6", "--json"])
+            .env("CREDITD_BENCH_API_KEY", key)
+            .env_remove("CREDITD_CONFIG")
+            .output()
+            .expect("run creditd bench")
+    })
+    .await
+    .unwrap();
+    let rows = bench_rows(out);
+    for workload in ["hot", "spread"] {
+        let r = row(&rows, workload, "http");
+        assert_eq!(r["exact"], true, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+    }
+    assert!(
+        row(&rows, "hot", "balance reads (http) under the write load")["ok"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let ok = creditd(&app.db.url, &["verify"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+}
+
+/// The self-contained benchmark on its own SQLite database: the naive baseline, in-process
+/// and HTTP in one run, each checked for exactness, with ratios to the baseline.
+#[tokio::test]
+async fn bench_runs_every_design_and_checks_exactness() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_creditd"))
+            .args(["bench", "--backends", "sqlite", "--seconds", "1", "--clients", "4"])
+            .args(["--customers", "6", "--json"])
+            .env_remove("CREDITD_CONFIG")
+            .output()
+            .expect("run creditd bench")
+    })
+    .await
+    .unwrap();
+    let rows = bench_rows(out);
+    for workload in ["hot", "spread"] {
+        for design in ["naive", "in-process", "http"] {
+            let r = row(&rows, workload, design);
+            assert_eq!(r["exact"], true, "{r}");
+            assert_eq!(r["errors"], 0, "{r}");
+            assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+            assert!(r["vs_naive"].as_f64().is_some(), "a ratio to the baseline: {r}");
+        }
+    }
+    assert_eq!(row(&rows, "-", "webhook acks (sequential)")["exact"], true);
 }

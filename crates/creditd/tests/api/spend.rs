@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{code, on_both_backends, TestApp};
+use crate::helpers::{code, on_both_backends, test_settings, TestApp};
 
 on_both_backends!(
     usage_deducts_or_refuses_with_402,
@@ -10,6 +10,16 @@ on_both_backends!(
     sixty_four_concurrent_usages_never_overspend,
     concurrent_captures_never_overspend,
 );
+
+on_both_backends!(settings = tiny_write_queue; a_full_write_queue_answers_503_with_retry_after);
+
+fn tiny_write_queue() -> creditd::config::Settings {
+    creditd::config::Settings {
+        write_queue_capacity: 1,
+        write_batch_size: 1,
+        ..test_settings()
+    }
+}
 
 async fn usage_deducts_or_refuses_with_402(app: &TestApp) {
     app.customer("u").await;
@@ -274,4 +284,66 @@ async fn concurrent_captures_never_overspend(app: &TestApp) {
     assert_eq!(balance, (12 - 3 * captured).to_string());
     assert_eq!(available, balance, "no hold left open");
     assert!(balance.parse::<i64>().unwrap() >= 0);
+}
+
+/// Back-pressure: with room for one waiting write, a burst of concurrent usages gets 503
+/// `overloaded` with `Retry-After` for what does not fit — never an unbounded queue — and a
+/// refused request wrote nothing: its key is free, and a retry is applied once.
+async fn a_full_write_queue_answers_503_with_retry_after(app: &TestApp) {
+    app.customer("busy").await;
+    app.grant("busy", "1000").await;
+    let (mut applied, mut refused) = (0u64, None);
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for n in 0..64 {
+            let request = app
+                .client
+                .post(app.url("/v1/usage"))
+                .bearer_auth(&app.key)
+                .header("Idempotency-Key", format!("burst-{round}-{n}"))
+                .json(&json!({"customer": "busy", "amount": "1", "feature": "chat"}));
+            tasks.push(tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap();
+                (status, retry_after, body, format!("burst-{round}-{n}"))
+            }));
+        }
+        for task in tasks {
+            let (status, retry_after, body, key) = task.await.unwrap();
+            match status {
+                200 => applied += 1,
+                503 => {
+                    assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+                    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+                    refused.get_or_insert(key);
+                }
+                other => panic!("only 200 or 503 under load, got {other}: {body}"),
+            }
+        }
+        if refused.is_some() {
+            break;
+        }
+    }
+    let key = refused.expect("a burst of 64 against a queue of one is refused in part");
+    let (balance, _) = app.balance("busy").await;
+    let expected = 1005 - applied as i64;
+    assert_eq!(
+        balance,
+        expected.to_string(),
+        "exactly the answered usages were applied"
+    );
+    let retried = app
+        .post_idem(
+            "/v1/usage",
+            &key,
+            json!({"customer": "busy", "amount": "1", "feature": "chat"}),
+        )
+        .await;
+    assert_eq!(retried.status, 200, "a refused request's key is free: {}", retried.text);
+    assert_eq!(app.balance("busy").await.0, (expected - 1).to_string());
 }
