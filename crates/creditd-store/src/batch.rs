@@ -691,8 +691,49 @@ impl Segment {
     }
 
     /// Writes what the segment decided: entries, new and finished holds, grants, customers.
+    /// SQLite runs each part as its own statement (in process: no round trips to save); on
+    /// PostgreSQL all parts are one statement of data-modifying CTEs — one round trip.
     async fn flush(&self, conn: &mut AnyConnection, now: i64) -> Result<()> {
-        for chunk in self.entries.chunks(ROWS_PER_STATEMENT) {
+        match self.dialect {
+            Dialect::Sqlite => {
+                for part in self.parts(ROWS_PER_STATEMENT) {
+                    let (source, now_param) = part.rows.sql(1);
+                    let sql = (part.sql)(&source, now_param);
+                    let touched = part.rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+                    part.check(touched.rows_affected())?;
+                }
+            }
+            Dialect::Postgres => {
+                // Array parameters: any number of rows in one part.
+                let parts = self.parts(usize::MAX);
+                if parts.is_empty() {
+                    return Ok(());
+                }
+                let (mut ctes, mut counts, mut next) = (Vec::new(), Vec::new(), 1);
+                for (i, part) in parts.iter().enumerate() {
+                    let (source, now_param) = part.rows.sql(next);
+                    next = now_param + 1;
+                    ctes.push(format!("p{i} AS ({} RETURNING 1)", (part.sql)(&source, now_param)));
+                    counts.push(format!("(SELECT count(*) FROM p{i})"));
+                }
+                let sql = format!("WITH {} SELECT {}", ctes.join(", "), counts.join(", "));
+                let mut query = sqlx::query(&sql);
+                for part in &parts {
+                    query = part.rows.bind(query).bind(now);
+                }
+                let row = query.fetch_one(&mut *conn).await?;
+                for (i, part) in parts.iter().enumerate() {
+                    part.check(row.try_get::<i64, _>(i)? as u64)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The segment's writes, at most `per_part` rows each.
+    fn parts(&self, per_part: usize) -> Vec<Part> {
+        let mut parts = Vec::new();
+        for chunk in self.entries.chunks(per_part) {
             const TYPES: &[Ty] = &[
                 Ty::Text,
                 Ty::Text,
@@ -719,15 +760,20 @@ impl Segment {
                     Val::from(e.metadata.to_string()),
                 ]);
             }
-            let (source, now_param) = rows.sql(1);
-            let sql = format!(
-                "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, ${now_param} \
-                 FROM {source} AS v"
-            );
-            rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+            parts.push(Part {
+                what: "entries inserted",
+                rows,
+                sql: |source, now| {
+                    format!(
+                        "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
+                         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, ${now} \
+                         FROM {source} AS v"
+                    )
+                },
+                rows_expected: chunk.len(),
+            });
         }
-        for chunk in self.new_holds.chunks(ROWS_PER_STATEMENT) {
+        for chunk in self.new_holds.chunks(per_part) {
             const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Int, Ty::Text, Ty::Text, Ty::Int];
             let mut rows = RowSet::new(self.dialect, TYPES);
             for row in chunk {
@@ -741,16 +787,21 @@ impl Segment {
                     h.expires_at.into(),
                 ]);
             }
-            let (source, now_param) = rows.sql(1);
-            let sql = format!(
-                "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at) \
-                 SELECT v.column1, v.column2, v.column3, 'open', NULL, v.column4, v.column5, v.column6, ${now_param}, ${now_param} \
-                 FROM {source} AS v"
-            );
-            rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+            parts.push(Part {
+                what: "holds placed",
+                rows,
+                sql: |source, now| {
+                    format!(
+                        "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at) \
+                         SELECT v.column1, v.column2, v.column3, 'open', NULL, v.column4, v.column5, v.column6, ${now}, ${now} \
+                         FROM {source} AS v"
+                    )
+                },
+                rows_expected: chunk.len(),
+            });
         }
         let finished: Vec<&Hold> = self.holds.values().filter(|s| s.changed).map(|s| &s.hold).collect();
-        for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+        for chunk in finished.chunks(per_part) {
             const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Int, Ty::Text];
             let mut rows = RowSet::new(self.dialect, TYPES);
             for h in chunk {
@@ -761,29 +812,18 @@ impl Segment {
                     h.feature.as_deref().into(),
                 ]);
             }
-            let (source, now_param) = rows.sql(1);
-            let sql = format!(
-                "UPDATE holds SET status = v.column2, captured = v.column3, feature = v.column4, updated_at = ${now_param} \
-                 FROM {source} AS v WHERE holds.id = v.column1"
-            );
-            let updated = rows
-                .bind(sqlx::query(&sql))
-                .bind(now)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if updated != chunk.len() as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "{} holds finished but {updated} were updated",
-                    chunk.len()
-                )));
-            }
+            parts.push(Part {
+                what: "holds finished",
+                rows,
+                sql: |source, now| {
+                    format!(
+                        "UPDATE holds SET status = v.column2, captured = v.column3, feature = v.column4, updated_at = ${now} \
+                         FROM {source} AS v WHERE holds.id = v.column1"
+                    )
+                },
+                rows_expected: chunk.len(),
+            });
         }
-        self.flush_grants(conn).await?;
-        self.flush_customers(conn, now).await
-    }
-
-    async fn flush_grants(&self, conn: &mut AnyConnection) -> Result<()> {
         let changed: Vec<(&str, i64)> = self
             .accounts
             .values()
@@ -791,29 +831,26 @@ impl Segment {
             .filter(|l| self.loaded.get(&l.grant_id) != Some(&l.remaining.micros()))
             .map(|l| (l.grant_id.as_str(), l.remaining.micros()))
             .collect();
-        for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        for chunk in changed.chunks(per_part) {
             let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int]);
             for (id, remaining) in chunk {
                 rows.push([(*id).into(), (*remaining).into()]);
             }
-            let sql = format!(
-                "UPDATE grants SET remaining = v.column2 FROM {} AS v WHERE grants.id = v.column1",
-                rows.sql(1).0
-            );
-            let updated = rows.bind(sqlx::query(&sql)).execute(&mut *conn).await?.rows_affected();
-            if updated != chunk.len() as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "{} grants changed but {updated} were updated",
-                    chunk.len()
-                )));
-            }
+            parts.push(Part {
+                what: "grants changed",
+                rows,
+                // `now` is bound to every part; this one has no use for it.
+                sql: |source, now| {
+                    format!(
+                        "UPDATE grants SET remaining = v.column2 FROM {source} AS v \
+                         WHERE grants.id = v.column1 AND ${now} IS NOT NULL"
+                    )
+                },
+                rows_expected: chunk.len(),
+            });
         }
-        Ok(())
-    }
-
-    async fn flush_customers(&self, conn: &mut AnyConnection, now: i64) -> Result<()> {
         let accounts: Vec<(&String, &Account)> = self.accounts.iter().collect();
-        for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
+        for chunk in accounts.chunks(per_part) {
             let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int, Ty::Int]);
             for (id, account) in chunk {
                 account.assert_consistent();
@@ -823,12 +860,39 @@ impl Segment {
                     account.held.micros().into(),
                 ]);
             }
-            let (source, now_param) = rows.sql(1);
-            let sql = format!(
-                "UPDATE customers SET balance = v.column2, held = v.column3, updated_at = ${now_param} \
-                 FROM {source} AS v WHERE customers.id = v.column1"
-            );
-            rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+            parts.push(Part {
+                what: "customers saved",
+                rows,
+                sql: |source, now| {
+                    format!(
+                        "UPDATE customers SET balance = v.column2, held = v.column3, updated_at = ${now} \
+                         FROM {source} AS v WHERE customers.id = v.column1"
+                    )
+                },
+                rows_expected: chunk.len(),
+            });
+        }
+        parts
+    }
+}
+
+/// One multi-row write of a segment's flush.
+struct Part {
+    what: &'static str,
+    rows: RowSet,
+    /// The statement over the rows' derived table, with the number of the `now` parameter.
+    sql: fn(&str, usize) -> String,
+    /// Every row names an existing (locked) row or a new one: anything else is damage.
+    rows_expected: usize,
+}
+
+impl Part {
+    fn check(&self, touched: u64) -> Result<()> {
+        if touched != self.rows_expected as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "{} {} expected but {touched} written",
+                self.rows_expected, self.what
+            )));
         }
         Ok(())
     }

@@ -1,7 +1,9 @@
-//! Many rows as one statement's input: a derived table `v(column1, column2, …)` that is a
-//! `VALUES` list on SQLite and one array parameter per column on PostgreSQL (`unnest`). On
-//! PostgreSQL the statement's text — and so its prepared plan — is the same for 1 row or 500,
-//! and the parameter count stays tiny.
+//! Many rows as one statement's input: a derived table `v(column1, column2, …)` read from one
+//! JSON parameter on SQLite (`json_each`) and from one array parameter per column on
+//! PostgreSQL (`unnest`). The statement's text — and so its prepared plan — is the same for 1
+//! row or 500, and the parameter count stays tiny: binding one parameter per value instead
+//! cost SQLite's `sqlite3_bind_parameter_name` 35 % of the writer thread's time at 256-row
+//! batches (it is linear in the parameter count, and called for each parameter).
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -73,10 +75,6 @@ impl RowSet {
         self.values.extend(row);
     }
 
-    fn rows(&self) -> usize {
-        self.values.len() / self.types.len()
-    }
-
     /// The derived table's SQL (alias it `AS v`), using parameters `$first…`; and the
     /// number of the first parameter after them.
     pub fn sql(&self, first: usize) -> (String, usize) {
@@ -101,22 +99,11 @@ impl RowSet {
                 (sql, first + columns)
             }
             Dialect::Sqlite => {
-                let mut sql = String::from("(VALUES ");
-                let mut n = first;
-                for r in 0..self.rows() {
-                    sql.push_str(if r == 0 { "(" } else { ", (" });
-                    for c in 0..columns {
-                        if c > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push('$');
-                        sql.push_str(&n.to_string());
-                        n += 1;
-                    }
-                    sql.push(')');
-                }
-                sql.push(')');
-                (sql, n)
+                let columns: Vec<String> = (1..=columns)
+                    .map(|i| format!("json_extract(value, '$[{}]') AS column{i}", i - 1))
+                    .collect();
+                let sql = format!("(SELECT {} FROM json_each(${first}))", columns.join(", "));
+                (sql, first + 1)
             }
         }
     }
@@ -131,16 +118,26 @@ impl RowSet {
                     query = query.bind(array_literal(items));
                 }
             }
-            Dialect::Sqlite => {
-                for v in &self.values {
-                    query = match v.clone() {
-                        Val::Text(t) => query.bind(t),
-                        Val::Int(n) => query.bind(n),
-                    };
-                }
-            }
+            Dialect::Sqlite => query = query.bind(self.json()),
         }
         query
+    }
+
+    /// SQLite: the rows as one JSON array of arrays, read back with `json_each`.
+    fn json(&self) -> String {
+        let rows: Vec<serde_json::Value> = self
+            .values
+            .chunks(self.types.len())
+            .map(|row| {
+                row.iter()
+                    .map(|v| match v {
+                        Val::Text(t) => t.as_deref().map_or(serde_json::Value::Null, Into::into),
+                        Val::Int(n) => n.map_or(serde_json::Value::Null, Into::into),
+                    })
+                    .collect()
+            })
+            .collect();
+        serde_json::Value::Array(rows).to_string()
     }
 }
 
@@ -182,21 +179,32 @@ mod tests {
     }
 
     #[test]
-    fn one_parameter_per_column_on_postgres_and_per_value_on_sqlite() {
+    fn one_parameter_per_column_on_postgres_and_one_json_parameter_on_sqlite() {
         const TYPES: &[Ty] = &[Ty::Text, Ty::Int];
         for (dialect, expected) in [
             (
                 Dialect::Postgres,
                 "(SELECT * FROM unnest($2::text[], $3::bigint[]) AS u(column1, column2))",
             ),
-            (Dialect::Sqlite, "(VALUES ($2, $3), ($4, $5))"),
+            (
+                Dialect::Sqlite,
+                "(SELECT json_extract(value, '$[0]') AS column1, json_extract(value, '$[1]') AS column2 FROM json_each($2))",
+            ),
         ] {
             let mut rows = RowSet::new(dialect, TYPES);
             rows.push(["x".into(), 1.into()]);
             rows.push(["y".into(), 2.into()]);
             let (sql, next) = rows.sql(2);
             assert_eq!(sql, expected);
-            assert_eq!(next, if dialect == Dialect::Postgres { 4 } else { 6 });
+            assert_eq!(next, if dialect == Dialect::Postgres { 4 } else { 3 });
         }
+    }
+
+    #[test]
+    fn sqlite_rows_are_a_json_array_of_rows_keeping_nulls_and_quotes() {
+        let mut rows = RowSet::new(Dialect::Sqlite, &[Ty::Text, Ty::Int]);
+        rows.push([Val::from("a\"b"), Val::Int(None)]);
+        rows.push([Val::Text(None), Val::from(i64::MIN)]);
+        assert_eq!(rows.json(), r#"[["a\"b",null],[null,-9223372036854775808]]"#);
     }
 }
