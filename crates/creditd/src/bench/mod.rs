@@ -5,6 +5,7 @@
 
 mod load;
 mod target;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -244,10 +245,13 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
                 _ => {
                     let readers =
                         (workload == "hot").then(|| server.http.spawn_readers(customers[0].clone(), 2, limit.duration));
-                    let (http, customers) = (server.http.clone(), customers.clone());
+                    let (http, customers) = (server.http.clone().for_clients(args.clients), customers.clone());
                     let run = drive(args.clients, count, limit, move |client, n, c| {
                         let (http, customers) = (http.clone(), customers.clone());
-                        async move { http.debit(&customers[c], c, &format!("{workload}-{client}-{n}")).await }
+                        async move {
+                            http.debit(client, &customers[c], c, &format!("{workload}-{client}-{n}"))
+                                .await
+                        }
                     })
                     .await;
                     if let Some(readers) = readers {
@@ -380,6 +384,8 @@ struct Http {
     client: reqwest::Client,
     base: String,
     key: String,
+    /// The debits' own lean client, when `base` is plain `http://host:port`.
+    wire: Option<wire::Wire>,
 }
 
 impl Http {
@@ -436,22 +442,33 @@ impl Http {
         answer("GET", path, response).await
     }
 
-    async fn debit(&self, customer: &str, index: usize, key: &str) -> Result<Done, String> {
-        let body = serde_json::json!({"customer": customer, "amount": "0.001", "feature": "bench"});
-        let response = self
-            .client
-            .post(format!("{}/v1/usage", self.base))
-            .bearer_auth(&self.key)
-            .header(
-                "Idempotency-Key",
-                format!("bench-{key}-{}", creditd_domain::ids::random_token(8)),
-            )
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        response.bytes().await.map_err(|e| e.to_string())?;
+    /// The same client with one lean connection per load-generating client.
+    fn for_clients(mut self, clients: usize) -> Http {
+        self.wire = wire::Wire::new(&self.base, &self.key, clients);
+        self
+    }
+
+    async fn debit(&self, client: usize, customer: &str, index: usize, key: &str) -> Result<Done, String> {
+        let body = serde_json::json!({"customer": customer, "amount": "0.001", "feature": "bench"}).to_string();
+        let key = format!("bench-{key}-{}", creditd_domain::ids::random_token(8));
+        let status = match &self.wire {
+            Some(wire) => wire.post(client, "/v1/usage", &key, &body).await?,
+            None => {
+                let response = self
+                    .client
+                    .post(format!("{}/v1/usage", self.base))
+                    .bearer_auth(&self.key)
+                    .header("Idempotency-Key", key)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                response.bytes().await.map_err(|e| e.to_string())?;
+                status
+            }
+        };
         match status {
             200 => Ok(Done::Debited(index)),
             402 => Ok(Done::Refused),
@@ -492,6 +509,7 @@ impl Server {
                 client,
                 base: format!("http://{addr}"),
                 key,
+                wire: None,
             },
             webhook_secret,
             task,

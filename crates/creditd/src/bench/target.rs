@@ -21,6 +21,7 @@ pub async fn run(args: &BenchArgs, target: &str, key: String) -> anyhow::Result<
         client: reqwest::Client::builder().pool_max_idle_per_host(1024).build()?,
         base: target.trim_end_matches('/').to_string(),
         key,
+        wire: None,
     };
     let limit = Limit {
         duration: Duration::from_secs(args.seconds),
@@ -35,10 +36,10 @@ pub async fn run(args: &BenchArgs, target: &str, key: String) -> anyhow::Result<
         let customers = Arc::new(make_customers(&http, &format!("bench_{run_id}_{workload}"), count).await?);
         let before = balances(&http, &customers).await?;
         let readers = (workload == "hot").then(|| http.spawn_readers(customers[0].clone(), 2, limit.duration));
-        let (client, ids) = (http.clone(), customers.clone());
+        let (client, ids) = (http.clone().for_clients(args.clients), customers.clone());
         let run = drive(args.clients, count, limit, move |c, n, i| {
             let (client, ids) = (client.clone(), ids.clone());
-            async move { client.debit(&ids[i], i, &format!("{workload}-{c}-{n}")).await }
+            async move { client.debit(c, &ids[i], i, &format!("{workload}-{c}-{n}")).await }
         })
         .await;
         if let Some(readers) = readers {
