@@ -1,9 +1,8 @@
 //! The load generator's HTTP client for debits: one kept-alive HTTP/1.1 connection per
 //! client, requests written as bytes and answers read by `Content-Length` — what `wrk` does.
-//! A general client (reqwest: URL parsing, a shared connection pool, header maps) cost more
-//! CPU per request than creditd's handler on this 2-core machine, so the benchmark measured
-//! its own client: with it, `http` rows read 5,000 debits/s where `wrk` drove the same server
-//! to 16,000.
+//! The load generator shares the machine (and, without `--target`, the process) with the
+//! server, so every cycle it spends is one creditd does not get: a general client (reqwest:
+//! URL parsing, a shared pool, header maps) measured ~10 % fewer debits/s in the `http` rows.
 
 use std::sync::Arc;
 

@@ -121,8 +121,29 @@ fn bad_configuration_is_refused_naming_the_key() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The benchmark's rows as JSON, after it exits 0 (every exactness check passed).
-fn bench_rows(out: std::process::Output) -> Vec<serde_json::Value> {
+/// A short `creditd bench … --json` (off the async runtime: a test app may be serving it);
+/// its rows, after it exits 0 (every exactness check passed).
+async fn bench(args: &[&str], api_key: Option<String>) -> Vec<serde_json::Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_creditd"));
+    command
+        .args([
+            "bench",
+            "--seconds",
+            "1",
+            "--clients",
+            "4",
+            "--customers",
+            "6",
+            "--json",
+        ])
+        .args(args)
+        .env_remove("CREDITD_CONFIG");
+    if let Some(key) = api_key {
+        command.env("CREDITD_BENCH_API_KEY", key);
+    }
+    let out = tokio::task::spawn_blocking(move || command.output().expect("run creditd bench"))
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -143,19 +164,7 @@ fn row<'a>(rows: &'a [serde_json::Value], workload: &str, design: &str) -> &'a s
 /// each balance read back and checked against the debits the benchmark counted.
 async fn bench_against_a_running_creditd_checks_every_balance(app: &TestApp) {
     let target = format!("http://{}", app.addr);
-    let key = app.key.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_creditd"))
-            .args(["bench", "--target", &target, "--seconds", "1", "--clients", "4"])
-            .args(["--customers", "6", "--json"])
-            .env("CREDITD_BENCH_API_KEY", key)
-            .env_remove("CREDITD_CONFIG")
-            .output()
-            .expect("run creditd bench")
-    })
-    .await
-    .unwrap();
-    let rows = bench_rows(out);
+    let rows = bench(&["--target", &target], Some(app.key.clone())).await;
     for workload in ["hot", "spread"] {
         let r = row(&rows, workload, "http");
         assert_eq!(r["exact"], true, "{r}");
@@ -176,17 +185,7 @@ async fn bench_against_a_running_creditd_checks_every_balance(app: &TestApp) {
 /// and HTTP in one run, each checked for exactness, with ratios to the baseline.
 #[tokio::test]
 async fn bench_runs_every_design_and_checks_exactness() {
-    let out = tokio::task::spawn_blocking(|| {
-        Command::new(env!("CARGO_BIN_EXE_creditd"))
-            .args(["bench", "--backends", "sqlite", "--seconds", "1", "--clients", "4"])
-            .args(["--customers", "6", "--json"])
-            .env_remove("CREDITD_CONFIG")
-            .output()
-            .expect("run creditd bench")
-    })
-    .await
-    .unwrap();
-    let rows = bench_rows(out);
+    let rows = bench(&["--backends", "sqlite"], None).await;
     for workload in ["hot", "spread"] {
         for design in ["naive", "in-process", "http"] {
             let r = row(&rows, workload, design);
