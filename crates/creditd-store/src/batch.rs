@@ -134,12 +134,30 @@ impl Store {
             results[i] = Some(run_alone(tx, &request.command, now).await?);
         }
         let locked = if one_lock { order.as_deref() } else { None };
-        self.run_segment(tx, batch, &mut segment, now, &mut results, locked)
-            .await?;
-        if let Some(order) = order {
-            order.before_commit().await?;
+        if self.dialect == Dialect::Postgres && one_lock {
+            // Everything the batch writes, keys included, in one statement: one round trip
+            // less while the customers' rows are locked. Written once the batch before this
+            // one is done (see `crate::pipeline`).
+            let state = self
+                .decide_segment(tx, batch, &segment, now, &mut results, locked)
+                .await?;
+            if let Some(order) = order {
+                order.before_commit().await?;
+            }
+            let keys = key_parts(self.dialect, batch, &keys, &results, usize::MAX);
+            match state {
+                Some(state) => state.flush(tx, now, keys).await?,
+                None => run_parts(tx, self.dialect, keys, now).await?,
+            }
+        } else {
+            self.run_segment(tx, batch, &mut segment, now, &mut results, locked)
+                .await?;
+            if let Some(order) = order {
+                order.before_commit().await?;
+            }
+            let keys = key_parts(self.dialect, batch, &keys, &results, ROWS_PER_STATEMENT);
+            run_parts(tx, self.dialect, keys, now).await?;
         }
-        record_keys(tx, self.dialect, batch, &keys, &results, now).await?;
         let mut done: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         for (i, result) in results.into_iter().enumerate() {
             let result = match keys[i] {
@@ -160,8 +178,25 @@ impl Store {
         results: &mut [Option<Result<Outcome>>],
         locked: Option<&Order>,
     ) -> Result<()> {
+        if let Some(state) = self.decide_segment(conn, batch, segment, now, results, locked).await? {
+            state.flush(conn, now, Vec::new()).await?;
+        }
+        segment.clear();
+        Ok(())
+    }
+
+    /// Locks and loads the segment's accounts and decides its commands; nothing written yet.
+    async fn decide_segment(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[Request],
+        segment: &[usize],
+        now: i64,
+        results: &mut [Option<Result<Outcome>>],
+        locked: Option<&Order>,
+    ) -> Result<Option<Segment>> {
         if segment.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let commands: Vec<&Command> = segment.iter().map(|&i| &batch[i].command).collect();
         let mut state = Segment::load(conn, self.dialect, &commands, now).await?;
@@ -171,9 +206,7 @@ impl Store {
         for (&i, command) in segment.iter().zip(&commands) {
             results[i] = Some(state.decide(command, now));
         }
-        state.flush(conn, now).await?;
-        segment.clear();
-        Ok(())
+        Ok(Some(state))
     }
 }
 
@@ -295,18 +328,17 @@ fn stored_result(
     serde_json::from_str(outcome).map_err(|e| StoreError::Corrupt(format!("stored idempotent result unreadable: {e}")))
 }
 
-/// Stores the keys of this batch with their results (one insert per chunk). Keys whose
+/// The keys of this batch with their results, to store with the batch's writes. Keys whose
 /// request failed in a way that is not replayed are not stored, so a retry can succeed. A
-/// key another writer committed since [`lookup_keys`] read is a race: the batch is rolled
-/// back and retried, and the retry replays that writer's result.
-async fn record_keys(
-    conn: &mut AnyConnection,
+/// key another writer committed since [`lookup_keys`] read is a race ([`Part::race`]): the
+/// batch is rolled back and retried, and the retry replays that writer's result.
+fn key_parts(
     dialect: Dialect,
     batch: &[Request],
     keys: &[Key],
     results: &[Option<Result<Outcome>>],
-    now: i64,
-) -> Result<()> {
+    per_part: usize,
+) -> Vec<Part> {
     let mut keep: Vec<(&Idempotency, String)> = Vec::new();
     for (i, request) in batch.iter().enumerate() {
         let (Key::New, Some(idem), Some(result)) = (keys[i], &request.idempotency, &results[i]) else {
@@ -319,7 +351,8 @@ async fn record_keys(
         };
         keep.push((idem, serde_json::to_string(&recorded).expect("outcomes serialize")));
     }
-    for chunk in keep.chunks(ROWS_PER_STATEMENT) {
+    let mut parts = Vec::new();
+    for chunk in keep.chunks(per_part) {
         let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text, Ty::Text, Ty::Text]);
         for (idem, outcome) in chunk {
             rows.push([
@@ -329,21 +362,56 @@ async fn record_keys(
                 outcome.as_str().into(),
             ]);
         }
-        let (source, now_param) = rows.sql(1);
-        // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
-        let sql = format!(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
-             SELECT v.column1, v.column2, v.column3, v.column4, ${now_param} FROM {source} AS v WHERE true \
-             ON CONFLICT (scope, key) DO NOTHING"
-        );
-        let inserted = rows
-            .bind(sqlx::query(&sql))
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        if inserted != chunk.len() as u64 {
-            return Err(StoreError::KeyRace);
+        parts.push(Part {
+            what: "idempotency keys stored",
+            rows,
+            // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
+            sql: |source, now| {
+                format!(
+                    "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
+                     SELECT v.column1, v.column2, v.column3, v.column4, ${now} FROM {source} AS v WHERE true \
+                     ON CONFLICT (scope, key) DO NOTHING"
+                )
+            },
+            rows_expected: chunk.len(),
+            race: true,
+        });
+    }
+    parts
+}
+
+/// Runs writes: on SQLite each part as its own statement (in process: no round trips to
+/// save); on PostgreSQL all parts as one statement of data-modifying CTEs — one round trip.
+async fn run_parts(conn: &mut AnyConnection, dialect: Dialect, parts: Vec<Part>, now: i64) -> Result<()> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    match dialect {
+        Dialect::Sqlite => {
+            for part in &parts {
+                let (source, now_param) = part.rows.sql(1);
+                let sql = (part.sql)(&source, now_param);
+                let touched = part.rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+                part.check(touched.rows_affected())?;
+            }
+        }
+        Dialect::Postgres => {
+            let (mut ctes, mut counts, mut next) = (Vec::new(), Vec::new(), 1);
+            for (i, part) in parts.iter().enumerate() {
+                let (source, now_param) = part.rows.sql(next);
+                next = now_param + 1;
+                ctes.push(format!("p{i} AS ({} RETURNING 1)", (part.sql)(&source, now_param)));
+                counts.push(format!("(SELECT count(*) FROM p{i})"));
+            }
+            let sql = format!("WITH {} SELECT {}", ctes.join(", "), counts.join(", "));
+            let mut query = sqlx::query(&sql);
+            for part in &parts {
+                query = part.rows.bind(query).bind(now);
+            }
+            let row = query.fetch_one(&mut *conn).await?;
+            for (i, part) in parts.iter().enumerate() {
+                part.check(row.try_get::<i64, _>(i)? as u64)?;
+            }
         }
     }
     Ok(())
@@ -690,44 +758,17 @@ impl Segment {
         Ok(hold)
     }
 
-    /// Writes what the segment decided: entries, new and finished holds, grants, customers.
-    /// SQLite runs each part as its own statement (in process: no round trips to save); on
-    /// PostgreSQL all parts are one statement of data-modifying CTEs — one round trip.
-    async fn flush(&self, conn: &mut AnyConnection, now: i64) -> Result<()> {
-        match self.dialect {
-            Dialect::Sqlite => {
-                for part in self.parts(ROWS_PER_STATEMENT) {
-                    let (source, now_param) = part.rows.sql(1);
-                    let sql = (part.sql)(&source, now_param);
-                    let touched = part.rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
-                    part.check(touched.rows_affected())?;
-                }
-            }
-            Dialect::Postgres => {
-                // Array parameters: any number of rows in one part.
-                let parts = self.parts(usize::MAX);
-                if parts.is_empty() {
-                    return Ok(());
-                }
-                let (mut ctes, mut counts, mut next) = (Vec::new(), Vec::new(), 1);
-                for (i, part) in parts.iter().enumerate() {
-                    let (source, now_param) = part.rows.sql(next);
-                    next = now_param + 1;
-                    ctes.push(format!("p{i} AS ({} RETURNING 1)", (part.sql)(&source, now_param)));
-                    counts.push(format!("(SELECT count(*) FROM p{i})"));
-                }
-                let sql = format!("WITH {} SELECT {}", ctes.join(", "), counts.join(", "));
-                let mut query = sqlx::query(&sql);
-                for part in &parts {
-                    query = part.rows.bind(query).bind(now);
-                }
-                let row = query.fetch_one(&mut *conn).await?;
-                for (i, part) in parts.iter().enumerate() {
-                    part.check(row.try_get::<i64, _>(i)? as u64)?;
-                }
-            }
-        }
-        Ok(())
+    /// Writes what the segment decided — entries, new and finished holds, grants, customers —
+    /// and `more` with them.
+    async fn flush(&self, conn: &mut AnyConnection, now: i64, more: Vec<Part>) -> Result<()> {
+        // Array parameters on PostgreSQL: any number of rows in one part.
+        let per_part = match self.dialect {
+            Dialect::Sqlite => ROWS_PER_STATEMENT,
+            Dialect::Postgres => usize::MAX,
+        };
+        let mut parts = self.parts(per_part);
+        parts.extend(more);
+        run_parts(conn, self.dialect, parts, now).await
     }
 
     /// The segment's writes, at most `per_part` rows each.
@@ -771,6 +812,7 @@ impl Segment {
                     )
                 },
                 rows_expected: chunk.len(),
+                race: false,
             });
         }
         for chunk in self.new_holds.chunks(per_part) {
@@ -798,6 +840,7 @@ impl Segment {
                     )
                 },
                 rows_expected: chunk.len(),
+                race: false,
             });
         }
         let finished: Vec<&Hold> = self.holds.values().filter(|s| s.changed).map(|s| &s.hold).collect();
@@ -822,6 +865,7 @@ impl Segment {
                     )
                 },
                 rows_expected: chunk.len(),
+                race: false,
             });
         }
         let changed: Vec<(&str, i64)> = self
@@ -847,6 +891,7 @@ impl Segment {
                     )
                 },
                 rows_expected: chunk.len(),
+                race: false,
             });
         }
         let accounts: Vec<(&String, &Account)> = self.accounts.iter().collect();
@@ -870,6 +915,7 @@ impl Segment {
                     )
                 },
                 rows_expected: chunk.len(),
+                race: false,
             });
         }
         parts
@@ -882,12 +928,17 @@ struct Part {
     rows: RowSet,
     /// The statement over the rows' derived table, with the number of the `now` parameter.
     sql: fn(&str, usize) -> String,
-    /// Every row names an existing (locked) row or a new one: anything else is damage.
+    /// Every row names an existing (locked) row or a new one: anything else is damage…
     rows_expected: usize,
+    /// …except for idempotency keys, where it means another writer stored one first.
+    race: bool,
 }
 
 impl Part {
     fn check(&self, touched: u64) -> Result<()> {
+        if touched != self.rows_expected as u64 && self.race {
+            return Err(StoreError::KeyRace);
+        }
         if touched != self.rows_expected as u64 {
             return Err(StoreError::Corrupt(format!(
                 "{} {} expected but {touched} written",
