@@ -1,15 +1,18 @@
 //! Group commit: a batch of requests applied in ONE transaction, one result per request.
 //!
-//! The spend-path commands (usage, holds) of a run of consecutive requests form a *segment*:
-//! the segment's customers are locked in sorted order (no deadlock storms between replicas),
-//! their accounts loaded once, every command decided in memory by the domain in acceptance
-//! order, and the result written with a handful of statements: one multi-row `INSERT` of the
-//! entries, one `UPDATE … FROM (VALUES …)` for the touched grants and one for the customers.
-//! A refused command writes nothing, so it needs no undo. Other commands (customers, grants,
-//! anything new) run through [`run`] inside a `SAVEPOINT`, between segments.
+//! Idempotency keys are looked up with one read first; replays and mismatches are answered
+//! from it. The spend-path commands (usage, holds) of a run of consecutive requests form a
+//! *segment*: the segment's customers are locked in sorted order (no deadlock storms between
+//! replicas), their accounts loaded once, every command decided in memory by the domain in
+//! acceptance order, and the result written as a few multi-row [`Part`]s — entries, new and
+//! finished holds, grants, customers, and the new idempotency keys with their results — each
+//! its own statement on SQLite, one statement of data-modifying CTEs on PostgreSQL. A refused
+//! command writes nothing, so it needs no undo. Other commands (customers, grants, anything
+//! new) run through [`run`] inside a `SAVEPOINT`, between segments.
 //!
 //! A database error anywhere fails the whole batch: it is rolled back and every request gets
-//! the error; transient ones (serialization failure, deadlock, SQLite busy) retry the batch.
+//! the error; transient ones (serialization failure, deadlock, SQLite busy, a key another
+//! writer stored first) retry the batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
