@@ -64,7 +64,7 @@ impl Store {
         let mut restarts = 0;
         loop {
             if let Some(order) = order.as_deref_mut() {
-                order.attempt(attempt + restarts);
+                order.attempt(attempt + restarts).await;
             }
             match self.try_apply_batch(batch, now, order.as_deref_mut()).await {
                 Ok(results) => return results,

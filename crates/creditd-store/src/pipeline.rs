@@ -39,13 +39,23 @@ impl Order {
         (order, rx)
     }
 
-    /// A new attempt of this batch begins (not yet holding locks).
-    pub(crate) fn attempt(&mut self, attempt: u32) {
-        self.seen = self.prev.as_ref().and_then(|p| match *p.borrow() {
-            Stage::Running { attempt, .. } => Some(attempt),
-            Stage::Done => None,
-        });
+    /// A new attempt of this batch begins (not yet holding locks). It waits until the
+    /// predecessor's current attempt holds its locks — that attempt may have begun after the
+    /// writer saw an earlier one locked — so this attempt's locks queue behind them, never
+    /// the other way round.
+    pub(crate) async fn attempt(&mut self, attempt: u32) {
         self.me.send_replace(Stage::Running { attempt, locked: false });
+        self.seen = match self.prev.as_mut() {
+            None => None,
+            Some(prev) => match prev
+                .wait_for(|s| matches!(s, Stage::Done | Stage::Running { locked: true, .. }))
+                .await
+                .map(|s| *s)
+            {
+                Ok(Stage::Running { attempt, .. }) => Some(attempt),
+                Ok(Stage::Done) | Err(_) => None,
+            },
+        };
     }
 
     /// This attempt holds every lock it will take: the next batch may start.
@@ -105,27 +115,53 @@ mod tests {
     #[tokio::test]
     async fn a_successor_commits_after_its_predecessor_and_restarts_when_it_retries() {
         let (mut first, first_stage) = Order::new(None);
-        first.attempt(1);
+        first.attempt(1).await;
         first.locked();
         let (mut second, _) = Order::new(Some(first_stage));
-        second.attempt(1);
+        second.attempt(1).await;
         // The predecessor retries: the successor's attempt is void.
-        first.attempt(2);
+        first.attempt(2).await;
         assert!(matches!(second.before_commit().await, Err(StoreError::Restart)));
         first.locked();
         first.done();
         second.wait_prev_done().await;
-        second.attempt(2);
+        second.attempt(2).await;
         assert!(second.before_commit().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_starts_only_once_the_predecessors_current_attempt_holds_its_locks() {
+        let (mut first, first_stage) = Order::new(None);
+        first.attempt(1).await;
+        first.locked();
+        // The predecessor rolled back and began again after the writer saw it locked.
+        first.attempt(2).await;
+        let (mut second, _) = Order::new(Some(first_stage));
+        let starting = tokio::spawn(async move {
+            second.attempt(1).await;
+            second
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !starting.is_finished(),
+            "waits for the predecessor's new attempt to lock"
+        );
+        first.locked();
+        let mut second = starting.await.unwrap();
+        first.done();
+        assert!(
+            second.before_commit().await.is_ok(),
+            "saw attempt 2 locked: not a restart"
+        );
     }
 
     #[tokio::test]
     async fn a_successor_waits_for_its_predecessor_to_finish() {
         let (mut first, first_stage) = Order::new(None);
-        first.attempt(1);
+        first.attempt(1).await;
         first.locked();
         let (mut second, _) = Order::new(Some(first_stage));
-        second.attempt(1);
+        second.attempt(1).await;
         let waiting = tokio::spawn(async move { second.before_commit().await.is_ok() });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "the predecessor has not finished");
