@@ -147,10 +147,10 @@ impl Store {
             if let Some(order) = order {
                 order.before_commit().await?;
             }
-            let keys = key_parts(self.dialect, batch, &keys, &results, usize::MAX);
+            let key_writes = key_parts(self.dialect, batch, &keys, &results, usize::MAX);
             match state {
-                Some(state) => state.flush(tx, now, keys).await?,
-                None => run_parts(tx, self.dialect, keys, now).await?,
+                Some(state) => state.flush(tx, now, key_writes).await?,
+                None => run_parts(tx, self.dialect, key_writes, now).await?,
             }
         } else {
             self.run_segment(tx, batch, &mut segment, now, &mut results, locked)
@@ -158,8 +158,8 @@ impl Store {
             if let Some(order) = order {
                 order.before_commit().await?;
             }
-            let keys = key_parts(self.dialect, batch, &keys, &results, ROWS_PER_STATEMENT);
-            run_parts(tx, self.dialect, keys, now).await?;
+            let key_writes = key_parts(self.dialect, batch, &keys, &results, ROWS_PER_STATEMENT);
+            run_parts(tx, self.dialect, key_writes, now).await?;
         }
         let mut done: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         for (i, result) in results.into_iter().enumerate() {
