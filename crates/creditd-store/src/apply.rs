@@ -178,6 +178,25 @@ pub(crate) struct EntryContext<'a> {
     pub(crate) metadata: Option<&'a serde_json::Value>,
 }
 
+impl EntryContext<'_> {
+    /// The ledger entry of one grant movement.
+    pub(crate) fn entry(&self, customer: &str, m: &Movement, now: i64) -> Entry {
+        Entry {
+            id: IdKind::Entry.new_id(),
+            customer: customer.to_string(),
+            grant: Some(m.grant_id.clone()),
+            kind: m.kind,
+            amount: m.amount,
+            balance_after: m.balance_after,
+            // Expiry entries carry their grant as the reference: they are caused by no request.
+            reference: Some(self.reference.unwrap_or(&m.grant_id).to_string()),
+            feature: self.feature.map(str::to_string),
+            metadata: self.metadata.cloned().unwrap_or_else(|| serde_json::json!({})),
+            created: now,
+        }
+    }
+}
+
 /// Writes what the domain decided: grant legs, then the debt leg when there is one.
 pub(crate) async fn write_taken(
     conn: &mut AnyConnection,
@@ -248,21 +267,7 @@ pub(crate) async fn write_movements(
                 m.grant_id
             )));
         }
-        // Expiry entries carry their grant as the reference: they are caused by no request.
-        let reference = context.reference.unwrap_or(&m.grant_id);
-        let metadata = context.metadata.cloned().unwrap_or_else(|| serde_json::json!({}));
-        let entry = Entry {
-            id: IdKind::Entry.new_id(),
-            customer: customer.to_string(),
-            grant: Some(m.grant_id.clone()),
-            kind: m.kind,
-            amount: m.amount,
-            balance_after: m.balance_after,
-            reference: Some(reference.to_string()),
-            feature: context.feature.map(str::to_string),
-            metadata,
-            created: now,
-        };
+        let entry = context.entry(customer, m, now);
         insert_entry(conn, &entry).await?;
         entries.push(entry);
     }
@@ -281,7 +286,7 @@ pub(crate) async fn save_account(conn: &mut AnyConnection, locked: &Locked) -> R
     Ok(())
 }
 
-fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> StoreError {
+pub(crate) fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> StoreError {
     StoreError::Command(CommandError::InsufficientCredits {
         balance: account.balance,
         available: e.available,

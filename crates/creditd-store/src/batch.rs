@@ -18,12 +18,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use creditd_domain::views::{Entry, Hold, HoldStatus, Usage};
-use creditd_domain::{
-    Account, Command, CommandError, Credits, IdKind, Idempotency, Insufficient, Lot, Movement, Outcome, Request,
-};
+use creditd_domain::{Account, Command, CommandError, Credits, IdKind, Idempotency, Lot, Movement, Outcome, Request};
 use sqlx::{AnyConnection, Executor, Row};
 
-use crate::apply::{is_recorded, is_transient, run, MAX_ATTEMPTS};
+use crate::apply::{insufficient, is_recorded, is_transient, run, EntryContext, MAX_ATTEMPTS};
 use crate::pipeline::Order;
 use crate::rows::{self, HOLD_COLUMNS};
 use crate::rowset::{RowSet, Ty, Val};
@@ -455,13 +453,6 @@ struct Segment {
     entries: Vec<Entry>,
 }
 
-/// What the entries of one command share.
-struct EntryContext<'a> {
-    reference: Option<&'a str>,
-    feature: Option<&'a str>,
-    metadata: Option<&'a serde_json::Value>,
-}
-
 impl Segment {
     /// Locks the commands' customers in sorted order and loads their accounts, with lapsed
     /// holds and grants swept as [`crate::apply`]'s `lock_account` does for one customer.
@@ -576,7 +567,7 @@ impl Segment {
                 account.release(Credits::from_micros(amount));
             }
             let expired = account.expire_due(now);
-            segment.push_entries(&customer, &expired, &EntryContext::expiry(), now);
+            segment.push_entries(&customer, &expired, &EntryContext::default(), now);
             segment.accounts.insert(customer, account);
         }
         segment.load_holds(conn, &hold_ids).await?;
@@ -615,22 +606,7 @@ impl Segment {
         context: &EntryContext<'_>,
         now: i64,
     ) -> Vec<Entry> {
-        let made: Vec<Entry> = movements
-            .iter()
-            .map(|m| Entry {
-                id: IdKind::Entry.new_id(),
-                customer: customer.to_string(),
-                grant: Some(m.grant_id.clone()),
-                kind: m.kind,
-                amount: m.amount,
-                balance_after: m.balance_after,
-                // Expiry entries carry their grant as the reference: no request caused them.
-                reference: Some(context.reference.unwrap_or(&m.grant_id).to_string()),
-                feature: context.feature.map(str::to_string),
-                metadata: context.metadata.cloned().unwrap_or_else(|| serde_json::json!({})),
-                created: now,
-            })
-            .collect();
+        let made: Vec<Entry> = movements.iter().map(|m| context.entry(customer, m, now)).collect();
         self.entries.extend(made.iter().cloned());
         made
     }
@@ -950,22 +926,4 @@ impl Part {
         }
         Ok(())
     }
-}
-
-impl EntryContext<'_> {
-    fn expiry() -> EntryContext<'static> {
-        EntryContext {
-            reference: None,
-            feature: None,
-            metadata: None,
-        }
-    }
-}
-
-fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> StoreError {
-    StoreError::Command(CommandError::InsufficientCredits {
-        balance: account.balance,
-        available: e.available,
-        requested,
-    })
 }

@@ -56,19 +56,7 @@ impl Interval {
     }
 }
 
-/// Howard Hinnant's `civil_from_days`: (year, month 1–12, day 1–31).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+pub use crate::clock::civil_from_days;
 
 /// Howard Hinnant's `days_from_civil`.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

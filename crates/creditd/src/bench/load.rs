@@ -31,6 +31,19 @@ pub struct Run {
 }
 
 impl Run {
+    /// Nothing done yet, for `customers` customers.
+    pub fn empty(customers: usize) -> Run {
+        Run {
+            ok: 0,
+            refused: 0,
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+            latencies_us: Vec::new(),
+            per_customer: vec![0; customers],
+        }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -66,15 +79,7 @@ where
     for client in 0..clients {
         let (op, issued) = (op.clone(), issued.clone());
         tasks.push(tokio::spawn(async move {
-            let mut run = Run {
-                ok: 0,
-                refused: 0,
-                errors: 0,
-                first_error: None,
-                elapsed: Duration::ZERO,
-                latencies_us: Vec::new(),
-                per_customer: vec![0; customers],
-            };
+            let mut run = Run::empty(customers);
             let mut n = 0u64;
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < limit.requests {
                 let customer = (client + n as usize * clients) % customers;
@@ -97,15 +102,7 @@ where
             run
         }));
     }
-    let mut total = Run {
-        ok: 0,
-        refused: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-        per_customer: vec![0; customers],
-    };
+    let mut total = Run::empty(customers);
     for task in tasks {
         let Ok(run) = task.await else {
             total.errors += 1;

@@ -520,15 +520,7 @@ impl Server {
     /// acknowledged (200) and recorded.
     async fn webhook_acks(&self, backend: &str, count: usize, store: &Store) -> anyhow::Result<Row> {
         let mut latencies = Vec::with_capacity(count);
-        let mut run = Run {
-            ok: 0,
-            refused: 0,
-            errors: 0,
-            first_error: None,
-            elapsed: Duration::ZERO,
-            latencies_us: Vec::new(),
-            per_customer: Vec::new(),
-        };
+        let mut run = Run::empty(0);
         let start = Instant::now();
         let mut ids = Vec::new();
         for _ in 0..count {

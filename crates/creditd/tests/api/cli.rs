@@ -197,3 +197,19 @@ async fn bench_runs_every_design_and_checks_exactness() {
     }
     assert_eq!(row(&rows, "-", "webhook acks (sequential)")["exact"], true);
 }
+
+/// A misspelt scenario is refused up front, naming it, before any database is made.
+#[test]
+fn bench_refuses_an_unknown_design_or_workload() {
+    for (flag, value) in [("--designs", "naive,inprocess"), ("--workloads", "warm")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_creditd"))
+            .args(["bench", flag, value])
+            .env_remove("CREDITD_CONFIG")
+            .output()
+            .expect("run creditd bench");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let named = value.rsplit(',').next().unwrap();
+        assert!(stderr.contains(&format!("{named:?}")), "{stderr}");
+    }
+}
