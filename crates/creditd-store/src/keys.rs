@@ -1,5 +1,7 @@
 //! Secret API keys for the app's backend: shown once, stored only as SHA-256 hashes.
 
+use std::sync::atomic::Ordering;
+
 use creditd_domain::ids::random_token;
 use creditd_domain::IdKind;
 use sha2::{Digest, Sha256};
@@ -70,14 +72,33 @@ impl Store {
         rows.iter().map(key_row).collect()
     }
 
-    /// Revokes a key; false when no such active key exists.
+    /// Revokes a key; false when no such active key exists. The database's revocation count
+    /// moves with it (a trigger), and so does this handle's own ([`Store::revoked_here`]).
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(now)
             .execute(&self.writer)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let revoked = done.rows_affected() == 1;
+        if revoked {
+            self.revoked_here.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(revoked)
+    }
+
+    /// How many keys were ever revoked or deleted in this database, by anyone: key caches
+    /// poll it and forget their keys when it moves.
+    pub async fn key_revocations(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT count FROM api_key_revocations WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// How many keys were revoked through this handle (and its clones) since it connected.
+    pub fn revoked_here(&self) -> u64 {
+        self.revoked_here.load(Ordering::SeqCst)
     }
 
     /// The active key whose secret this is.

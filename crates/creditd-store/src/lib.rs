@@ -100,6 +100,9 @@ pub struct Store {
     /// SQLite; on PostgreSQL connections of their own, planned for what every statement of a
     /// batch is — a lookup of a few rows by key (see [`batch_pool`]).
     batches: AnyPool,
+    /// API keys revoked through this handle and its clones: a key cache of the same process
+    /// watches it and forgets its keys at once, without waiting for the database's count.
+    revoked_here: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// `sqlite:` / `sqlite://` paths and `postgres://` / `postgresql://` URLs.
@@ -137,6 +140,7 @@ impl Store {
                     pool,
                     batches: writer.clone(),
                     writer,
+                    revoked_here: Default::default(),
                 })
             }
             Dialect::Postgres => {
@@ -154,6 +158,7 @@ impl Store {
                     writer: pool.clone(),
                     pool,
                     batches,
+                    revoked_here: Default::default(),
                 })
             }
         }

@@ -146,8 +146,8 @@ pub struct ServeArgs {
     /// Writes allowed to wait before 503 `overloaded` [env: CREDITD_WRITE_QUEUE_CAPACITY] [default: 8192]
     #[arg(long)]
     pub write_queue_capacity: Option<String>,
-    /// Seconds a verified API key is trusted without a database lookup
-    /// [env: CREDITD_API_KEY_CACHE_SECONDS] [default: 0, off]
+    /// Seconds a verified API key stays cached in memory; revocations still reach every
+    /// replica within a second [env: CREDITD_API_KEY_CACHE_SECONDS] [default: 300; 0 off]
     #[arg(long)]
     pub api_key_cache_seconds: Option<String>,
 }

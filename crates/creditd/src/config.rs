@@ -40,8 +40,8 @@ pub struct Settings {
     pub write_queue_capacity: usize,
     /// Group commit on PostgreSQL: batches in flight at once (SQLite: always 1).
     pub write_pipeline_depth: usize,
-    /// How long a verified API key is trusted without asking the database (0: always ask).
-    /// A revoked key keeps working for at most this long on replicas that saw it.
+    /// How long a verified API key stays in the process's cache (0: ask the database on every
+    /// request). A revocation empties every replica's cache within a second, whatever this is.
     pub api_key_cache_seconds: u64,
 }
 
@@ -63,7 +63,7 @@ impl Default for Settings {
             write_batch_window_us: 0,
             write_queue_capacity: 8192,
             write_pipeline_depth: 2,
-            api_key_cache_seconds: 0,
+            api_key_cache_seconds: 300,
         }
     }
 }

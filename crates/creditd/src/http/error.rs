@@ -123,10 +123,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The envelope this error is sent as.
+    pub fn body(self) -> ErrorBody {
         let (balance, available) = self.balances.map_or((None, None), |(b, a)| (Some(b), Some(a)));
-        let body = ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
@@ -134,9 +135,15 @@ impl IntoResponse for ApiError {
                 balance,
                 available,
             },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, retry_after) = (self.status, self.retry_after);
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());

@@ -58,22 +58,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "the body must be a JSON object",
             ));
         }
-        let mut canonical = method_and_path;
-        canonical.push('\n');
-        write_canonical(&json, &mut canonical);
-        let fingerprint = hex::encode(Sha256::digest(canonical.as_bytes()));
-        let value = serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            // serde reports a missing field at the parent: name the field itself.
-            match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-                Some(field) => ApiError::invalid(field, "is required"),
-                None if path == "." => ApiError::invalid("body", inner),
-                None => ApiError::invalid(&path, inner),
-            }
-        })?;
+        let fingerprint = fingerprint(&method_and_path, &json);
+        let value = deserialize(json, "")?;
         Ok(ApiJson { value, fingerprint })
     }
+}
+
+/// What idempotency keys are checked against: SHA-256 of the method and path and the canonical
+/// JSON (sorted keys), so retries that reorder keys still match.
+pub fn fingerprint(method_and_path: &str, json: &serde_json::Value) -> String {
+    let mut canonical = method_and_path.to_string();
+    canonical.push('\n');
+    write_canonical(json, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// JSON (a `Value` or `&Value`) as a `T`, or a 400 naming the field at fault: `prefix.field`
+/// (`prefix` names where the JSON sits in the body; empty at the top).
+pub fn deserialize<'de, D, T>(json: D, prefix: &str) -> Result<T, ApiError>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let name = |field: &str| match (prefix, field) {
+            ("", ".") => "body".to_string(),
+            ("", field) => field.to_string(),
+            (prefix, ".") => prefix.to_string(),
+            (prefix, field) => format!("{prefix}.{field}"),
+        };
+        // serde reports a missing field at the parent: name the field itself.
+        match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            Some(field) => ApiError::invalid(&name(field), "is required"),
+            None => ApiError::invalid(&name(&path), inner),
+        }
+    })
 }
 
 /// JSON with object keys sorted at every level, whatever order they arrived in.
@@ -128,12 +149,14 @@ impl FromRequestParts<AppState> for SecretKey {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)
             .ok_or_else(|| ApiError::unauthorized("send your secret key as `Authorization: Bearer cd_sk_…`"))?;
-        if let Some(key_id) = state.keys.get(token) {
-            return Ok(SecretKey { key_id });
-        }
+        let hash = creditd_store::hash_secret(token);
+        let miss = match state.keys.get(&hash, state.store.revoked_here()) {
+            Ok(key_id) => return Ok(SecretKey { key_id }),
+            Err(miss) => miss,
+        };
         match state.store.authenticate(token).await? {
             Some(key) => {
-                state.keys.put(token, &key.id);
+                state.keys.put(miss, &hash, &key.id);
                 Ok(SecretKey { key_id: key.id })
             }
             None => Err(ApiError::unauthorized("the secret key is unknown or revoked")),

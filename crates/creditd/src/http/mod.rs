@@ -9,6 +9,7 @@ pub mod list;
 pub mod me;
 pub mod payments;
 pub mod spend;
+pub mod usage_batch;
 pub mod webhook;
 
 use axum::extract::DefaultBodyLimit;
@@ -54,7 +55,13 @@ impl Modify for SecretKeyAuth {
 
 /// The router and the OpenAPI document generated from the same handlers.
 pub fn router(state: AppState) -> Router {
+    // A batch of usage records may be larger than any other body; the inner limit wins.
+    let batch_limit = state.settings.max_body_bytes.max(usage_batch::MAX_BODY_BYTES);
+    let batch = OpenApiRouter::new()
+        .routes(routes!(usage_batch::record_usage_batch))
+        .layer(DefaultBodyLimit::max(batch_limit));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(batch)
         .routes(routes!(customers::create_customer))
         .routes(routes!(customers::get_customer))
         .routes(routes!(customers::create_grant, customers::list_grants))

@@ -234,3 +234,33 @@ impl TestApp {
         self.send(request).await
     }
 }
+
+/// Another creditd on the same database, as a second replica: its own connections, writer
+/// and API-key cache, the test app's clock and Stripe.
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub state: AppState,
+}
+
+impl TestApp {
+    pub async fn replica(&self) -> Replica {
+        let store = creditd_store::Store::connect(&self.db.url).await.unwrap();
+        let billing = Stripe {
+            client: self.stripe.clone(),
+            webhook_secrets: vec![WEBHOOK_SECRET.into()],
+            public_url: format!("http://{}", self.addr),
+        };
+        let state = AppState::new(store, self.clock.clone(), test_settings(), billing);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = creditd::http::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Replica { addr, state }
+    }
+
+    /// `GET path` on the server at `addr` with secret key `key`.
+    pub async fn get_at(&self, addr: SocketAddr, path: &str, key: &str) -> Reply {
+        self.send(self.client.get(format!("http://{addr}{path}")).bearer_auth(key))
+            .await
+    }
+}

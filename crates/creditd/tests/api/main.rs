@@ -12,5 +12,7 @@ mod errors;
 mod me;
 mod purchases;
 mod refunds;
+mod revocation;
 mod spend;
 mod subscriptions;
+mod usage_batch;

@@ -1,0 +1,230 @@
+//! `POST /v1/usage/batch`: up to 1,000 usage records in one request, for gateways that
+//! aggregate. Every record is queued to the writer before any is awaited, so they commit
+//! together in as few batches as the writer makes; each is answered on its own, in order.
+
+use axum::extract::State;
+use axum::Json;
+use creditd_domain::command::NewUsage;
+use creditd_domain::views::Usage;
+use creditd_domain::{validate, Command, Credits, Idempotency, Outcome, Request};
+use creditd_store::{Pending, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::http::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::http::extract::{deserialize, fingerprint, ApiJson, IdempotencyKey, SecretKey};
+
+/// Most records in one request.
+pub const MAX_RECORDS: usize = 1000;
+/// This route's body limit (when above `max_body_bytes`): 1,000 records with some metadata.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// One usage record: the body of `POST /v1/usage`, plus its own idempotency key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageRecordIn {
+    pub customer: String,
+    #[schema(value_type = String, example = "1.25", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    pub amount: Credits,
+    /// What the credits paid for, e.g. `chat` or `image:gen`.
+    pub feature: String,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// Makes this record exactly-once, like `POST /v1/usage`'s `Idempotency-Key` header (the
+    /// two share one key space: the same key and record replay each other). Without it, and
+    /// with the request's `Idempotency-Key: K`, the record's key is `K/<index>` (from 0).
+    pub idempotency_key: Option<String>,
+}
+
+/// Usage records, applied in order.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageBatchIn {
+    /// 1 to 1,000 records.
+    #[schema(value_type = Vec<UsageRecordIn>, min_items = 1, max_items = 1000)]
+    pub records: Vec<serde_json::Value>,
+}
+
+/// One result per record, in the records' order.
+#[derive(Serialize, ToSchema)]
+pub struct UsageBatchOut {
+    pub data: Vec<RecordResult>,
+}
+
+/// What `POST /v1/usage` would have answered for this record: `status` 200 with `usage`, or
+/// the error's status (400, 402, 404, 409, 503) with `error`. A refused record deducts
+/// nothing and refuses nothing else.
+#[derive(Serialize, ToSchema)]
+pub struct RecordResult {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+impl RecordResult {
+    fn from_outcome(outcome: Result<Outcome, ApiError>) -> RecordResult {
+        let error = match outcome {
+            Ok(Outcome::Usage(usage)) => {
+                return RecordResult {
+                    status: 200,
+                    usage: Some(usage),
+                    error: None,
+                }
+            }
+            Ok(other) => ApiError::internal(format!("unexpected outcome {other:?}")),
+            Err(e) => e,
+        };
+        RecordResult {
+            status: error.status.as_u16(),
+            usage: None,
+            error: Some(error.body().error),
+        }
+    }
+}
+
+/// Record many usages at once: each record as `POST /v1/usage` would (exactly once per
+/// idempotency key; 402 when credits do not cover it), answered per record in order. The
+/// request itself fails only when it cannot be read or holds no or too many records.
+#[utoipa::path(post, path = "/v1/usage/batch", request_body = UsageBatchIn, tag = "spending",
+    responses((status = 200, body = UsageBatchOut, description = "one result per record; see `status` in each"),
+              (status = 400, body = ErrorBody, description = "unreadable body, or not 1 to 1,000 records"),
+              (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn record_usage_batch(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    idem: IdempotencyKey,
+    body: ApiJson<UsageBatchIn>,
+) -> Result<Json<UsageBatchOut>, ApiError> {
+    let records = body.value.records;
+    if records.is_empty() || records.len() > MAX_RECORDS {
+        let message = format!("must hold 1 to {MAX_RECORDS} records, not {}", records.len());
+        return Err(ApiError::invalid("records", message));
+    }
+    let requests = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| record_request(i, record, idem.0.as_deref()))
+        .collect();
+    let outcomes = submit_all(&state, requests).await;
+    let data = outcomes.into_iter().map(RecordResult::from_outcome).collect();
+    Ok(Json(UsageBatchOut { data }))
+}
+
+/// Record `index` as a usage request, or the 400 naming its bad field (`records[i].amount`).
+fn record_request(index: usize, mut json: serde_json::Value, header_key: Option<&str>) -> Result<Request, ApiError> {
+    let prefix = format!("records[{index}]");
+    let field = |name: &str| format!("{prefix}.{name}");
+    let record: UsageRecordIn = deserialize(&json, &prefix)?;
+    let amount = record
+        .amount
+        .positive()
+        .map_err(|e| ApiError::invalid(&field("amount"), e))?;
+    validate::feature(&record.feature).map_err(|m| ApiError::invalid(&field("feature"), m))?;
+    let metadata = record.metadata.unwrap_or_else(|| serde_json::json!({}));
+    validate::metadata(&metadata).map_err(|m| ApiError::invalid(&field("metadata"), m))?;
+    let key = match (record.idempotency_key, header_key) {
+        (Some(key), _) => {
+            validate::idempotency_key(&key).map_err(|m| ApiError::invalid(&field("idempotency_key"), m))?;
+            Some(key)
+        }
+        (None, Some(header)) => Some(format!("{header}/{index}")),
+        (None, None) => None,
+    };
+    let idempotency = key.map(|key| {
+        // Fingerprinted as the same record sent alone to `POST /v1/usage` would be.
+        if let Some(object) = json.as_object_mut() {
+            object.remove("idempotency_key");
+        }
+        Idempotency {
+            scope: "app".into(),
+            key,
+            fingerprint: fingerprint("POST /v1/usage", &json),
+        }
+    });
+    let command = Command::Usage(NewUsage {
+        customer: record.customer,
+        amount,
+        feature: record.feature,
+        metadata,
+    });
+    Ok(Request { command, idempotency })
+}
+
+/// Queues every request before awaiting any, so they share the writer's batches. When the
+/// writer's queue is full, what is already queued is awaited and the rest queued after it.
+async fn submit_all(state: &AppState, requests: Vec<Result<Request, ApiError>>) -> Vec<Result<Outcome, ApiError>> {
+    let now = state.clock.now();
+    let mut results: Vec<Option<Result<Outcome, ApiError>>> = Vec::with_capacity(requests.len());
+    let mut pending: Vec<(usize, Pending)> = Vec::with_capacity(requests.len());
+    for (index, request) in requests.into_iter().enumerate() {
+        results.push(None);
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => {
+                results[index] = Some(Err(e));
+                continue;
+            }
+        };
+        loop {
+            match state.writer.enqueue(request.clone(), now) {
+                Ok(queued) => pending.push((index, queued)),
+                Err(StoreError::Overloaded) if !pending.is_empty() => {
+                    settle(&mut pending, &mut results).await;
+                    continue;
+                }
+                Err(e) => results[index] = Some(Err(e.into())),
+            }
+            break;
+        }
+    }
+    settle(&mut pending, &mut results).await;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("a batch record was never answered"))))
+        .collect()
+}
+
+async fn settle(pending: &mut Vec<(usize, Pending)>, results: &mut [Option<Result<Outcome, ApiError>>]) {
+    for (index, queued) in pending.drain(..) {
+        results[index] = Some(queued.result().await.map_err(ApiError::from));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_request;
+
+    #[test]
+    fn a_record_without_its_own_key_derives_one_from_the_header() {
+        let record = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat"});
+        let derived = record_request(3, record.clone(), Some("req-9")).unwrap();
+        assert_eq!(derived.idempotency.unwrap().key, "req-9/3");
+        assert!(record_request(3, record, None).unwrap().idempotency.is_none());
+    }
+
+    #[test]
+    fn a_record_is_fingerprinted_as_the_same_usage_sent_alone() {
+        let alone = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat"});
+        let record = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat", "idempotency_key": "k"});
+        let idem = record_request(0, record, None).unwrap().idempotency.unwrap();
+        assert_eq!(idem.key, "k");
+        assert_eq!(idem.fingerprint, super::fingerprint("POST /v1/usage", &alone));
+    }
+
+    #[test]
+    fn a_bad_record_names_its_index_and_field() {
+        for (record, param) in [
+            (serde_json::json!({"customer": "u", "amount": "0", "feature": "chat"}), "records[2].amount"),
+            (serde_json::json!({"customer": "u", "amount": "1"}), "records[2].feature"),
+            (serde_json::json!({"customer": "u", "amount": "x", "feature": "f"}), "records[2].amount"),
+            (serde_json::json!({"customer": "u", "amount": "1", "feature": "f", "extra": 1}), "records[2].extra"),
+            (serde_json::json!(7), "records[2]"),
+        ] {
+            let error = record_request(2, record, None).unwrap_err();
+            assert_eq!((error.status.as_u16(), error.param.as_deref()), (400, Some(param)));
+        }
+    }
+}
