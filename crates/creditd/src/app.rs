@@ -29,10 +29,8 @@ impl AppState {
     /// Starts the writer task: call inside the Tokio runtime.
     pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
         let writer = Writer::spawn(store.clone(), settings.writer());
-        let keys = crate::key_cache::KeyCache::spawn(
-            store.clone(),
-            Duration::from_secs(settings.api_key_cache_seconds),
-        );
+        let keys =
+            crate::key_cache::KeyCache::spawn(store.clone(), Duration::from_secs(settings.api_key_cache_seconds));
         AppState {
             writer,
             keys,

@@ -91,7 +91,7 @@ impl KeyCache {
         let miss = Miss {
             generation: state.generation,
         };
-        if self.ttl.is_zero() || !state.trusted_until.is_some_and(|t| t > now) {
+        if self.ttl.is_zero() || state.trusted_until.is_none_or(|t| t <= now) {
             return Err(miss);
         }
         match state.entries.get(hash) {

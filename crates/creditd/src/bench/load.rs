@@ -15,16 +15,19 @@ pub enum Done {
     Debited(usize),
     /// Refused by the ledger (e.g. insufficient credits); nothing changed.
     Refused,
+    /// Many records in one request: the customers (indexes) debited, and how many refused.
+    Records { debited: Vec<usize>, refused: u64 },
 }
 
 /// How one scenario went.
 pub struct Run {
+    /// Debits applied (records, not requests, for batches).
     pub ok: u64,
     pub refused: u64,
     pub errors: u64,
     pub first_error: Option<String>,
     pub elapsed: Duration,
-    /// Sorted, microseconds.
+    /// Of each request, sorted, microseconds.
     pub latencies_us: Vec<u64>,
     /// Successful debits per customer index.
     pub per_customer: Vec<u64>,
@@ -92,6 +95,13 @@ where
                         run.per_customer[c] += 1;
                     }
                     Ok(Done::Refused) => run.refused += 1,
+                    Ok(Done::Records { debited, refused }) => {
+                        run.ok += debited.len() as u64;
+                        run.refused += refused;
+                        for c in debited {
+                            run.per_customer[c] += 1;
+                        }
+                    }
                     Err(e) => {
                         run.errors += 1;
                         run.first_error.get_or_insert(e);

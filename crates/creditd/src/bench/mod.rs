@@ -3,6 +3,7 @@
 //! transaction per debit) in the same run, on SQLite and PostgreSQL, for one hot customer and
 //! for customers spread out. Then balance reads under write load and webhook acknowledgements.
 
+mod http;
 mod load;
 mod target;
 mod wire;
@@ -21,6 +22,7 @@ use crate::app::{AppState, SANDBOX_SECRET_KEY};
 use crate::billing::Stripe;
 use crate::clock::Clock;
 use crate::config::Settings;
+use http::{Http, BATCH};
 use load::{drive, Done, Limit, Naive, Run};
 
 /// Each debit takes this many micro-credits (0.001 credits).
@@ -48,15 +50,25 @@ pub struct BenchArgs {
     /// Workloads to run: hot (one customer), spread (--customers customers).
     #[arg(long, value_delimiter = ',', default_value = "hot,spread")]
     pub workloads: Vec<String>,
-    /// Designs to run: naive, in-process, http. Ratios need naive in the same run.
-    #[arg(long, value_delimiter = ',', default_value = "naive,in-process,http")]
+    /// Designs to run: naive, in-process, http, http-batch (records through
+    /// `/v1/usage/batch`, 100 a request), http-1-client (one client, one debit at a time).
+    /// Ratios need naive in the same run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "naive,in-process,http,http-batch,http-1-client"
+    )]
     pub designs: Vec<String>,
+    /// Concurrent clients of the http-batch design, each sending 100 records a request.
+    #[arg(long, default_value_t = 16)]
+    pub batch_clients: usize,
     /// A PostgreSQL server; the benchmark creates (and drops) its own database there.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
-    /// Seconds a verified API key is trusted without a lookup by the in-process server.
-    #[arg(long, default_value_t = 0)]
-    pub api_key_cache_seconds: u64,
+    /// Seconds a verified API key stays cached by the in-process server (default: the
+    /// server's default, `api_key_cache_seconds`).
+    #[arg(long)]
+    pub api_key_cache_seconds: Option<u64>,
     /// Group commit: most requests per batch (default: `write_batch_size`'s default).
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -122,16 +134,17 @@ impl Row {
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(
-        args.clients >= 1 && args.customers >= 1,
-        "--clients and --customers must be at least 1"
+        args.clients >= 1 && args.customers >= 1 && args.batch_clients >= 1,
+        "--clients, --batch-clients and --customers must be at least 1"
     );
     for w in &args.workloads {
         anyhow::ensure!(w == "hot" || w == "spread", "unknown workload {w:?}: use hot, spread");
     }
     for d in &args.designs {
         anyhow::ensure!(
-            ["naive", "in-process", "http"].contains(&d.as_str()),
-            "unknown design {d:?}: use naive, in-process, http"
+            DESIGNS.contains(&d.as_str()),
+            "unknown design {d:?}: use {}",
+            DESIGNS.join(", ")
         );
     }
     let mut rows = Vec::new();
@@ -197,7 +210,7 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
     let now = creditd_store::unix_now();
     let defaults = Settings::default();
     let settings = Settings {
-        api_key_cache_seconds: args.api_key_cache_seconds,
+        api_key_cache_seconds: args.api_key_cache_seconds.unwrap_or(defaults.api_key_cache_seconds),
         write_batch_size: args.batch_size.unwrap_or(defaults.write_batch_size),
         write_batch_window_us: args.batch_window_us.unwrap_or(defaults.write_batch_window_us),
         write_pipeline_depth: args.pipeline_depth.unwrap_or(defaults.write_pipeline_depth),
@@ -211,60 +224,25 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
             continue;
         }
         let mut baseline = None;
-        for design in ["naive", "in-process", "http"] {
-            if !args.designs.iter().any(|d| d == design) {
-                continue;
-            }
+        for &design in DESIGNS.iter().filter(|d| args.designs.iter().any(|a| a == *d)) {
             let customers = Arc::new(make_customers(&store, &format!("{workload}_{design}"), count, now).await?);
-            let run = match design {
-                "naive" => {
-                    let (naive, customers) = (naive.clone(), customers.clone());
-                    drive(args.clients, count, limit, move |_, _, c| {
-                        let (naive, customers) = (naive.clone(), customers.clone());
-                        async move {
-                            match naive
-                                .debit(&customers[c], DEBIT_MICROS, creditd_store::unix_now())
-                                .await
-                            {
-                                Ok(true) => Ok(Done::Debited(c)),
-                                Ok(false) => Ok(Done::Refused),
-                                Err(e) => Err(e.to_string()),
-                            }
-                        }
-                    })
-                    .await
-                }
-                "in-process" => {
-                    let (writer, customers) = (server.state.writer.clone(), customers.clone());
-                    drive(args.clients, count, limit, move |client, n, c| {
-                        let (writer, customers) = (writer.clone(), customers.clone());
-                        async move { debit_in_process(&writer, &customers[c], c, &format!("{client}-{n}")).await }
-                    })
-                    .await
-                }
-                _ => {
-                    let readers =
-                        (workload == "hot").then(|| server.http.spawn_readers(customers[0].clone(), 2, limit.duration));
-                    let (http, customers) = (server.http.clone().for_clients(args.clients), customers.clone());
-                    let run = drive(args.clients, count, limit, move |client, n, c| {
-                        let (http, customers) = (http.clone(), customers.clone());
-                        async move {
-                            http.debit(client, &customers[c], c, &format!("{workload}-{client}-{n}"))
-                                .await
-                        }
-                    })
-                    .await;
-                    if let Some(readers) = readers {
-                        let reads = readers.await?;
-                        let mut row =
-                            Row::from_run(backend, "hot", "balance reads (http) under the write load", 2, &reads);
-                        row.per_second = reads.ok as f64 / reads.elapsed.as_secs_f64().max(1e-9);
-                        rows.push(row);
-                    }
-                    run
-                }
+            let scenario = Scenario {
+                args,
+                limit,
+                workload,
+                customers: customers.clone(),
             };
-            let mut row = Row::from_run(backend, workload, design, args.clients, &run);
+            let clients = scenario.clients(design);
+            let readers = (workload == "hot" && design == "http")
+                .then(|| server.http.spawn_readers(customers[0].clone(), 2, limit.duration));
+            let run = scenario.run(design, &server, &naive).await;
+            if let Some(readers) = readers {
+                let reads = readers.await?;
+                let mut row = Row::from_run(backend, "hot", "balance reads (http) under the write load", 2, &reads);
+                row.per_second = reads.ok as f64 / reads.elapsed.as_secs_f64().max(1e-9);
+                rows.push(row);
+            }
+            let mut row = Row::from_run(backend, workload, design, clients, &run);
             if design == "naive" {
                 baseline = Some(row.per_second);
             }
@@ -289,6 +267,86 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
     server.stop();
     store.close().await;
     Ok(rows)
+}
+
+/// Every design, in the order they run.
+const DESIGNS: [&str; 5] = ["naive", "in-process", "http", "http-batch", "http-1-client"];
+
+/// One workload's customers under one design's load.
+struct Scenario<'a> {
+    args: &'a BenchArgs,
+    limit: Limit,
+    workload: &'static str,
+    customers: Arc<Vec<String>>,
+}
+
+impl Scenario<'_> {
+    /// Concurrent clients of `design`.
+    fn clients(&self, design: &str) -> usize {
+        match design {
+            "http-1-client" => 1,
+            "http-batch" => self.args.batch_clients,
+            _ => self.args.clients,
+        }
+    }
+
+    async fn run(&self, design: &'static str, server: &Server, naive: &Naive) -> Run {
+        let (clients, count, limit) = (self.clients(design), self.customers.len(), self.limit);
+        let customers = self.customers.clone();
+        let workload = self.workload;
+        match design {
+            "naive" => {
+                let naive = naive.clone();
+                drive(clients, count, limit, move |_, _, c| {
+                    let (naive, customers) = (naive.clone(), customers.clone());
+                    async move {
+                        match naive
+                            .debit(&customers[c], DEBIT_MICROS, creditd_store::unix_now())
+                            .await
+                        {
+                            Ok(true) => Ok(Done::Debited(c)),
+                            Ok(false) => Ok(Done::Refused),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                })
+                .await
+            }
+            "in-process" => {
+                let writer = server.state.writer.clone();
+                drive(clients, count, limit, move |client, n, c| {
+                    let (writer, customers) = (writer.clone(), customers.clone());
+                    async move { debit_in_process(&writer, &customers[c], c, &format!("{client}-{n}")).await }
+                })
+                .await
+            }
+            "http-batch" => {
+                let http = server.http.clone().for_clients(clients);
+                drive(clients, count, limit, move |client, n, _| {
+                    let (http, customers) = (http.clone(), customers.clone());
+                    // Consecutive records go to consecutive customers, spread like single debits.
+                    let first = (client + n as usize * clients) * BATCH;
+                    let indexes = (first..first + BATCH).map(|i| i % count).collect();
+                    async move {
+                        let key = format!("{workload}-{design}-{client}-{n}");
+                        http.debit_batch(client, &customers, indexes, &key).await
+                    }
+                })
+                .await
+            }
+            _ => {
+                let http = server.http.clone().for_clients(clients);
+                drive(clients, count, limit, move |client, n, c| {
+                    let (http, customers) = (http.clone(), customers.clone());
+                    async move {
+                        let key = format!("{workload}-{design}-{client}-{n}");
+                        http.debit(client, &customers[c], c, &key).await
+                    }
+                })
+                .await
+            }
+        }
+    }
 }
 
 async fn debit_in_process(writer: &Writer, customer: &str, index: usize, key: &str) -> Result<Done, String> {
@@ -379,112 +437,6 @@ struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-#[derive(Clone)]
-struct Http {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-    /// The debits' own lean client, when `base` is plain `http://host:port`.
-    wire: Option<wire::Wire>,
-}
-
-impl Http {
-    /// Readers polling one customer's balance for `duration`, each request timed.
-    fn spawn_readers(&self, customer: String, readers: usize, duration: Duration) -> tokio::task::JoinHandle<Run> {
-        let http = self.clone();
-        tokio::spawn(async move {
-            let limit = Limit {
-                duration,
-                requests: u64::MAX,
-            };
-            let customer = Arc::new(customer);
-            drive(readers, 1, limit, move |_, _, _| {
-                let (http, customer) = (http.clone(), customer.clone());
-                async move {
-                    let response = http
-                        .client
-                        .get(format!("{}/v1/customers/{customer}", http.base))
-                        .bearer_auth(&http.key)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let ok = response.status().is_success();
-                    response.bytes().await.map_err(|e| e.to_string())?;
-                    if ok {
-                        Ok(Done::Debited(0))
-                    } else {
-                        Err("read failed".to_string())
-                    }
-                }
-            })
-            .await
-        })
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await?;
-        answer("POST", path, response).await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
-            .send()
-            .await?;
-        answer("GET", path, response).await
-    }
-
-    /// The same client with one lean connection per load-generating client.
-    fn for_clients(mut self, clients: usize) -> Http {
-        self.wire = wire::Wire::new(&self.base, &self.key, clients);
-        self
-    }
-
-    async fn debit(&self, client: usize, customer: &str, index: usize, key: &str) -> Result<Done, String> {
-        let body = serde_json::json!({"customer": customer, "amount": "0.001", "feature": "bench"}).to_string();
-        let key = format!("bench-{key}-{}", creditd_domain::ids::random_token(8));
-        let status = match &self.wire {
-            Some(wire) => wire.post(client, "/v1/usage", &key, &body).await?,
-            None => {
-                let response = self
-                    .client
-                    .post(format!("{}/v1/usage", self.base))
-                    .bearer_auth(&self.key)
-                    .header("Idempotency-Key", key)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                response.bytes().await.map_err(|e| e.to_string())?;
-                status
-            }
-        };
-        match status {
-            200 => Ok(Done::Debited(index)),
-            402 => Ok(Done::Refused),
-            other => Err(format!("HTTP {other}")),
-        }
-    }
-}
-
-/// A 2xx response's JSON body, or an error naming the request and what came back.
-async fn answer(method: &str, path: &str, response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
-    let status = response.status();
-    let text = response.text().await?;
-    anyhow::ensure!(status.is_success(), "{method} {path}: HTTP {status}: {text}");
-    Ok(serde_json::from_str(&text)?)
-}
-
 impl Server {
     async fn start(store: &Store, settings: Settings) -> anyhow::Result<Server> {
         let key = store.create_api_key("bench", creditd_store::unix_now()).await?.secret;
@@ -505,12 +457,7 @@ impl Server {
         let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
         Ok(Server {
             state,
-            http: Http {
-                client,
-                base: format!("http://{addr}"),
-                key,
-                wire: None,
-            },
+            http: Http::new(client, format!("http://{addr}"), key),
             webhook_secret,
             task,
         })

@@ -10,19 +10,16 @@ use std::time::Duration;
 use anyhow::Context;
 use creditd_domain::Credits;
 
+use super::http::Http;
 use super::load::{drive, Limit};
-use super::{BenchArgs, Http, Row, DEBIT_MICROS};
+use super::{BenchArgs, Row, DEBIT_MICROS};
 
 /// Credits granted to each customer the run makes.
 const GRANT: &str = "1000000";
 
 pub async fn run(args: &BenchArgs, target: &str, key: String) -> anyhow::Result<Vec<Row>> {
-    let http = Http {
-        client: reqwest::Client::builder().pool_max_idle_per_host(1024).build()?,
-        base: target.trim_end_matches('/').to_string(),
-        key,
-        wire: None,
-    };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    let http = Http::new(client, target.trim_end_matches('/').to_string(), key);
     let limit = Limit {
         duration: Duration::from_secs(args.seconds),
         requests: args.requests,

@@ -35,8 +35,14 @@ impl Wire {
     }
 
     /// `POST path` with a JSON body and an idempotency key on client `client`'s connection:
-    /// the status code.
-    pub async fn post(&self, client: usize, path: &str, idempotency_key: &str, body: &str) -> Result<u16, String> {
+    /// the status code and the body.
+    pub async fn post(
+        &self,
+        client: usize,
+        path: &str,
+        idempotency_key: &str,
+        body: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
         let mut slot = self.conns[client].lock().await;
         if slot.is_none() {
             let stream = TcpStream::connect(&self.addr).await.map_err(|e| e.to_string())?;
@@ -52,7 +58,7 @@ impl Wire {
             body.len()
         );
         match exchange(conn, request.as_bytes()).await {
-            Ok(status) => Ok(status),
+            Ok(answer) => Ok(answer),
             Err(e) => {
                 *slot = None;
                 Err(e)
@@ -61,8 +67,8 @@ impl Wire {
     }
 }
 
-/// Writes one request and reads its answer; the body is read and dropped.
-async fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<u16, String> {
+/// Writes one request and reads its answer: status and body.
+async fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
     conn.get_mut().write_all(request).await.map_err(|e| e.to_string())?;
     let mut line = String::new();
     conn.read_line(&mut line).await.map_err(|e| e.to_string())?;
@@ -90,7 +96,7 @@ async fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<u16
     let length = length.ok_or("an answer without Content-Length")?;
     let mut body = vec![0; length];
     conn.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-    Ok(status)
+    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -217,10 +217,22 @@ mod tests {
     #[test]
     fn a_bad_record_names_its_index_and_field() {
         for (record, param) in [
-            (serde_json::json!({"customer": "u", "amount": "0", "feature": "chat"}), "records[2].amount"),
-            (serde_json::json!({"customer": "u", "amount": "1"}), "records[2].feature"),
-            (serde_json::json!({"customer": "u", "amount": "x", "feature": "f"}), "records[2].amount"),
-            (serde_json::json!({"customer": "u", "amount": "1", "feature": "f", "extra": 1}), "records[2].extra"),
+            (
+                serde_json::json!({"customer": "u", "amount": "0", "feature": "chat"}),
+                "records[2].amount",
+            ),
+            (
+                serde_json::json!({"customer": "u", "amount": "1"}),
+                "records[2].feature",
+            ),
+            (
+                serde_json::json!({"customer": "u", "amount": "x", "feature": "f"}),
+                "records[2].amount",
+            ),
+            (
+                serde_json::json!({"customer": "u", "amount": "1", "feature": "f", "extra": 1}),
+                "records[2].extra",
+            ),
             (serde_json::json!(7), "records[2]"),
         ] {
             let error = record_request(2, record, None).unwrap_err();

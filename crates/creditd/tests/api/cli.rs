@@ -180,21 +180,52 @@ async fn bench_against_a_running_creditd_checks_every_balance(app: &TestApp) {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
 }
 
-/// The self-contained benchmark on its own SQLite database: the naive baseline, in-process
-/// and HTTP in one run, each checked for exactness, with ratios to the baseline.
-#[tokio::test]
-async fn bench_runs_every_design_and_checks_exactness() {
-    let rows = bench(&["--backends", "sqlite"], None).await;
+/// The self-contained benchmark on its own database: the naive baseline, in-process, HTTP,
+/// HTTP batches and one HTTP client in one run, each checked for exactness, with ratios to
+/// the baseline.
+async fn bench_runs_every_design(backend: &str) {
+    let postgres = std::env::var("CREDITD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| creditd_store::testing::DEFAULT_TEST_POSTGRES_URL.into());
+    let args = [
+        "--backends",
+        backend,
+        "--batch-clients",
+        "2",
+        "--postgres-url",
+        &postgres,
+    ];
+    let rows = bench(&args, None).await;
     for workload in ["hot", "spread"] {
-        for design in ["naive", "in-process", "http"] {
+        for design in ["naive", "in-process", "http", "http-batch", "http-1-client"] {
             let r = row(&rows, workload, design);
             assert_eq!(r["exact"], true, "{r}");
             assert_eq!(r["errors"], 0, "{r}");
             assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
             assert!(r["vs_naive"].as_f64().is_some(), "a ratio to the baseline: {r}");
         }
+        let batch = row(&rows, workload, "http-batch");
+        assert_eq!(batch["clients"], 2, "{batch}");
+        assert_eq!(batch["ok"].as_u64().unwrap() % 100, 0, "whole batches of 100: {batch}");
+        let one = row(&rows, workload, "http-1-client");
+        assert_eq!(one["clients"], 1, "{one}");
+        assert!(
+            one["p50_ms"].as_f64().unwrap() > 0.0 && one["p99_ms"].as_f64().unwrap() >= one["p50_ms"].as_f64().unwrap()
+        );
     }
     assert_eq!(row(&rows, "-", "webhook acks (sequential)")["exact"], true);
+}
+
+#[tokio::test]
+async fn bench_runs_every_design_and_checks_exactness() {
+    bench_runs_every_design("sqlite").await;
+}
+
+#[tokio::test]
+async fn bench_runs_every_design_on_postgres() {
+    if creditd_store::testing::TestDb::postgres().await.is_none() {
+        return;
+    }
+    bench_runs_every_design("postgres").await;
 }
 
 /// A misspelt scenario is refused up front, naming it, before any database is made.

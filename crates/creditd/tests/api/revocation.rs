@@ -60,7 +60,11 @@ async fn keys_are_served_from_memory_once_verified(app: &TestApp) {
         .unwrap();
     pool.close().await;
     for addr in [app.addr, b.addr] {
-        assert_eq!(app.get_at(addr, "/v1/customers/u", &key.secret).await.status, 200, "{addr}");
+        assert_eq!(
+            app.get_at(addr, "/v1/customers/u", &key.secret).await.status,
+            200,
+            "{addr}"
+        );
     }
     let fresh = app.replica().await;
     let reply = app.get_at(fresh.addr, "/v1/customers/u", &key.secret).await;

@@ -10,6 +10,7 @@ on_both_backends!(
     replays_across_requests_and_with_single_usage,
     a_thousand_records_in_one_request,
     the_request_itself_is_refused_when_unreadable_or_out_of_bounds,
+    the_batch_is_in_the_openapi_document,
 );
 
 fn statuses(reply: &Reply) -> Vec<u64> {
@@ -50,7 +51,10 @@ async fn refusals_refuse_only_their_own_record(app: &TestApp) {
         "refused at the balance left by the records before it"
     );
     let used = &result(&reply, 4)["usage"];
-    assert_eq!((&used["balance"], &used["entries"][0]["metadata"]["tokens"]), (&json!("2"), &json!(7)));
+    assert_eq!(
+        (&used["balance"], &used["entries"][0]["metadata"]["tokens"]),
+        (&json!("2"), &json!(7))
+    );
     assert_eq!(result(&reply, 5)["error"]["param"], "records[5].feature");
     assert_eq!(result(&reply, 6)["error"]["param"], "records[6].metadata");
     assert_eq!(result(&reply, 7)["error"]["param"], "records[7].amount");
@@ -62,8 +66,15 @@ async fn refusals_refuse_only_their_own_record(app: &TestApp) {
 
 async fn duplicates_inside_one_request_deduct_once(app: &TestApp) {
     app.customer("u").await;
-    let keyed = |amount: &str, key: &str| json!({"customer": "u", "amount": amount, "feature": "chat", "idempotency_key": key});
-    let records = json!([keyed("1", "d1"), keyed("1", "d1"), keyed("2", "d1"), keyed("1", "d2"), record("u", "1")]);
+    let keyed =
+        |amount: &str, key: &str| json!({"customer": "u", "amount": amount, "feature": "chat", "idempotency_key": key});
+    let records = json!([
+        keyed("1", "d1"),
+        keyed("1", "d1"),
+        keyed("2", "d1"),
+        keyed("1", "d2"),
+        record("u", "1")
+    ]);
     let reply = app.post("/v1/usage/batch", json!({ "records": records })).await;
     assert_eq!(statuses(&reply), [200, 200, 409, 200, 200]);
     assert_eq!(
@@ -73,7 +84,11 @@ async fn duplicates_inside_one_request_deduct_once(app: &TestApp) {
     );
     assert_eq!(result(&reply, 2)["error"]["code"], "idempotency_key_reused");
     assert_ne!(result(&reply, 3)["usage"]["id"], result(&reply, 4)["usage"]["id"]);
-    assert_eq!(app.balance("u").await.0, "2", "d1 once, d2 once, the unkeyed record once");
+    assert_eq!(
+        app.balance("u").await.0,
+        "2",
+        "d1 once, d2 once, the unkeyed record once"
+    );
 }
 
 async fn replays_across_requests_and_with_single_usage(app: &TestApp) {
@@ -87,12 +102,19 @@ async fn replays_across_requests_and_with_single_usage(app: &TestApp) {
     ]});
     let first = app.post_idem("/v1/usage/batch", "b1", body.clone()).await;
     assert_eq!(statuses(&first), [200, 200, 200]);
-    assert_eq!(result(&first, 1)["usage"], single.body, "the batch record replays the single usage");
+    assert_eq!(
+        result(&first, 1)["usage"],
+        single.body,
+        "the batch record replays the single usage"
+    );
     assert_eq!(app.balance("u").await.0, "2.5");
     let again = app.post_idem("/v1/usage/batch", "b1", body).await;
     assert_eq!(again.body, first.body, "the whole batch replays");
     let alone_again = app.post_idem("/v1/usage", "b1/2", record("u", "0.5")).await;
-    assert_eq!(alone_again.body, first.body["data"][2]["usage"], "a derived key is a key like any other");
+    assert_eq!(
+        alone_again.body, first.body["data"][2]["usage"],
+        "a derived key is a key like any other"
+    );
     let changed = json!({"records": [
         record("u", "1"),
         {"customer": "u", "amount": "2", "feature": "chat", "idempotency_key": "alone"},
@@ -101,7 +123,9 @@ async fn replays_across_requests_and_with_single_usage(app: &TestApp) {
     let reply = app.post_idem("/v1/usage/batch", "b1", changed).await;
     assert_eq!(statuses(&reply), [200, 409, 409]);
     assert_eq!(result(&reply, 0)["usage"], first.body["data"][0]["usage"]);
-    let fresh = app.post_idem("/v1/usage/batch", "b2", json!({"records": [record("u", "1")]})).await;
+    let fresh = app
+        .post_idem("/v1/usage/batch", "b2", json!({"records": [record("u", "1")]}))
+        .await;
     assert_eq!(statuses(&fresh), [200]);
     assert_eq!(app.balance("u").await.0, "1.5", "only the fresh key deducted again");
 }
@@ -113,14 +137,20 @@ async fn a_thousand_records_in_one_request(app: &TestApp) {
     let records: Vec<Value> = (0..1000)
         .map(|i| record(if i % 2 == 0 { "u" } else { "v" }, "0.01"))
         .collect();
-    let reply = app.post_idem("/v1/usage/batch", "big", json!({ "records": records })).await;
+    let reply = app
+        .post_idem("/v1/usage/batch", "big", json!({ "records": records }))
+        .await;
     let statuses = statuses(&reply);
     assert_eq!(statuses.len(), 1000);
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     assert_eq!(app.balance("u").await.0, "1000", "1005 less 500 × 0.01");
     assert_eq!(app.balance("v").await.0, "0", "5 less 500 × 0.01");
     let last = &result(&reply, 999)["usage"];
-    assert_eq!((&last["customer"], &last["balance"]), (&json!("v"), &json!("0")), "applied in order");
+    assert_eq!(
+        (&last["customer"], &last["balance"]),
+        (&json!("v"), &json!("0")),
+        "applied in order"
+    );
 }
 
 async fn the_request_itself_is_refused_when_unreadable_or_out_of_bounds(app: &TestApp) {
@@ -137,9 +167,20 @@ async fn the_request_itself_is_refused_when_unreadable_or_out_of_bounds(app: &Te
         assert_eq!((reply.status, code(&reply)), (400, "invalid_request"), "{}", reply.text);
         assert_eq!(reply.body["error"]["param"], param, "{}", reply.text);
     }
-    let unauthorized = app
-        .post_raw("/v1/usage/batch", r#"{"records": []}"#, None)
-        .await;
+    let unauthorized = app.post_raw("/v1/usage/batch", r#"{"records": []}"#, None).await;
     assert_eq!(unauthorized.status, 401);
     assert_eq!(app.balance("u").await.0, "5", "nothing deducted by any of it");
+}
+
+async fn the_batch_is_in_the_openapi_document(app: &TestApp) {
+    let doc = app.get("/openapi.json").await.body;
+    let post = &doc["paths"]["/v1/usage/batch"]["post"];
+    for status in ["200", "400", "401", "413"] {
+        assert!(post["responses"].get(status).is_some(), "{status} documented");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["UsageBatchIn"]["properties"]["records"]["maxItems"], 1000);
+    let record = &schemas["UsageRecordIn"]["properties"];
+    assert!(record["amount"]["pattern"].is_string() && record["idempotency_key"].is_object());
+    assert!(schemas["RecordResult"]["properties"]["status"].is_object());
 }
