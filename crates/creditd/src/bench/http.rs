@@ -176,6 +176,41 @@ impl Http {
     }
 }
 
+/// Drives `clients` clients of an HTTP design (`http`, `http-batch`, `http-1-client`) over
+/// `customers` until `limit`. Every idempotency key names the workload, design, client and
+/// request.
+pub async fn drive_debits(
+    http: Arc<Http>,
+    design: &'static str,
+    clients: usize,
+    customers: Arc<Vec<String>>,
+    limit: Limit,
+    workload: &'static str,
+) -> Run {
+    let count = customers.len();
+    if design == "http-batch" {
+        return drive(clients, count, limit, move |client, n, _| {
+            let (http, customers) = (http.clone(), customers.clone());
+            // Consecutive records go to consecutive customers, spread like single debits.
+            let first = (client + n as usize * clients) * BATCH;
+            let indexes = (first..first + BATCH).map(|i| i % count).collect();
+            async move {
+                let key = format!("{workload}-{design}-{client}-{n}");
+                http.debit_batch(client, &customers, indexes, &key).await
+            }
+        })
+        .await;
+    }
+    drive(clients, count, limit, move |client, n, c| {
+        let (http, customers) = (http.clone(), customers.clone());
+        async move {
+            let key = format!("{workload}-{design}-{client}-{n}");
+            http.debit(client, &customers[c], c, &key).await
+        }
+    })
+    .await
+}
+
 /// A 2xx response's JSON body, or an error naming the request and what came back.
 async fn answer(method: &str, path: &str, response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
     let status = response.status();

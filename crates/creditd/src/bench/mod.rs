@@ -22,7 +22,7 @@ use crate::app::{AppState, SANDBOX_SECRET_KEY};
 use crate::billing::Stripe;
 use crate::clock::Clock;
 use crate::config::Settings;
-use http::{Http, BATCH};
+use http::Http;
 use load::{drive, Done, Limit, Naive, Run};
 
 /// Each debit takes this many micro-credits (0.001 credits).
@@ -280,14 +280,18 @@ struct Scenario<'a> {
     customers: Arc<Vec<String>>,
 }
 
+/// Concurrent clients of `design`.
+fn clients_of(args: &BenchArgs, design: &str) -> usize {
+    match design {
+        "http-1-client" => 1,
+        "http-batch" => args.batch_clients,
+        _ => args.clients,
+    }
+}
+
 impl Scenario<'_> {
-    /// Concurrent clients of `design`.
     fn clients(&self, design: &str) -> usize {
-        match design {
-            "http-1-client" => 1,
-            "http-batch" => self.args.batch_clients,
-            _ => self.args.clients,
-        }
+        clients_of(self.args, design)
     }
 
     async fn run(&self, design: &'static str, server: &Server, naive: &Naive) -> Run {
@@ -320,30 +324,9 @@ impl Scenario<'_> {
                 })
                 .await
             }
-            "http-batch" => {
-                let http = server.http.clone().for_clients(clients);
-                drive(clients, count, limit, move |client, n, _| {
-                    let (http, customers) = (http.clone(), customers.clone());
-                    // Consecutive records go to consecutive customers, spread like single debits.
-                    let first = (client + n as usize * clients) * BATCH;
-                    let indexes = (first..first + BATCH).map(|i| i % count).collect();
-                    async move {
-                        let key = format!("{workload}-{design}-{client}-{n}");
-                        http.debit_batch(client, &customers, indexes, &key).await
-                    }
-                })
-                .await
-            }
             _ => {
-                let http = server.http.clone().for_clients(clients);
-                drive(clients, count, limit, move |client, n, c| {
-                    let (http, customers) = (http.clone(), customers.clone());
-                    async move {
-                        let key = format!("{workload}-{design}-{client}-{n}");
-                        http.debit(client, &customers[c], c, &key).await
-                    }
-                })
-                .await
+                let http = Arc::new(server.http.clone().for_clients(clients));
+                http::drive_debits(http, design, clients, customers, limit, workload).await
             }
         }
     }

@@ -1,4 +1,4 @@
-//! `creditd bench --target URL`: the HTTP scenarios against a creditd that is already running
+//! `creditd bench --target URL`: the HTTP designs against a creditd that is already running
 //! (a staging deployment, another machine). Its customers are made through the API with a
 //! grant large enough for any run; exactness is read back through the API: each customer's
 //! balance after the run is its balance before less exactly its successful debits. The naive
@@ -10,9 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 use creditd_domain::Credits;
 
-use super::http::Http;
-use super::load::{drive, Limit};
-use super::{BenchArgs, Row, DEBIT_MICROS};
+use super::http::{drive_debits, Http};
+use super::load::Limit;
+use super::{clients_of, BenchArgs, Row, DEBIT_MICROS};
+
+/// The designs a running creditd can be driven with (the others need its database).
+const HTTP_DESIGNS: [&str; 3] = ["http", "http-batch", "http-1-client"];
 
 /// Credits granted to each customer the run makes.
 const GRANT: &str = "1000000";
@@ -30,43 +33,50 @@ pub async fn run(args: &BenchArgs, target: &str, key: String) -> anyhow::Result<
         if !args.workloads.iter().any(|w| w == workload) {
             continue;
         }
-        let customers = Arc::new(make_customers(&http, &format!("bench_{run_id}_{workload}"), count).await?);
-        let before = balances(&http, &customers).await?;
-        let readers = (workload == "hot").then(|| http.spawn_readers(customers[0].clone(), 2, limit.duration));
-        let (client, ids) = (http.clone().for_clients(args.clients), customers.clone());
-        let run = drive(args.clients, count, limit, move |c, n, i| {
-            let (client, ids) = (client.clone(), ids.clone());
-            async move { client.debit(c, &ids[i], i, &format!("{workload}-{c}-{n}")).await }
-        })
-        .await;
-        if let Some(readers) = readers {
-            let reads = readers.await?;
-            let mut row = Row::from_run("target", "hot", "balance reads (http) under the write load", 2, &reads);
-            row.per_second = reads.ok as f64 / reads.elapsed.as_secs_f64().max(1e-9);
+        for &design in HTTP_DESIGNS.iter().filter(|d| args.designs.iter().any(|a| a == *d)) {
+            let prefix = format!("bench_{run_id}_{workload}_{}", design.replace('-', "_"));
+            let customers = Arc::new(make_customers(&http, &prefix, count).await?);
+            let before = balances(&http, &customers).await?;
+            let readers = (workload == "hot" && design == "http")
+                .then(|| http.spawn_readers(customers[0].clone(), 2, limit.duration));
+            let clients = clients_of(args, design);
+            let client = Arc::new(http.clone().for_clients(clients));
+            let run = drive_debits(client, design, clients, customers.clone(), limit, workload).await;
+            if let Some(readers) = readers {
+                let reads = readers.await?;
+                let mut row = Row::from_run("target", "hot", "balance reads (http) under the write load", 2, &reads);
+                row.per_second = reads.ok as f64 / reads.elapsed.as_secs_f64().max(1e-9);
+                rows.push(row);
+            }
+            let after = balances(&http, &customers).await?;
+            let mut row = Row::from_run("target", workload, design, clients, &run);
+            let problems = exactness(&customers, &before, &after, &run.per_customer);
+            row.exact = Some(problems.is_empty());
+            if !problems.is_empty() {
+                row.note = problems.join("; ");
+            }
             rows.push(row);
         }
-        let after = balances(&http, &customers).await?;
-        let mut row = Row::from_run("target", workload, "http", args.clients, &run);
-        let mut problems = Vec::new();
-        for (i, id) in customers.iter().enumerate() {
-            let expected = before[i].micros() - run.per_customer[i] as i64 * DEBIT_MICROS;
-            if after[i].micros() != expected || after[i].micros() < 0 {
-                problems.push(format!(
-                    "{id}: balance {} but {} debits from {} leave {}",
-                    after[i],
-                    run.per_customer[i],
-                    before[i],
-                    Credits::from_micros(expected)
-                ));
-            }
-        }
-        row.exact = Some(problems.is_empty());
-        if !problems.is_empty() {
-            row.note = problems.join("; ");
-        }
-        rows.push(row);
     }
     Ok(rows)
+}
+
+/// Each balance after the run is its balance before less exactly its successful debits.
+fn exactness(customers: &[String], before: &[Credits], after: &[Credits], debits: &[u64]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, id) in customers.iter().enumerate() {
+        let expected = before[i].micros() - debits[i] as i64 * DEBIT_MICROS;
+        if after[i].micros() != expected || after[i].micros() < 0 {
+            problems.push(format!(
+                "{id}: balance {} but {} debits from {} leave {}",
+                after[i],
+                debits[i],
+                before[i],
+                Credits::from_micros(expected)
+            ));
+        }
+    }
+    problems
 }
 
 /// Customers `{prefix}_{i}` made through the API, each granted [`GRANT`] credits.

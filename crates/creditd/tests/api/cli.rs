@@ -163,12 +163,15 @@ fn row<'a>(rows: &'a [serde_json::Value], workload: &str, design: &str) -> &'a s
 /// each balance read back and checked against the debits the benchmark counted.
 async fn bench_against_a_running_creditd_checks_every_balance(app: &TestApp) {
     let target = format!("http://{}", app.addr);
-    let rows = bench(&["--target", &target], Some(app.key.clone())).await;
+    let args = ["--target", &target, "--batch-clients", "2"];
+    let rows = bench(&args, Some(app.key.clone())).await;
     for workload in ["hot", "spread"] {
-        let r = row(&rows, workload, "http");
-        assert_eq!(r["exact"], true, "{r}");
-        assert_eq!(r["errors"], 0, "{r}");
-        assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+        for design in ["http", "http-batch", "http-1-client"] {
+            let r = row(&rows, workload, design);
+            assert_eq!(r["exact"], true, "{r}");
+            assert_eq!(r["errors"], 0, "{r}");
+            assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+        }
     }
     assert!(
         row(&rows, "hot", "balance reads (http) under the write load")["ok"]
