@@ -23,6 +23,8 @@ pub struct AppState {
     /// Group commit: every ledger write of this process goes through this one writer.
     pub writer: Writer,
     pub keys: Arc<crate::key_cache::KeyCache>,
+    /// This replica's rate-limit buckets.
+    pub limits: Arc<crate::ops::rate_limit::Limiter>,
 }
 
 impl AppState {
@@ -32,9 +34,12 @@ impl AppState {
         let keys = Arc::new(crate::key_cache::KeyCache::new(Duration::from_secs(
             settings.api_key_cache_seconds,
         )));
+        let (credentials, purchases) = settings.rate_limits();
+        let limits = Arc::new(crate::ops::rate_limit::Limiter::new(credentials, purchases));
         AppState {
             writer,
             keys,
+            limits,
             store,
             clock,
             settings: Arc::new(settings),
@@ -44,11 +49,16 @@ impl AppState {
 
     /// Every ledger write goes through here, into the group-commit writer.
     pub async fn write(&self, command: Command, idempotency: Option<Idempotency>) -> Result<Outcome, ApiError> {
+        let kind = crate::ops::observe::WriteKind::of(&command);
+        let started_ms = crate::ops::observe::now_millis();
         let request = Request { command, idempotency };
-        self.writer
+        let result = self
+            .writer
             .submit(request, self.clock.now())
             .await
-            .map_err(ApiError::from)
+            .map_err(ApiError::from);
+        kind.record(&result, started_ms);
+        result
     }
 
     /// The customer, or a 404 naming the id.
