@@ -7,3 +7,4 @@ pub mod observe;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
+pub mod shutdown;
