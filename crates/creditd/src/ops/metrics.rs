@@ -77,6 +77,19 @@ fn describe() {
     describe_counter!("creditd_payments_total", "Payments started and finished, by flow and status");
     describe_gauge!("creditd_db_pool_connections", "Database connections by pool and state");
     describe_counter!("creditd_rate_limited_total", "Requests refused by a rate limit, by bucket");
+    // Series that exist from the start, at zero: an alert on a rate needs them before the
+    // first event.
+    for reason in ["transient", "restart"] {
+        metrics::counter!("creditd_write_batch_retries_total", "reason" => reason).increment(0);
+    }
+    for result in ["ok", "failed"] {
+        metrics::counter!("creditd_reconcile_runs_total", "result" => result).increment(0);
+    }
+    metrics::counter!("creditd_reconcile_recovered_events_total").increment(0);
+    metrics::counter!("creditd_credits_spent_total").increment(0);
+    for bucket in ["credential", "purchase"] {
+        metrics::counter!("creditd_rate_limited_total", "bucket" => bucket).increment(0);
+    }
 }
 
 /// Counts and times every request under its route template (never the raw path: ids would
@@ -86,7 +99,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or_else(|| "unmatched".to_string(), |p| route_label(p.as_str()));
     let method = request.method().as_str().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
@@ -95,6 +108,12 @@ pub async fn track(request: Request, next: Next) -> Response {
     metrics::counter!("creditd_http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
+}
+
+/// The route template with `:name` for each path parameter (`/v1/customers/:id`): braces
+/// are valid in a label value, but some text-format parsers trip over them.
+fn route_label(template: &str) -> String {
+    template.replace('{', ":").replace('}', "")
 }
 
 /// `GET /metrics`: the Prometheus text format. Behind `metrics_token` (bearer) when set.

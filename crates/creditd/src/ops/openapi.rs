@@ -40,7 +40,9 @@ fn add_to(operation: &mut Operation, global_security: bool) {
     });
     // An operation with `security()` (empty) takes no credential and is not limited.
     let takes_credential = match &operation.security {
-        Some(requirements) => !requirements.is_empty(),
+        Some(requirements) => requirements
+            .iter()
+            .any(|r| serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))),
         None => global_security,
     };
     if takes_credential {

@@ -104,7 +104,10 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         return refused(decision, "credential").into_response();
     }
     let mut response = next.run(request).await;
-    set_headers(response.headers_mut(), &decision);
+    // A purchase refused by its own, stricter bucket already says so.
+    if !response.headers().contains_key("ratelimit-limit") {
+        set_headers(response.headers_mut(), &decision);
+    }
     response
 }
 

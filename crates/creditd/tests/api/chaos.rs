@@ -47,6 +47,7 @@ async fn credits_follow_the_money_through_lost_duplicated_and_shuffled_webhooks(
             delay_ms: 0,
             drop_rate: 0.3,
             seed: 7,
+            ..Faults::default()
         })
         .unwrap();
     let pkg = app

@@ -10,6 +10,7 @@ mod cli;
 mod customers;
 mod errors;
 mod me;
+mod ops;
 mod purchases;
 mod refunds;
 mod spend;

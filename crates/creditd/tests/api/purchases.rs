@@ -19,7 +19,7 @@ on_both_backends!(
     packages_take_one_time_prices_only,
 );
 
-async fn package(app: &TestApp, credits: &str, price: i64) -> String {
+pub(crate) async fn package(app: &TestApp, credits: &str, price: i64) -> String {
     let reply = app
         .post(
             "/v1/packages",
@@ -30,7 +30,7 @@ async fn package(app: &TestApp, credits: &str, price: i64) -> String {
     reply.body["id"].as_str().unwrap().to_string()
 }
 
-async fn checkout(app: &TestApp, customer: &str, package: &str, quantity: i64) -> (String, String) {
+pub(crate) async fn checkout(app: &TestApp, customer: &str, package: &str, quantity: i64) -> (String, String) {
     let reply = app
         .post(
             "/v1/checkout-sessions",
@@ -53,7 +53,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Fills in and submits the sandbox's hosted checkout form, as a browser would.
-async fn pay(url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn pay(url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let page = browser().get(url).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<form"), "the hosted page is a form: {page}");
     let body = serde_urlencoded::to_string(fields).unwrap();
@@ -64,7 +64,7 @@ async fn pay(url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-fn card(number: &str) -> Vec<(&str, &str)> {
+pub(crate) fn card(number: &str) -> Vec<(&str, &str)> {
     vec![
         ("method", "card"),
         ("card_number", number),
@@ -74,7 +74,7 @@ fn card(number: &str) -> Vec<(&str, &str)> {
     ]
 }
 
-async fn wait_for_balance(app: &TestApp, customer: &str, expected: &str) {
+pub(crate) async fn wait_for_balance(app: &TestApp, customer: &str, expected: &str) {
     for _ in 0..200 {
         if app.balance(customer).await.0 == expected {
             return;
@@ -99,7 +99,7 @@ async fn sandbox_events(app: &TestApp) -> Vec<String> {
     events.into_iter().rev().map(|e| e.payload_json).collect()
 }
 
-async fn deliver(app: &TestApp, payload: &str, secret: &str, t: i64) -> Reply {
+pub(crate) async fn deliver(app: &TestApp, payload: &str, secret: &str, t: i64) -> Reply {
     let header = creditd_stripe::webhook::sign_header(payload.as_bytes(), secret, t);
     let request = app
         .client
