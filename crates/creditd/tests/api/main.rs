@@ -11,6 +11,7 @@ mod customers;
 mod errors;
 mod me;
 mod ops;
+mod outage;
 mod purchases;
 mod refunds;
 mod spend;
