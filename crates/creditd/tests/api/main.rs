@@ -14,5 +14,6 @@ mod ops;
 mod outage;
 mod purchases;
 mod refunds;
+mod shutdown;
 mod spend;
 mod subscriptions;
