@@ -17,3 +17,4 @@ mod refunds;
 mod shutdown;
 mod spend;
 mod subscriptions;
+mod webhooks;
