@@ -62,7 +62,8 @@ impl Store {
     /// Takes the most overdue event no replica holds, for `lease_ms`. A retry (of a failed
     /// event) counts as an attempt.
     pub async fn claim_stripe_event(&self, now_ms: i64, lease_ms: i64) -> Result<Option<ClaimedEvent>> {
-        let free = "next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1)";
+        let free =
+            "next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1)";
         // The condition is checked again on the row itself: of two replicas that picked the
         // same event, the second finds it locked (PostgreSQL re-reads the updated row).
         let sql = format!(

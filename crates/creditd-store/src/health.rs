@@ -69,34 +69,7 @@ fn unavailable_code(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::unavailable_code;
-    use crate::{Dialect, Store, StoreError};
-
-/// One connection pool's connections, for `creditd_db_pool_connections`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolConnections {
-    /// `read`, `write` (SQLite's one writer connection) or `batch` (PostgreSQL's batches).
-    pub pool: &'static str,
-    pub idle: usize,
-    pub in_use: usize,
-}
-
-impl Store {
-    /// The connections each pool holds now.
-    pub fn pool_connections(&self) -> Vec<PoolConnections> {
-        let of = |pool: &'static str, p: &sqlx::AnyPool| {
-            let (size, idle) = (p.size() as usize, p.num_idle());
-            PoolConnections {
-                pool,
-                idle,
-                in_use: size.saturating_sub(idle),
-            }
-        };
-        match self.dialect {
-            Dialect::Sqlite => vec![of("read", &self.pool), of("write", &self.writer)],
-            Dialect::Postgres => vec![of("read", &self.pool), of("batch", &self.batches)],
-        }
-    }
-}
+    use crate::StoreError;
 
     #[test]
     fn connection_failures_are_unavailable_and_bad_data_is_not() {

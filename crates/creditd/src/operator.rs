@@ -104,7 +104,11 @@ async fn show(store: &Store, id: &str, json_out: bool, now: i64) -> Exit {
         print_json(&json!({"customer": customer, "grants": grants, "holds": holds, "ledger": ledger}))?;
         return Ok(0);
     }
-    println!("customer {}{}", customer.id, customer.email.as_deref().map(|e| format!(" <{e}>")).unwrap_or_default());
+    println!(
+        "customer {}{}",
+        customer.id,
+        customer.email.as_deref().map(|e| format!(" <{e}>")).unwrap_or_default()
+    );
     println!(
         "balance {}  available {}  held {}  frozen {}  debt {}",
         customer.balance, customer.available, customer.held, customer.frozen, customer.debt
@@ -115,8 +119,16 @@ async fn show(store: &Store, id: &str, json_out: bool, now: i64) -> Exit {
     }
     println!("grants (newest first):");
     for g in &grants {
-        let expires = g.expires_at.map_or("never".to_string(), crate::admin::dates::format_time);
-        println!("  {}\t{}\t{} of {}\texpires {expires}", g.id, g.source.as_str(), g.remaining, g.amount);
+        let expires = g
+            .expires_at
+            .map_or("never".to_string(), crate::admin::dates::format_time);
+        println!(
+            "  {}\t{}\t{} of {}\texpires {expires}",
+            g.id,
+            g.source.as_str(),
+            g.remaining,
+            g.amount
+        );
     }
     println!("holds (newest first):");
     for h in &holds {
@@ -180,7 +192,9 @@ pub async fn grants(store: &Store, command: GrantsCommand, json_out: bool, now: 
         expires,
     } = command;
     let checked = (|| {
-        let expires_at = expires.as_deref().map(|e| expires_at(e, now).map_err(|m| format!("--expires: {m}")));
+        let expires_at = expires
+            .as_deref()
+            .map(|e| expires_at(e, now).map_err(|m| format!("--expires: {m}")));
         Ok::<_, String>((amount(&text)?, reason(&why)?, expires_at.transpose()?))
     })();
     let (amount, why, expires_at) = match checked {

@@ -83,7 +83,11 @@ async fn handle_claimed(state: &AppState, id: &str, payload: &str, attempts: i64
         Err(e) => {
             let error = format!("the recorded payload is not a Stripe event: {e}");
             let settled = creditd_store::Settled::Failed(&error, None);
-            state.store.settle_stripe_event(id, settled, state.clock.now()).await.ok();
+            state
+                .store
+                .settle_stripe_event(id, settled, state.clock.now())
+                .await
+                .ok();
         }
     }
 }

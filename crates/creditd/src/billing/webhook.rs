@@ -74,7 +74,10 @@ pub async fn accept(state: &AppState, event: &Event, payload: &str) -> Result<Ac
             .store
             .record_stripe_event_due(&event.id, &event.type_, event.created, payload, now, None)
             .await?;
-        state.store.settle_stripe_event(&event.id, Settled::Refused(&why), now).await?;
+        state
+            .store
+            .settle_stripe_event(&event.id, Settled::Refused(&why), now)
+            .await?;
         tracing::warn!(event = %event.id, kind = %event.type_, reason = %why, "Stripe event refused");
         observe::stripe_event(&event.type_, "refused", None);
         return Ok(Accepted::Refused(why));

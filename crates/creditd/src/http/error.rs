@@ -22,8 +22,8 @@ pub struct ApiError {
     pub balances: Option<(Credits, Credits)>,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
-    /// More response headers (`RateLimit-*`).
-    pub headers: Vec<(&'static str, String)>,
+    /// The bucket that refused a 429, sent as `RateLimit-*` (boxed: errors stay small).
+    pub rate_limit: Option<Box<creditd_domain::rate_limit::Decision>>,
 }
 
 /// The error envelope.
@@ -57,7 +57,7 @@ impl ApiError {
             param: None,
             balances: None,
             retry_after: None,
-            headers: Vec::new(),
+            rate_limit: None,
         }
     }
 
@@ -161,10 +161,8 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
-        for (name, value) in self.headers {
-            if let Ok(value) = axum::http::HeaderValue::try_from(value) {
-                response.headers_mut().insert(name, value);
-            }
+        if let Some(decision) = self.rate_limit {
+            crate::ops::rate_limit::set_headers(response.headers_mut(), &decision);
         }
         response
     }

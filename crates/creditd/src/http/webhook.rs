@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::billing::webhook::{self, Accepted};
-use crate::ops::observe;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::ops::observe;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Received {

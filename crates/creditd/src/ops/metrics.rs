@@ -19,7 +19,9 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Requests per write batch (at most `write_batch_size`, 4,096).
-const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
 
 /// The recorder, installed on first use; `None` when another recorder was installed first.
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -28,7 +30,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("creditd_write_batch_size".into()), BATCH_SIZE_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("creditd_write_batch_size".into()), BATCH_SIZE_BUCKETS)
+                })
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics are off"))
                 .ok()?;
@@ -49,7 +53,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("creditd_http_requests_total", "HTTP requests answered, by route template, method and status");
+    describe_counter!(
+        "creditd_http_requests_total",
+        "HTTP requests answered, by route template, method and status"
+    );
     describe_histogram!(
         "creditd_http_request_duration_seconds",
         Unit::Seconds,
@@ -62,10 +69,19 @@ fn describe() {
         Unit::Seconds,
         "Time to apply one group-commit batch"
     );
-    describe_counter!("creditd_write_batch_retries_total", "Group-commit batches tried again, by reason");
+    describe_counter!(
+        "creditd_write_batch_retries_total",
+        "Group-commit batches tried again, by reason"
+    );
     describe_counter!("creditd_spend_total", "Usage requests by outcome");
-    describe_counter!("creditd_credits_spent_total", "Micro-credits spent by usage (1 credit = 1,000,000)");
-    describe_counter!("creditd_credits_granted_total", "Micro-credits granted, by source (1 credit = 1,000,000)");
+    describe_counter!(
+        "creditd_credits_spent_total",
+        "Micro-credits spent by usage (1 credit = 1,000,000)"
+    );
+    describe_counter!(
+        "creditd_credits_granted_total",
+        "Micro-credits granted, by source (1 credit = 1,000,000)"
+    );
     describe_counter!("creditd_stripe_webhooks_total", "Stripe events by type and outcome");
     describe_histogram!(
         "creditd_stripe_webhook_duration_seconds",
@@ -73,10 +89,19 @@ fn describe() {
         "Time to handle one Stripe event, by type"
     );
     describe_counter!("creditd_reconcile_runs_total", "Reconciliation runs, by result");
-    describe_counter!("creditd_reconcile_recovered_events_total", "Stripe events recovered by reconciliation");
-    describe_counter!("creditd_payments_total", "Payments started and finished, by flow and status");
+    describe_counter!(
+        "creditd_reconcile_recovered_events_total",
+        "Stripe events recovered by reconciliation"
+    );
+    describe_counter!(
+        "creditd_payments_total",
+        "Payments started and finished, by flow and status"
+    );
     describe_gauge!("creditd_db_pool_connections", "Database connections by pool and state");
-    describe_counter!("creditd_rate_limited_total", "Requests refused by a rate limit, by bucket");
+    describe_counter!(
+        "creditd_rate_limited_total",
+        "Requests refused by a rate limit, by bucket"
+    );
     // Series that exist from the start, at zero: an alert on a rate needs them before the
     // first event.
     for reason in ["transient", "restart"] {

@@ -58,10 +58,7 @@ fn add_to(operation: &mut Operation, global_security: bool) {
 }
 
 fn error_response(description: &str, rate_limit_headers: bool) -> utoipa::openapi::Response {
-    let seconds = || {
-        HeaderBuilder::new()
-            .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
-    };
+    let seconds = || HeaderBuilder::new().schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)));
     let mut response = ResponseBuilder::new()
         .description(description)
         .content(
@@ -86,7 +83,9 @@ fn error_response(description: &str, rate_limit_headers: bool) -> utoipa::openap
             )
             .header(
                 "RateLimit-Reset",
-                seconds().description(Some("Seconds until the bucket is full again")).build(),
+                seconds()
+                    .description(Some("Seconds until the bucket is full again"))
+                    .build(),
             );
     }
     response.build()

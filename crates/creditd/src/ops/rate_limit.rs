@@ -130,9 +130,7 @@ fn refused(decision: Decision, bucket: &'static str) -> ApiError {
     metrics::counter!("creditd_rate_limited_total", "bucket" => bucket).increment(1);
     ApiError {
         retry_after: Some(decision.retry_after_seconds),
-        headers: header_values(&decision)
-            .map(|(name, value)| (name, value.to_string()))
-            .to_vec(),
+        rate_limit: Some(Box::new(decision)),
         ..ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -153,7 +151,7 @@ fn header_values(decision: &Decision) -> [(&'static str, u64); 3] {
     ]
 }
 
-fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
+pub fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
     for (name, value) in header_values(decision) {
         headers.insert(name, HeaderValue::from(value));
     }

@@ -11,7 +11,6 @@ use serde_json::json;
 
 use crate::helpers::{on_both_backends, TestApp};
 
-
 on_both_backends!(settings = no_purchase_limit; credits_follow_the_money_through_lost_duplicated_and_shuffled_webhooks);
 
 /// The simulation buys far more often per customer than the default purchase limit allows.

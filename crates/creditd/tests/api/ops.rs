@@ -79,26 +79,52 @@ async fn metrics_name_every_family_and_move_with_the_scenario(app: &TestApp) {
 
     let documented: Vec<&str> = after.docs.keys().map(String::as_str).collect();
     for family in FAMILIES {
-        assert!(documented.contains(family), "{family} is missing from /metrics: {documented:?}");
+        assert!(
+            documented.contains(family),
+            "{family} is missing from /metrics: {documented:?}"
+        );
     }
     let moved = |metric: &str, labels: &[(&str, &str)]| value(&after, metric, labels) - value(&before, metric, labels);
     assert!(moved("creditd_spend_total", &[("outcome", "ok")]) >= 1.0);
     assert!(moved("creditd_spend_total", &[("outcome", "idempotent_replay")]) >= 1.0);
     assert!(moved("creditd_spend_total", &[("outcome", "insufficient_credits")]) >= 1.0);
-    assert!(moved("creditd_credits_spent_total", &[]) >= 2_500_000.0, "micro-credits");
+    assert!(
+        moved("creditd_credits_spent_total", &[]) >= 2_500_000.0,
+        "micro-credits"
+    );
     assert!(moved("creditd_credits_granted_total", &[("source", "promotion")]) >= 10_000_000.0);
     assert!(moved("creditd_credits_granted_total", &[("source", "signup_bonus")]) >= 5_000_000.0);
     let usage_route = [("route", "/v1/usage"), ("method", "POST")];
-    assert!(moved("creditd_http_requests_total", &[usage_route[0], usage_route[1], ("status", "200")]) >= 2.0);
-    assert!(moved("creditd_http_requests_total", &[usage_route[0], usage_route[1], ("status", "402")]) >= 1.0);
+    assert!(
+        moved(
+            "creditd_http_requests_total",
+            &[usage_route[0], usage_route[1], ("status", "200")]
+        ) >= 2.0
+    );
+    assert!(
+        moved(
+            "creditd_http_requests_total",
+            &[usage_route[0], usage_route[1], ("status", "402")]
+        ) >= 1.0
+    );
     assert!(moved("creditd_http_request_duration_seconds", &usage_route) >= 3.0);
     let customer_route = [("route", "/v1/customers/:id"), ("method", "GET")];
     assert!(moved("creditd_http_request_duration_seconds", &customer_route) >= 1.0);
     assert!(moved("creditd_payments_total", &[("flow", "checkout"), ("status", "created")]) >= 1.0);
-    assert!(moved("creditd_payments_total", &[("flow", "checkout"), ("status", "succeeded")]) >= 1.0);
+    assert!(
+        moved(
+            "creditd_payments_total",
+            &[("flow", "checkout"), ("status", "succeeded")]
+        ) >= 1.0
+    );
     assert!(moved("creditd_credits_granted_total", &[("source", "purchase")]) >= 100_000_000.0);
     let completed = [("type", "checkout.session.completed")];
-    assert!(moved("creditd_stripe_webhooks_total", &[completed[0], ("outcome", "processed")]) >= 1.0);
+    assert!(
+        moved(
+            "creditd_stripe_webhooks_total",
+            &[completed[0], ("outcome", "processed")]
+        ) >= 1.0
+    );
     assert!(moved("creditd_stripe_webhook_duration_seconds", &completed) >= 1.0);
     assert!(moved("creditd_write_batch_size", &[]) >= 1.0);
     assert!(moved("creditd_write_batch_duration_seconds", &[]) >= 1.0);
@@ -168,7 +194,11 @@ async fn over_the_limit_is_429_with_headers_writes_nothing_and_refills(app: &Tes
     assert!(headers["request-id"].to_str().unwrap().starts_with("req_"));
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
-    assert_eq!(app.balance("limited").await.0, "4.4", "six spends of 0.1, the refused one wrote nothing");
+    assert_eq!(
+        app.balance("limited").await.0,
+        "4.4",
+        "six spends of 0.1, the refused one wrote nothing"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         send_as(app, &spender, "/v1/usage", usage).await.status(),
@@ -201,7 +231,13 @@ async fn every_response_carries_a_fresh_request_id() {
     let app = TestApp::spawn(creditd_store::testing::TestDb::sqlite().await).await;
     let mut seen = std::collections::HashSet::new();
     for path in ["/healthz", "/v1/customers/nobody", "/no/such/route"] {
-        let response = app.client.get(app.url(path)).bearer_auth(&app.key).send().await.unwrap();
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap();
         let id = response.headers()["request-id"].to_str().unwrap().to_string();
         assert!(id.starts_with("req_") && id.len() > 12, "{id}");
         assert!(seen.insert(id), "ids differ");
@@ -217,9 +253,17 @@ async fn metrics_token_guards_metrics() {
     let app = TestApp::spawn_with(creditd_store::testing::TestDb::sqlite().await, settings).await;
     let open = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(open.status(), 401);
-    let wrong = app.client.get(app.url("/metrics")).bearer_auth("scrape-me-0123456788").send();
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("scrape-me-0123456788")
+        .send();
     assert_eq!(wrong.await.unwrap().status(), 401);
-    let right = app.client.get(app.url("/metrics")).bearer_auth("scrape-me-0123456789").send();
+    let right = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("scrape-me-0123456789")
+        .send();
     let text = right.await.unwrap().text().await.unwrap();
     assert!(text.contains("creditd_write_queue_depth"), "{text}");
 }
@@ -234,8 +278,14 @@ async fn every_operation_documents_503_and_the_limited_ones_429() {
             operations += 1;
             let responses = &operation["responses"];
             assert!(responses["503"].is_object(), "{method} {path} lacks 503");
-            let open = operation["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
-            assert_eq!(responses["429"].is_object(), !open, "{method} {path}: 429 iff it takes a credential");
+            let open = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
+            assert_eq!(
+                responses["429"].is_object(),
+                !open,
+                "{method} {path}: 429 iff it takes a credential"
+            );
         }
     }
     assert!(operations > 20);

@@ -31,7 +31,9 @@ impl Proxy {
         let (is_cut, conns) = (cut.clone(), open.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { return };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
                 if is_cut.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -123,7 +125,12 @@ async fn a_postgres_outage_answers_503_then_recovers_exactly_once() {
     assert_eq!(ready.status(), 503);
     assert!(ready.headers().contains_key("retry-after"));
     let read = app.get("/v1/customers/steady").await;
-    assert_eq!((read.status, code(&read)), (503, "database_unavailable"), "{}", read.text);
+    assert_eq!(
+        (read.status, code(&read)),
+        (503, "database_unavailable"),
+        "{}",
+        read.text
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     proxy.restore();
     for client in clients {

@@ -30,7 +30,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(db: &TestDb, dir: &std::path::Path, port: u16) -> Child {
+fn start(db: &TestDb, dir: &std::path::Path, port: u16, metrics_port: u16) -> Child {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_creditd"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -38,6 +38,7 @@ fn start(db: &TestDb, dir: &std::path::Path, port: u16) -> Child {
         .env("DATABASE_URL", &db.url)
         .env("CREDITD_SANDBOX_STATE", dir.join("sandbox.json"))
         .env("CREDITD_LOG_FORMAT", "json")
+        .env("CREDITD_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
         .env("CREDITD_LOG", "info,creditd::ops::request_id=debug")
         .env_remove("CREDITD_CONFIG")
         .env_remove("STRIPE_SECRET_KEY")
@@ -48,10 +49,16 @@ fn start(db: &TestDb, dir: &std::path::Path, port: u16) -> Child {
 }
 
 async fn sigterm_under_load(db: TestDb) {
-    let key = db.store.create_api_key("load", creditd_store::unix_now()).await.unwrap().secret;
+    let key = db
+        .store
+        .create_api_key("load", creditd_store::unix_now())
+        .await
+        .unwrap()
+        .secret;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = start(&db, dir.path(), port);
+    let metrics_port = free_port();
+    let mut child = start(&db, dir.path(), port, metrics_port);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -68,6 +75,12 @@ async fn sigterm_under_load(db: TestDb) {
         .unwrap();
     assert_eq!(created.status(), 201);
     let request_id = created.headers()["request-id"].to_str().unwrap().to_string();
+    // `metrics_listen`: /metrics there, and only there.
+    let main = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), 404);
+    let metrics = client.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send();
+    let metrics = metrics.await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("creditd_http_requests_total"), "{metrics}");
     let grant = json!({"amount": "1000000", "reason": "load"});
     let granted = client
         .post(format!("{base}/v1/customers/loaded/grants"))
@@ -79,7 +92,12 @@ async fn sigterm_under_load(db: TestDb) {
     let answered = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..16 {
-        let (client, url, key, answered) = (client.clone(), format!("{base}/v1/usage"), key.clone(), answered.clone());
+        let (client, url, key, answered) = (
+            client.clone(),
+            format!("{base}/v1/usage"),
+            key.clone(),
+            answered.clone(),
+        );
         clients.push(tokio::spawn(async move {
             let body = json!({"customer": "loaded", "amount": "1", "feature": "chat"});
             while Instant::now() < deadline {
@@ -96,9 +114,7 @@ async fn sigterm_under_load(db: TestDb) {
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let before_signal = answered.load(Ordering::SeqCst);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(killed.unwrap().success());
     let exited = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -128,8 +144,9 @@ async fn sigterm_under_load(db: TestDb) {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    assert!(lines
-        .iter()
-        .any(|l| l["span"]["request_id"] == request_id.as_str()), "{request_id} is not in the logs");
+    assert!(
+        lines.iter().any(|l| l["span"]["request_id"] == request_id.as_str()),
+        "{request_id} is not in the logs"
+    );
     assert!(lines.iter().any(|l| l["message"] == "shut down cleanly"), "{logs}");
 }

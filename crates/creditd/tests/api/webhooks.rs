@@ -39,7 +39,10 @@ async fn paid_but_undelivered(app: &TestApp, customer: &str) -> String {
 
 async fn acknowledged_while_stripe_is_slow_or_down_then_handled_once(app: &TestApp) {
     let payload = paid_but_undelivered(app, "patient").await;
-    let id = serde_json::from_str::<Value>(&payload).unwrap()["id"].as_str().unwrap().to_string();
+    let id = serde_json::from_str::<Value>(&payload).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let now = creditd_store::unix_now();
 
     // Stripe answers in 1.5 s: the delivery is still acknowledged at once.
@@ -52,7 +55,10 @@ async fn acknowledged_while_stripe_is_slow_or_down_then_handled_once(app: &TestA
     let ack = deliver(app, &payload, WEBHOOK_SECRET, now).await;
     let took = started.elapsed();
     assert_eq!(ack.status, 200, "{}", ack.text);
-    assert!(took < Duration::from_millis(1000), "acknowledged in {took:?}, not after Stripe answered");
+    assert!(
+        took < Duration::from_millis(1000),
+        "acknowledged in {took:?}, not after Stripe answered"
+    );
 
     // Stripe fails every call: handling fails and is tried again by itself.
     let down = Faults {
@@ -60,9 +66,15 @@ async fn acknowledged_while_stripe_is_slow_or_down_then_handled_once(app: &TestA
         ..Faults::default()
     };
     app.sandbox.set_faults(down).unwrap();
-    let failing = app.wait_for_event(&id, |e| e.status == "failed" && e.attempts >= 3).await;
+    let failing = app
+        .wait_for_event(&id, |e| e.status == "failed" && e.attempts >= 3)
+        .await;
     assert!(failing.error.is_some(), "{failing:?}");
-    assert_eq!(app.balance("patient").await.0, "5", "nothing granted while Stripe is down");
+    assert_eq!(
+        app.balance("patient").await.0,
+        "5",
+        "nothing granted while Stripe is down"
+    );
     let again = deliver(app, &payload, WEBHOOK_SECRET, now).await;
     assert_eq!(again.status, 200, "a redelivery during the outage is acknowledged too");
 
@@ -84,13 +96,26 @@ async fn an_event_of_the_other_mode_is_refused_recorded_and_never_fulfilled(app:
     let live = live.to_string();
     let now = creditd_store::unix_now();
     let refused = deliver(app, &live, WEBHOOK_SECRET, now).await;
-    assert_eq!((refused.status, code(&refused)), (400, "livemode_mismatch"), "{}", refused.text);
+    assert_eq!(
+        (refused.status, code(&refused)),
+        (400, "livemode_mismatch"),
+        "{}",
+        refused.text
+    );
     let record = app.db.store.stripe_event(&id).await.unwrap().unwrap();
     assert_eq!(record.status, "refused");
-    assert!(record.error.as_deref().is_some_and(|e| e.contains("livemode")), "{record:?}");
+    assert!(
+        record.error.as_deref().is_some_and(|e| e.contains("livemode")),
+        "{record:?}"
+    );
     // Neither a retry nor time fulfils it.
     let retried = app.post(&format!("/v1/stripe/events/{id}/retry"), Value::Null).await;
-    assert_eq!((retried.status, retried.body["status"].as_str()), (200, Some("refused")), "{}", retried.text);
+    assert_eq!(
+        (retried.status, retried.body["status"].as_str()),
+        (200, Some("refused")),
+        "{}",
+        retried.text
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(app.balance("mixed").await.0, "5");
     let listed = app.get("/v1/stripe/events?status=refused").await;
