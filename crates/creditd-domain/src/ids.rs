@@ -52,6 +52,15 @@ impl IdKind {
         id
     }
 
+    /// When an id of this kind made by [`IdKind::new_id`] was made, in milliseconds since 1970.
+    pub fn created_millis(self, id: &str) -> Option<u64> {
+        let time = id.strip_prefix(self.prefix())?.get(..TIME_CHARS)?;
+        time.bytes().try_fold(0u64, |acc, b| {
+            let digit = ALPHABET.iter().position(|a| *a == b)? as u64;
+            acc.checked_mul(62)?.checked_add(digit)
+        })
+    }
+
     /// Whether `id` looks like an id of this kind (prefix and alphabet); cheap input check.
     pub fn matches(self, id: &str) -> bool {
         id.strip_prefix(self.prefix())
@@ -110,6 +119,14 @@ mod tests {
         assert_eq!(time_chars(62), "00000010");
         // 2026 and 2100, in order, byte-wise as the databases compare them.
         assert!(time_chars(1_795_000_000_000) < time_chars(4_102_444_800_000));
+        assert_eq!(IdKind::Usage.created_millis("use_0000001000000000000x"), Some(62));
+        assert_eq!(IdKind::Usage.created_millis("grt_0000001000000000000x"), None);
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let made = IdKind::Usage.created_millis(&IdKind::Usage.new_id()).unwrap();
+        assert!(made >= before && made < before + 1000);
         let first = IdKind::Entry.new_id();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(IdKind::Entry.new_id() > first);

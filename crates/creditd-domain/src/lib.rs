@@ -6,6 +6,8 @@ pub mod amount;
 pub mod command;
 pub mod ids;
 pub mod money;
+pub mod rate_limit;
+pub mod retry;
 pub mod validate;
 pub mod views;
 

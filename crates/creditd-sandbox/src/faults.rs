@@ -4,6 +4,9 @@
 //! after an outage). Random choices come from a seeded generator, so a run
 //! with the same seed and the same events makes the same choices.
 //!
+//! API faults (`api_delay_ms`, `api_errors`) slow down or fail every API
+//! call instead, as a Stripe outage would.
+//!
 //! Faults act when the delivery worker first picks an event up
 //! ([`shape`]); retries of a failed delivery are not faulted again.
 
@@ -32,6 +35,10 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Seed of the random choices (drops, shuffles).
     pub seed: u64,
+    /// Every API call (`/v1/…`) waits this long before it is answered: a slow Stripe.
+    pub api_delay_ms: u64,
+    /// Every API call answers 500 `api_error`: Stripe is down.
+    pub api_errors: bool,
 }
 
 impl Faults {
@@ -46,6 +53,9 @@ impl Faults {
         }
         if self.shuffle_window > 1000 {
             return bad("shuffle_window must be at most 1000.", "shuffle_window");
+        }
+        if self.api_delay_ms > 60_000 {
+            return bad("api_delay_ms must be at most 60000 (a minute).", "api_delay_ms");
         }
         if self.delay_ms > 600_000 {
             return bad("delay_ms must be at most 600000 (10 minutes).", "delay_ms");

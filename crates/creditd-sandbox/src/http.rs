@@ -61,6 +61,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/v1/events/{id}", get(event::retrieve))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(app.clone(), idempotency))
+        .layer(middleware::from_fn_with_state(app.clone(), api_faults))
         .layer(middleware::from_fn(authenticate));
     Router::new()
         .route("/pay/{id}", get(hosted::show).post(hosted::submit))
@@ -70,6 +71,23 @@ pub fn router(app: SharedApp) -> Router {
         .merge(api)
         .layer(middleware::from_fn(stripe_version))
         .with_state(app)
+}
+
+/// A slow or failing Stripe, as the faults say (the sandbox's own `/_sandbox` API is exempt).
+async fn api_faults(State(app): State<SharedApp>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/v1/") {
+        let (delay_ms, fail) = {
+            let faults = &app.faults.lock().expect("faults lock").faults;
+            (faults.api_delay_ms, faults.api_errors)
+        };
+        if delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        if fail {
+            return ApiError::internal("The sandbox is simulating a Stripe outage (api_errors).").into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {

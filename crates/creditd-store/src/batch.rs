@@ -70,12 +70,14 @@ impl Store {
                     // The batch before this one is trying again: follow it, without counting
                     // this as a failure of our own.
                     restarts += 1;
+                    crate::metrics::batch_retried("restart");
                     if let Some(order) = order.as_deref_mut() {
                         order.wait_prev_done().await;
                     }
                 }
                 Err(e) if attempt < MAX_ATTEMPTS as u32 && is_retryable(&e) => {
                     tracing::debug!(attempt, error = %e, size = batch.len(), "retrying batch");
+                    crate::metrics::batch_retried("transient");
                     tokio::time::sleep(std::time::Duration::from_millis(1 << attempt)).await;
                     attempt += 1;
                 }

@@ -39,6 +39,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
     },
     Migration {
+        version: 7,
+        name: "stripe_event_queue",
+        sql: include_str!("../migrations/sqlite/0007_stripe_event_queue.sql"),
+    },
+    Migration {
         version: 10,
         name: "key_revocations",
         sql: include_str!("../migrations/sqlite/0010_key_revocations.sql"),
@@ -70,6 +75,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "subscriptions",
         sql: include_str!("../migrations/postgres/0005_subscriptions.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "stripe_event_queue",
+        sql: include_str!("../migrations/postgres/0007_stripe_event_queue.sql"),
     },
     Migration {
         version: 10,

@@ -8,8 +8,9 @@
 //! requests were accepted is the order they are applied in — per customer and overall. A
 //! full queue refuses at once ([`StoreError::Overloaded`]) instead of growing without bound.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use creditd_domain::{Outcome, Request};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -54,6 +55,8 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
+    /// Requests accepted and not yet answered (queued or in a batch).
+    unanswered: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -61,8 +64,22 @@ impl Writer {
     pub fn spawn(store: Store, config: WriterConfig) -> Writer {
         assert!(config.max_batch >= 1 && config.queue_capacity >= 1);
         let (queue, jobs) = mpsc::channel(config.queue_capacity);
-        tokio::spawn(write_loop(store, jobs, config));
-        Writer { queue }
+        let unanswered = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(write_loop(store, jobs, config, unanswered.clone()));
+        Writer { queue, unanswered }
+    }
+
+    /// Requests waiting in the queue for a batch.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Waits until every request accepted so far is committed (or failed) and answered:
+    /// at shutdown, once nothing submits any more, the queue is then drained.
+    pub async fn drained(&self) {
+        while self.unanswered.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Queues one request and waits for its result. `now` is the time it is applied at:
@@ -75,9 +92,13 @@ impl Writer {
     /// applied in that order.
     pub fn enqueue(&self, request: Request, now: i64) -> Result<Pending> {
         let (reply, answer) = oneshot::channel();
-        self.queue.try_send(Job { request, now, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::WriterStopped,
+        self.unanswered.fetch_add(1, Ordering::AcqRel);
+        self.queue.try_send(Job { request, now, reply }).map_err(|e| {
+            self.unanswered.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StoreError::WriterStopped,
+            }
         })?;
         Ok(Pending { answer })
     }
@@ -95,7 +116,7 @@ impl Pending {
     }
 }
 
-async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterConfig) {
+async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterConfig, unanswered: Arc<AtomicUsize>) {
     // SQLite has one writer connection: a second batch in flight would only wait for it.
     let depth = match store.dialect() {
         crate::Dialect::Sqlite => 1,
@@ -128,14 +149,19 @@ async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterC
         let (mut order, stage) = Order::new(prev.take());
         prev = Some(stage);
         let store = store.clone();
+        let unanswered = unanswered.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
+            let size = requests.len();
             let results = store.apply_in_order(requests, now, Some(&mut order)).await;
+            crate::metrics::batch_applied(size, started.elapsed());
             drop(slot);
             assert_eq!(results.len(), replies.len(), "one result per request");
             for (reply, result) in replies.into_iter().zip(results) {
                 // The caller may have gone away (a closed connection); its result stands anyway.
                 reply.send(result).ok();
             }
+            unanswered.fetch_sub(size, Ordering::AcqRel);
         });
     }
 }

@@ -1,5 +1,6 @@
 //! The running service: shared state, the write gateway, background sweeping, and `serve`.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,10 @@ pub struct AppState {
     /// Group commit: every ledger write of this process goes through this one writer.
     pub writer: Writer,
     pub keys: Arc<crate::key_cache::KeyCache>,
+    /// This replica's rate-limit buckets.
+    pub limits: Arc<crate::ops::rate_limit::Limiter>,
+    /// Wakes a Stripe event worker when a delivery was recorded.
+    pub stripe_events: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -31,9 +36,13 @@ impl AppState {
         let writer = Writer::spawn(store.clone(), settings.writer());
         let keys =
             crate::key_cache::KeyCache::spawn(store.clone(), Duration::from_secs(settings.api_key_cache_seconds));
+        let (credentials, purchases) = settings.rate_limits();
+        let limits = Arc::new(crate::ops::rate_limit::Limiter::new(credentials, purchases));
         AppState {
             writer,
             keys,
+            limits,
+            stripe_events: crate::billing::events::new_signal(),
             store,
             clock,
             settings: Arc::new(settings),
@@ -43,11 +52,16 @@ impl AppState {
 
     /// Every ledger write goes through here, into the group-commit writer.
     pub async fn write(&self, command: Command, idempotency: Option<Idempotency>) -> Result<Outcome, ApiError> {
+        let kind = crate::ops::observe::WriteKind::of(&command);
+        let started_ms = crate::ops::observe::now_millis();
         let request = Request { command, idempotency };
-        self.writer
+        let result = self
+            .writer
             .submit(request, self.clock.now())
             .await
-            .map_err(ApiError::from)
+            .map_err(ApiError::from);
+        kind.record(&result, started_ms);
+        result
     }
 
     /// The customer, or a 404 naming the id.
@@ -132,33 +146,61 @@ pub async fn connect_stripe(config: &Config) -> anyhow::Result<(Stripe, Option<c
 /// The key creditd uses with its own sandbox (which takes any `sk_test_` key).
 pub const SANDBOX_SECRET_KEY: &str = "sk_test_creditd_sandbox";
 
-/// Binds and serves until Ctrl-C.
+/// Binds and serves until SIGTERM or SIGINT, then shuts down gracefully (see [`shutdown`]).
 pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let sweeper = spawn_sweeper(
-        state.clone(),
-        Duration::from_secs(state.settings.sweep_interval_seconds),
-    );
-    let reconciler = (state.settings.reconcile_interval_seconds > 0).then(|| {
-        let every = Duration::from_secs(state.settings.reconcile_interval_seconds);
-        crate::billing::reconcile::spawn(state.clone(), every, state.settings.reconcile_window_seconds)
+    serve_on(state, listener, crate::ops::shutdown::signal()).await
+}
+
+/// Serves on `listener` until `stop` resolves; then stops accepting connections, lets
+/// in-flight requests finish, drains the write queue, lets the Stripe event workers finish
+/// (or give back) what they hold, and returns — all within `shutdown_timeout_seconds`, or
+/// with an error naming what was still running.
+pub async fn serve_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        stopping.send_replace(true);
     });
-    // Spans name the path only: a query string may carry a customer token (`/billing?token=`).
-    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
-        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-    });
-    let app = crate::http::router(state).layer(trace);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        rx.wait_for(|s| *s).await.ok();
+    };
+    let metrics = match state.settings.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics_listen): {e}"))?;
+            let server = axum::serve(listener, crate::http::metrics_router(state.clone()))
+                .with_graceful_shutdown(until_stopped(stopped.clone()));
+            Some(tokio::spawn(server.into_future()))
+        }
+        None => None,
+    };
+    let background = crate::ops::shutdown::Background::start(&state);
+    let app = crate::http::router(state.clone());
     // The peer address feeds the per-address login limit of the admin dashboard.
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            tokio::signal::ctrl_c().await.ok();
-        })
-        .await?;
-    sweeper.abort();
-    if let Some(reconciler) = reconciler {
-        reconciler.abort();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(until_stopped(stopped.clone()));
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        finished = &mut server => {
+            background.abort();
+            finished??;
+            return Err(anyhow::anyhow!("the server stopped by itself"));
+        }
+        () = until_stopped(stopped) => {}
     }
-    Ok(())
+    tracing::info!("shutting down: no new connections; finishing in-flight requests and queued writes");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(state.settings.shutdown_timeout_seconds);
+    let outcome = crate::ops::shutdown::drain(&state, server, background, deadline).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    outcome
 }

@@ -1,4 +1,4 @@
-//! The `creditd` command line: serve, migrate, verify, keys.
+//! The `creditd` command line: serve, migrate, verify, keys, and the operator's commands.
 
 use std::path::PathBuf;
 
@@ -19,6 +19,9 @@ pub struct Cli {
     /// sqlite:PATH or postgres://… [env: DATABASE_URL] [default: sqlite://creditd.db]
     #[arg(long, global = true)]
     pub database_url: Option<String>,
+    /// Print JSON instead of text (customers, grants, usage)
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Commands,
 }
@@ -52,6 +55,15 @@ pub enum Commands {
     /// Manage the operator dashboard's admins.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Find customers and show one in full.
+    #[command(subcommand)]
+    Customers(crate::operator::CustomersCommand),
+    /// Grant credits (an admin adjustment).
+    #[command(subcommand)]
+    Grants(crate::operator::GrantsCommand),
+    /// Correct usage: deduct credits (an admin adjustment).
+    #[command(subcommand)]
+    Usage(crate::operator::UsageCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -301,6 +313,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             return Ok(if report.events_failed > 0 { 1 } else { 0 });
         }
         Commands::Plans(command) => return plans_command(&store, command, now).await,
+        Commands::Customers(command) => return crate::operator::customers(&store, command, cli.json, now).await,
+        Commands::Grants(command) => return crate::operator::grants(&store, command, cli.json, now).await,
+        Commands::Usage(command) => return crate::operator::usage(&store, command, cli.json, now).await,
         Commands::Packages(command) => return packages_command(&store, &config, command, now).await,
         Commands::Admin(AdminCommand::CreateUser { email, password_stdin }) => {
             return create_admin(&store, &email, password_stdin, now).await

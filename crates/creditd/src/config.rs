@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use creditd_domain::rate_limit::Limit;
 use creditd_domain::Credits;
 
 use crate::tokens::CustomerTokens;
@@ -43,6 +44,23 @@ pub struct Settings {
     /// How long a verified API key stays in the process's cache (0: ask the database on every
     /// request). A revocation empties every replica's cache within a second, whatever this is.
     pub api_key_cache_seconds: u64,
+    /// Requests per second per secret key or customer token, per replica (0: no limit).
+    pub rate_limit_per_second: u64,
+    /// Requests a credential may make at once before the per-second rate applies.
+    pub rate_limit_burst: u64,
+    /// Purchases (Checkout Sessions, PaymentIntents) per customer per minute, per replica
+    /// (0: no limit).
+    pub purchase_rate_limit_per_minute: u64,
+    /// `/metrics` wants `Authorization: Bearer <metrics_token>` when set.
+    pub metrics_token: Option<String>,
+    /// `/metrics` is served on this address instead of the main listener when set.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long SIGTERM/SIGINT waits for in-flight requests and queued writes.
+    pub shutdown_timeout_seconds: u64,
+    /// A Stripe event whose handling failed is tried again after this, doubling up to
+    /// [`Settings::webhook_retry_max_ms`].
+    pub webhook_retry_base_ms: u64,
+    pub webhook_retry_max_ms: u64,
 }
 
 impl Default for Settings {
@@ -64,6 +82,14 @@ impl Default for Settings {
             write_queue_capacity: 8192,
             write_pipeline_depth: 2,
             api_key_cache_seconds: 300,
+            rate_limit_per_second: 100_000,
+            rate_limit_burst: 200_000,
+            purchase_rate_limit_per_minute: 10,
+            metrics_token: None,
+            metrics_listen: None,
+            shutdown_timeout_seconds: 20,
+            webhook_retry_base_ms: 1_000,
+            webhook_retry_max_ms: 3_600_000,
         }
     }
 }
@@ -110,6 +136,18 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "--api-key-cache-seconds",
     ),
     ("public_url", "CREDITD_PUBLIC_URL", "--public-url"),
+    ("rate_limit_per_second", "CREDITD_RATE_LIMIT_PER_SECOND", ""),
+    ("rate_limit_burst", "CREDITD_RATE_LIMIT_BURST", ""),
+    (
+        "purchase_rate_limit_per_minute",
+        "CREDITD_PURCHASE_RATE_LIMIT_PER_MINUTE",
+        "",
+    ),
+    ("metrics_token", "CREDITD_METRICS_TOKEN", ""),
+    ("metrics_listen", "CREDITD_METRICS_LISTEN", ""),
+    ("shutdown_timeout_seconds", "CREDITD_SHUTDOWN_TIMEOUT_SECONDS", ""),
+    ("webhook_retry_base_ms", "CREDITD_WEBHOOK_RETRY_BASE_MS", ""),
+    ("webhook_retry_max_ms", "CREDITD_WEBHOOK_RETRY_MAX_MS", ""),
     ("reconcile_interval_seconds", "CREDITD_RECONCILE_INTERVAL_SECONDS", ""),
     ("reconcile_window_seconds", "CREDITD_RECONCILE_WINDOW_SECONDS", ""),
     ("admin_session_ttl_seconds", "CREDITD_ADMIN_SESSION_TTL_SECONDS", ""),
@@ -210,7 +248,7 @@ impl Resolver {
         match self.get(key)? {
             None => Ok(default),
             // Secrets are never echoed back, not even in an error.
-            Some(s) if key.contains("secret") => {
+            Some(s) if key.contains("secret") || key.contains("token") => {
                 parse(s.value.trim()).map_err(|e| format!("invalid {}: {e}", s.origin))
             }
             Some(s) => parse(s.value.trim()).map_err(|e| format!("invalid {}: {:?} {e}", s.origin, s.value)),
@@ -245,6 +283,15 @@ fn frame_ancestors(s: &str) -> Result<Option<String>, String> {
 }
 
 impl Settings {
+    /// The per-credential and per-customer purchase limits (`None`: off).
+    pub fn rate_limits(&self) -> (Option<Limit>, Option<Limit>) {
+        let credentials = (self.rate_limit_per_second > 0)
+            .then(|| Limit::per_second(self.rate_limit_per_second, self.rate_limit_burst));
+        let purchases =
+            (self.purchase_rate_limit_per_minute > 0).then(|| Limit::per_minute(self.purchase_rate_limit_per_minute));
+        (credentials, purchases)
+    }
+
     pub fn writer(&self) -> creditd_store::WriterConfig {
         creditd_store::WriterConfig {
             max_batch: self.write_batch_size,
@@ -348,6 +395,44 @@ impl Config {
                 int_in(1, 1_000_000),
             )?,
             api_key_cache_seconds: r.parse("api_key_cache_seconds", defaults.api_key_cache_seconds, int_in(0, 3600))?,
+            rate_limit_per_second: r.parse(
+                "rate_limit_per_second",
+                defaults.rate_limit_per_second,
+                int_in(0, 10_000_000),
+            )?,
+            rate_limit_burst: r.parse("rate_limit_burst", defaults.rate_limit_burst, int_in(1, 100_000_000))?,
+            purchase_rate_limit_per_minute: r.parse(
+                "purchase_rate_limit_per_minute",
+                defaults.purchase_rate_limit_per_minute,
+                int_in(0, 100_000),
+            )?,
+            metrics_token: r.parse("metrics_token", None, |s| {
+                if s.len() < 16 || s.len() > 200 {
+                    Err("must be 16 to 200 characters".to_string())
+                } else {
+                    Ok(Some(s.to_string()))
+                }
+            })?,
+            metrics_listen: r.parse("metrics_listen", None, |s| {
+                s.parse::<SocketAddr>()
+                    .map(Some)
+                    .map_err(|_| "must be an address such as 127.0.0.1:9090".into())
+            })?,
+            shutdown_timeout_seconds: r.parse(
+                "shutdown_timeout_seconds",
+                defaults.shutdown_timeout_seconds,
+                int_in(1, 3600),
+            )?,
+            webhook_retry_base_ms: r.parse(
+                "webhook_retry_base_ms",
+                defaults.webhook_retry_base_ms,
+                int_in(1, 3_600_000),
+            )?,
+            webhook_retry_max_ms: r.parse(
+                "webhook_retry_max_ms",
+                defaults.webhook_retry_max_ms,
+                int_in(1, 86_400_000),
+            )?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

@@ -9,5 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod key_cache;
+pub mod operator;
+pub mod ops;
 pub mod pages;
 pub mod tokens;

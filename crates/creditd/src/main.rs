@@ -1,12 +1,11 @@
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("CREDITD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = creditd::ops::logs::init() {
+        eprintln!("error: configuration: {e}");
+        std::process::exit(2);
+    }
     let cli = creditd::cli::Cli::parse();
     match creditd::cli::run(cli).await {
         Ok(code) => std::process::exit(code),

@@ -34,6 +34,11 @@ pub use types::{
 #[derive(Clone, Debug)]
 pub struct StripeClient {
     inner: Client,
+    livemode: bool,
+}
+
+fn key_is_live(secret_key: &str) -> bool {
+    secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_")
 }
 
 fn idempotent(key: &str) -> Result<RequestStrategy, StripeError> {
@@ -72,7 +77,14 @@ impl StripeClient {
         }
         Ok(Self {
             inner: builder.build()?,
+            livemode: key_is_live(secret_key),
         })
+    }
+
+    /// Whether the key is a live one (`sk_live_…`, `rk_live_…`): only live events are
+    /// then for this account; with a test key (or the sandbox) only test events are.
+    pub fn livemode(&self) -> bool {
+        self.livemode
     }
 
     /// Creates the Stripe customer for a creditd customer; returns `cus_…`.

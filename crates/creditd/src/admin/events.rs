@@ -11,7 +11,7 @@ use super::dates::format_time;
 use super::overview::urlencode;
 use super::{csrf_field, error_page, internal, layout, Admin, AdminForm, Tab};
 use crate::app::AppState;
-use crate::billing::webhook::{handle, Handled};
+use crate::billing::webhook::run;
 use crate::pages::escape;
 
 const SHOWN: i64 = 100;
@@ -27,7 +27,7 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> Response {
         .iter()
         .map(|e| {
             let class = match e.status.as_str() {
-                "failed" => "err",
+                "failed" | "refused" => "err",
                 "processing" => "warn",
                 "ignored" => "muted",
                 _ => "ok",
@@ -123,18 +123,12 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>, form: 
     if let Err(e) = state.store.count_stripe_event_attempt(&id).await {
         return internal(&admin, Tab::Events, e);
     }
-    let (status, error) = match handle(&state, &event).await {
-        Ok(Handled::Processed) => ("processed", None),
-        Ok(Handled::Ignored) => ("ignored", None),
-        Err(e) => ("failed", Some(e.to_string())),
+    let attempts = match state.store.stored_event(&id).await {
+        Ok(stored) => stored.map_or(1, |e| e.attempts),
+        Err(e) => return internal(&admin, Tab::Events, e),
     };
-    tracing::info!(admin = %admin.session.email, event = %id, status, "Stripe event retried from the dashboard");
-    if let Err(e) = state
-        .store
-        .finish_stripe_event(&id, status, error.as_deref(), state.clock.now())
-        .await
-    {
-        return internal(&admin, Tab::Events, e);
-    }
+    // The outcome (and a failure's error) is recorded on the event, shown on the page.
+    let result = run(&state, &event, attempts).await;
+    tracing::info!(admin = %admin.session.email, event = %id, ok = result.is_ok(), "Stripe event retried from the dashboard");
     Redirect::to("/admin/events").into_response()
 }

@@ -255,7 +255,8 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
             rows.push(row);
         }
     }
-    rows.push(server.webhook_acks(backend, 200, &store).await?);
+    rows.push(server.webhook_acks(backend, 200, &store, None).await?);
+    rows.push(server.webhook_acks(backend, 200, &store, Some(SLOW_STRIPE_MS)).await?);
     let report = store.verify().await?;
     if !report.is_clean() {
         for row in rows.iter_mut().filter(|r| r.exact.is_some()) {
@@ -264,7 +265,7 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
         }
     }
     naive.close().await;
-    server.stop();
+    server.stop().await;
     store.close().await;
     Ok(rows)
 }
@@ -412,12 +413,19 @@ async fn check_balances(store: &Store, customers: &[String], debits: &[u64]) -> 
     Ok(problems)
 }
 
-/// creditd serving HTTP on a free local port, with a key and a webhook secret of its own.
+/// How slow the sandbox's API is made for the second webhook scenario.
+const SLOW_STRIPE_MS: u64 = 2_000;
+
+/// creditd serving HTTP on a free local port, with a key and a webhook secret of its own,
+/// its Stripe event workers, and a Stripe sandbox of its own (debits never call it).
 struct Server {
     state: AppState,
     http: Http,
     webhook_secret: String,
     task: tokio::task::JoinHandle<()>,
+    sandbox: creditd_sandbox::SandboxHandle,
+    events: Vec<tokio::task::JoinHandle<()>>,
+    phase: tokio::sync::watch::Sender<crate::billing::events::Phase>,
 }
 
 impl Server {
@@ -426,13 +434,22 @@ impl Server {
         let webhook_secret = format!("whsec_{}", creditd_domain::ids::random_token(24));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let sandbox = creditd_sandbox::start(creditd_sandbox::SandboxConfig {
+            listen: "127.0.0.1:0".parse()?,
+            webhook_url: None,
+            webhook_secret: webhook_secret.clone(),
+            public_base_url: None,
+            state_path: None,
+        })
+        .await?;
         let stripe = Stripe {
-            // Nothing in the benchmark calls Stripe; a closed port makes any call fail fast.
-            client: creditd_stripe::client::StripeClient::new(SANDBOX_SECRET_KEY, Some("http://127.0.0.1:9".into()))?,
+            client: creditd_stripe::client::StripeClient::new(SANDBOX_SECRET_KEY, Some(sandbox.base_url.clone()))?,
             webhook_secrets: vec![webhook_secret.clone()],
             public_url: format!("http://{addr}"),
         };
         let state = AppState::new(store.clone(), Clock::System, settings, stripe);
+        let (phase, watching) = tokio::sync::watch::channel(crate::billing::events::Phase::Running);
+        let events = crate::billing::events::spawn(&state, watching);
         let router = crate::http::router(state.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.ok();
@@ -443,12 +460,32 @@ impl Server {
             http: Http::new(client, format!("http://{addr}"), key),
             webhook_secret,
             task,
+            sandbox,
+            events,
+            phase,
         })
     }
 
-    /// Signed Stripe events of a type creditd does not handle, one after another: each must be
-    /// acknowledged (200) and recorded.
-    async fn webhook_acks(&self, backend: &str, count: usize, store: &Store) -> anyhow::Result<Row> {
+    /// Signed Stripe events, one after another: each must be acknowledged (200) and recorded.
+    /// With `slow_stripe_ms`, the sandbox's API answers that late and the events name
+    /// Checkout Sessions, whose handling (in the background) calls it.
+    async fn webhook_acks(
+        &self,
+        backend: &str,
+        count: usize,
+        store: &Store,
+        slow_stripe_ms: Option<u64>,
+    ) -> anyhow::Result<Row> {
+        let faults = creditd_sandbox::Faults {
+            api_delay_ms: slow_stripe_ms.unwrap_or(0),
+            ..Default::default()
+        };
+        self.sandbox.set_faults(faults)?;
+        let kind = if slow_stripe_ms.is_some() {
+            "checkout.session.completed"
+        } else {
+            "bench.ping"
+        };
         let mut latencies = Vec::with_capacity(count);
         let mut run = Run::empty(0);
         let start = Instant::now();
@@ -457,8 +494,8 @@ impl Server {
             let id = format!("evt_bench_{}", creditd_domain::ids::random_token(16));
             let now = creditd_store::unix_now();
             let payload = serde_json::json!({
-                "id": id, "object": "event", "type": "bench.ping", "created": now, "livemode": false,
-                "data": {"object": {"id": "bench", "object": "bench"}}
+                "id": id, "object": "event", "type": kind, "created": now, "livemode": false,
+                "data": {"object": {"id": format!("cs_bench_{id}"), "object": "checkout.session"}}
             })
             .to_string();
             let signature = creditd_stripe::webhook::sign_header(payload.as_bytes(), &self.webhook_secret, now);
@@ -486,7 +523,12 @@ impl Server {
         run.elapsed = start.elapsed();
         latencies.sort_unstable();
         run.latencies_us = latencies;
-        let mut row = Row::from_run(backend, "-", "webhook acks (sequential)", 1, &run);
+        let design = match slow_stripe_ms {
+            None => "webhook acks (sequential)".to_string(),
+            Some(ms) => format!("webhook acks, Stripe API answering in {ms} ms"),
+        };
+        self.sandbox.set_faults(creditd_sandbox::Faults::default())?;
+        let mut row = Row::from_run(backend, "-", &design, 1, &run);
         let mut recorded = 0;
         for id in &ids {
             recorded += usize::from(store.stripe_event(id).await?.is_some());
@@ -498,8 +540,13 @@ impl Server {
         Ok(row)
     }
 
-    fn stop(self) {
+    async fn stop(self) {
         self.task.abort();
+        self.phase.send_replace(crate::billing::events::Phase::Abandon);
+        for worker in &self.events {
+            worker.abort();
+        }
+        self.sandbox.shutdown().await;
     }
 }
 

@@ -29,6 +29,7 @@ pub async fn create(state: &AppState, request: CheckoutRequest) -> Result<(Check
         flow: "checkout",
     };
     let payment = state.store.create_payment(&new, state.clock.now()).await?;
+    crate::ops::observe::payment_started(&payment);
     let public = &state.stripe.public_url;
     let params = CheckoutParams {
         customer: customer_id,
@@ -110,12 +111,14 @@ pub async fn fulfill(state: &AppState, session_id: &str) -> Result<Option<(Payme
         _ => None,
     };
     match update {
-        Some(update) if payment.status != PaymentStatus::Succeeded => Ok(Some(
-            state
+        Some(update) if payment.status != PaymentStatus::Succeeded => {
+            let (moved, granted) = state
                 .store
                 .update_payment(&payment.id, &update, state.clock.now())
-                .await?,
-        )),
+                .await?;
+            crate::ops::observe::payment_moved(payment.status, &moved, granted);
+            Ok(Some((moved, granted)))
+        }
         _ => Ok(Some((payment, false))),
     }
 }

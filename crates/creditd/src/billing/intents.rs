@@ -23,6 +23,7 @@ pub async fn create(
         flow: "payment_intent",
     };
     let payment = state.store.create_payment(&new, state.clock.now()).await?;
+    crate::ops::observe::payment_started(&payment);
     let params = PaymentIntentParams {
         customer: stripe_customer,
         amount: payment.amount,
@@ -96,12 +97,14 @@ pub async fn fulfill(state: &AppState, intent_id: &str) -> Result<Option<(Paymen
         _ => None,
     };
     match update {
-        Some(update) if payment.status != PaymentStatus::Succeeded => Ok(Some(
-            state
+        Some(update) if payment.status != PaymentStatus::Succeeded => {
+            let (moved, granted) = state
                 .store
                 .update_payment(&payment.id, &update, state.clock.now())
-                .await?,
-        )),
+                .await?;
+            crate::ops::observe::payment_moved(payment.status, &moved, granted);
+            Ok(Some((moved, granted)))
+        }
         _ => Ok(Some((payment, false))),
     }
 }

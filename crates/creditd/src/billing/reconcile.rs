@@ -50,6 +50,7 @@ pub async fn reconcile(state: &AppState, since_seconds: i64) -> Result<Reconcile
         .store
         .finish_reconcile(run, counts.map(|c| c as i64), error.as_deref(), state.clock.now())
         .await?;
+    crate::ops::observe::reconcile_run(error.is_none(), report.events_recovered);
     result
 }
 

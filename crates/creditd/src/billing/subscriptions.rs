@@ -125,6 +125,7 @@ pub async fn converge_invoice(state: &AppState, id: &str) -> Result<Option<Optio
     };
     let granted = state.store.grant_allowance(&request, state.clock.now()).await?;
     if let Some(grant) = &granted {
+        crate::ops::observe::granted(grant.source, grant.amount);
         tracing::info!(invoice = %invoice.id, grant = %grant.id, credits = %grant.amount, "subscription allowance granted");
     }
     Ok(Some(granted))

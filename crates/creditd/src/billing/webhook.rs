@@ -1,11 +1,15 @@
-//! Stripe's events: verified on the raw bytes, recorded by id, handled by re-reading the
-//! object they name and converging its payment. Duplicates, concurrent deliveries and any
-//! order end in the same state; a failure answers 5xx so Stripe retries.
+//! Stripe's events: verified on the raw bytes, recorded by id and acknowledged, then handled
+//! in the background by re-reading the object they name and converging its payment.
+//! Duplicates, concurrent deliveries and any order end in the same state; a failed handling
+//! is retried with back-off and stays visible with its error.
 
+use creditd_domain::retry::backoff_ms;
+use creditd_store::{Settled, StoreError};
 use creditd_stripe::event::Event;
 
 use super::{checkout, intents, refunds, subscriptions, BillingError};
 use crate::app::AppState;
+use crate::ops::observe;
 
 /// What became of an event.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,42 +58,125 @@ pub async fn handle(state: &AppState, event: &Event) -> Result<Handled, BillingE
     })
 }
 
-/// Records the event, handles it unless it was handled before, and records the result.
-/// Returns the error text of a failed handling.
-pub async fn receive(state: &AppState, event: &Event, payload: &str) -> Result<(), String> {
+/// The events Stripe sends are acknowledged once recorded: an event of the other mode (live
+/// vs test) than the configured key is recorded as `refused` and never handled; any other is
+/// due at once for the background workers of any replica ([`super::events`]).
+pub enum Accepted {
+    Queued,
+    Refused(String),
+}
+
+/// Records a verified delivery (`POST /v1/stripe/webhook`); handling happens in the background.
+pub async fn accept(state: &AppState, event: &Event, payload: &str) -> Result<Accepted, StoreError> {
     let now = state.clock.now();
+    if let Some(why) = mode_mismatch(state, event) {
+        state
+            .store
+            .record_stripe_event_due(&event.id, &event.type_, event.created, payload, now, None)
+            .await?;
+        state
+            .store
+            .settle_stripe_event(&event.id, Settled::Refused(&why), now)
+            .await?;
+        tracing::warn!(event = %event.id, kind = %event.type_, reason = %why, "Stripe event refused");
+        observe::stripe_event(&event.type_, "refused", None);
+        return Ok(Accepted::Refused(why));
+    }
+    let due = Some(super::events::now_ms());
     let record = state
         .store
-        .record_stripe_event(&event.id, &event.type_, event.created, payload, now)
+        .record_stripe_event_due(&event.id, &event.type_, event.created, payload, now, due)
+        .await?;
+    if record.attempts > 1 {
+        observe::stripe_event(&event.type_, "duplicate", None);
+    }
+    state.stripe_events.notify_one();
+    Ok(Accepted::Queued)
+}
+
+/// Records the event and handles it now unless it was handled before (reconciliation, the
+/// retry endpoint). Returns the error text of a failed handling.
+pub async fn receive(state: &AppState, event: &Event, payload: &str) -> Result<(), String> {
+    let record = state
+        .store
+        .record_stripe_event_due(&event.id, &event.type_, event.created, payload, state.clock.now(), None)
         .await
         .map_err(|e| e.to_string())?;
-    if record.status == "processed" || record.status == "ignored" {
+    if matches!(record.status.as_str(), "processed" | "ignored" | "refused") {
         return Ok(());
     }
-    match handle(state, event).await {
+    run(state, event, record.attempts).await
+}
+
+/// Handles a recorded event and records the result: a failure is due again after a back-off
+/// (`attempts` so far), until [`MAX_AUTOMATIC_ATTEMPTS`]; then only a retry by the operator or
+/// reconciliation handles it.
+pub async fn run(state: &AppState, event: &Event, attempts: i64) -> Result<(), String> {
+    let now = state.clock.now();
+    if let Some(why) = mode_mismatch(state, event) {
+        state
+            .store
+            .settle_stripe_event(&event.id, Settled::Refused(&why), now)
+            .await
+            .map_err(|e| e.to_string())?;
+        observe::stripe_event(&event.type_, "refused", None);
+        return Err(why);
+    }
+    let started = std::time::Instant::now();
+    let handled = handle(state, event).await;
+    let took = Some(started.elapsed());
+    let now = state.clock.now();
+    match handled {
         Ok(outcome) => {
             let status = if outcome == Handled::Processed {
                 "processed"
             } else {
                 "ignored"
             };
+            observe::stripe_event(&event.type_, status, took);
             state
                 .store
-                .finish_stripe_event(&event.id, status, None, state.clock.now())
+                .settle_stripe_event(&event.id, Settled::Done(status), now)
                 .await
                 .map_err(|e| e.to_string())
         }
         Err(e) => {
             let message = e.to_string();
-            tracing::warn!(event = %event.id, kind = %event.type_, error = %message, "Stripe event handling failed");
-            state
+            observe::stripe_event(&event.type_, "failed", took);
+            let attempt = u32::try_from(attempts.max(1)).unwrap_or(u32::MAX);
+            let settings = &state.settings;
+            let due = (attempts < MAX_AUTOMATIC_ATTEMPTS).then(|| {
+                let wait = backoff_ms(attempt, settings.webhook_retry_base_ms, settings.webhook_retry_max_ms);
+                super::events::now_ms().saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))
+            });
+            tracing::warn!(event = %event.id, kind = %event.type_, error = %message, attempts, retry_at_ms = ?due, "Stripe event handling failed");
+            if let Err(e) = state
                 .store
-                .finish_stripe_event(&event.id, "failed", Some(&message), state.clock.now())
+                .settle_stripe_event(&event.id, Settled::Failed(&message, due), now)
                 .await
-                .ok();
+            {
+                tracing::warn!(event = %event.id, error = %e, "could not record the failure; the event's lease will run out");
+            }
             Err(message)
         }
     }
+}
+
+/// Failed handlings retried by themselves before only the operator (or reconciliation) does.
+pub const MAX_AUTOMATIC_ATTEMPTS: i64 = 25;
+
+/// Why an event is not for this configuration: a live event with a test key or the
+/// sandbox, or a test event with a live key.
+pub fn mode_mismatch(state: &AppState, event: &Event) -> Option<String> {
+    let live = state.stripe.client.livemode();
+    let mode = |live: bool| if live { "live" } else { "test" };
+    (event.livemode != live).then(|| {
+        format!(
+            "livemode mismatch: a {} event, but creditd is configured with a {} key",
+            mode(event.livemode),
+            mode(live)
+        )
+    })
 }
 
 /// Subscription events: `invoice.paid` grants the period's allowance; the others record the

@@ -8,6 +8,9 @@ use creditd_domain::{CommandError, Credits};
 use creditd_store::StoreError;
 use serde::Serialize;
 
+/// What a 503 `database_unavailable` asks the client to wait.
+pub const DATABASE_RETRY_AFTER_SECONDS: u64 = 2;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -19,6 +22,8 @@ pub struct ApiError {
     pub balances: Option<(Credits, Credits)>,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The bucket that refused a 429, sent as `RateLimit-*` (boxed: errors stay small).
+    pub rate_limit: Option<Box<creditd_domain::rate_limit::Decision>>,
 }
 
 /// The error envelope.
@@ -52,6 +57,20 @@ impl ApiError {
             param: None,
             balances: None,
             retry_after: None,
+            rate_limit: None,
+        }
+    }
+
+    /// 503 `database_unavailable`: the database cannot be reached; the request may be retried.
+    pub fn database_unavailable(cause: impl std::fmt::Display) -> ApiError {
+        tracing::warn!(error = %cause, "database unavailable");
+        ApiError {
+            retry_after: Some(DATABASE_RETRY_AFTER_SECONDS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database cannot be reached right now; retry shortly",
+            )
         }
     }
 
@@ -118,6 +137,7 @@ impl From<StoreError> for ApiError {
                     "too many writes are waiting; retry after a second",
                 )
             },
+            other if other.is_unavailable() => ApiError::database_unavailable(other),
             other => ApiError::internal(other),
         }
     }
@@ -148,6 +168,9 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
+        if let Some(decision) = self.rate_limit {
+            crate::ops::rate_limit::set_headers(response.headers_mut(), &decision);
+        }
         response
     }
 }
@@ -164,6 +187,14 @@ mod tests {
         let response = ApiError::from(StoreError::Overloaded).into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
+    }
+
+    #[test]
+    fn a_broken_database_connection_is_a_503_never_a_500() {
+        let cut = StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
+        let response = ApiError::from(StoreError::Batch(std::sync::Arc::new(cut))).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "2");
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct EventOut {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
-    /// `processing`, `processed`, `ignored` or `failed`.
+    /// `processing` (waiting to be handled), `processed`, `ignored`, `failed` (retried with
+    /// back-off) or `refused` (of the other mode, live vs test, than the configured key).
     pub status: String,
     /// Why handling failed.
     pub error: Option<String>,
@@ -71,10 +72,10 @@ pub async fn list_events(
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     if let Some(status) = query.status.as_deref() {
-        if !["processing", "processed", "ignored", "failed"].contains(&status) {
+        if !["processing", "processed", "ignored", "failed", "refused"].contains(&status) {
             return Err(ApiError::invalid(
                 "status",
-                "must be processing, processed, ignored or failed",
+                "must be processing, processed, ignored, failed or refused",
             ));
         }
     }

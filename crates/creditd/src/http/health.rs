@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
@@ -21,20 +20,13 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The database answers.
+/// The database answers (503 `database_unavailable` with `Retry-After` while it does not).
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.store.ping().await {
         Ok(()) => Ok(Json(Health { status: "ready" })),
-        Err(e) => {
-            tracing::warn!(error = %e, "database unreachable");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database does not answer",
-            ))
-        }
+        Err(e) => Err(ApiError::database_unavailable(e)),
     }
 }
 

@@ -228,6 +228,7 @@ pub async fn start_checkout(
     }
     let customer = state.customer(customer).await?;
     let package = active_package(state, package).await?;
+    crate::ops::rate_limit::purchase(state, &customer.id)?;
     let (status, Json(value)) = once(state, idempotency, || async {
         let request = checkout::CheckoutRequest {
             customer,

@@ -14,6 +14,7 @@ pub mod webhook;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -91,7 +92,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();
+    let mut api = api;
+    // After the routes are in: it adds to every operation.
+    crate::ops::openapi::OperationalResponses.modify(&mut api);
     let api = std::sync::Arc::new(api);
+    crate::ops::metrics::handle();
+    let router = if state.settings.metrics_listen.is_none() {
+        router.route("/metrics", axum::routing::get(crate::ops::metrics::render))
+    } else {
+        router
+    };
     router
         .route(
             "/openapi.json",
@@ -111,5 +121,15 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), crate::ops::rate_limit::limit))
+        .layer(from_fn(crate::ops::metrics::track))
+        .layer(from_fn(crate::ops::request_id::assign))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for `metrics_listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(crate::ops::metrics::render))
         .with_state(state)
 }

@@ -234,6 +234,7 @@ pub async fn create_checkout(
     let success_url = url("success_url", input.success_url)?;
     let cancel_url = url("cancel_url", input.cancel_url)?;
     let customer = state.customer(&input.customer).await?;
+    crate::ops::rate_limit::purchase(&state, &customer.id)?;
     let package_id = match (input.package, input.plan) {
         (Some(package), None) => package,
         (None, Some(plan)) => {
@@ -298,6 +299,7 @@ pub async fn create_payment_intent(
     let idempotency = idem.for_app(&body);
     let customer = state.customer(&body.value.customer).await?;
     let package = active_package(&state, &body.value.package).await?;
+    crate::ops::rate_limit::purchase(&state, &customer.id)?;
     once(&state, idempotency, || async {
         let (intent, payment) = intents::create(&state, &customer, package).await?;
         let out = PaymentIntentOut {

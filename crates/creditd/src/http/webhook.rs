@@ -8,8 +8,9 @@ use creditd_stripe::event::Event;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::billing::webhook;
+use crate::billing::webhook::{self, Accepted};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::ops::observe;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Received {
@@ -17,11 +18,14 @@ pub struct Received {
 }
 
 /// Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
-/// anything is parsed (400 and nothing recorded when it fails). Handling failures answer 500
-/// so Stripe retries; the event stays recorded with its error.
+/// anything is parsed (400 and nothing recorded when it fails). A verified event is recorded
+/// and acknowledged at once; it is handled in the background (by any replica, retried with
+/// back-off; failures show on the events page and in metrics). An event of the other mode
+/// than the configured key (live vs test) is recorded as `refused` and answered 400
+/// `livemode_mismatch`. 503 when the event could not be recorded (Stripe retries).
 #[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(),
     request_body(content = String, content_type = "application/json", description = "Stripe's event, exactly as signed"),
-    responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+    responses((status = 200, body = Received), (status = 400, body = ErrorBody, description = "invalid_signature, invalid_event or livemode_mismatch")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -42,6 +46,7 @@ pub async fn receive(
         creditd_stripe::webhook::DEFAULT_TOLERANCE_S,
     )
     .map_err(|e| {
+        observe::stripe_event("unknown", "invalid_signature", None);
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_signature",
@@ -56,12 +61,8 @@ pub async fn receive(
         )
     })?;
     let payload = String::from_utf8_lossy(&body);
-    match webhook::receive(&state, &event, &payload).await {
-        Ok(()) => Ok(Json(Received { received: true })),
-        Err(_) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "event_handling_failed",
-            "the event could not be handled now; it is recorded and will be retried",
-        )),
+    match webhook::accept(&state, &event, &payload).await? {
+        Accepted::Queued => Ok(Json(Received { received: true })),
+        Accepted::Refused(why) => Err(ApiError::new(StatusCode::BAD_REQUEST, "livemode_mismatch", why)),
     }
 }

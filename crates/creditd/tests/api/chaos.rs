@@ -11,7 +11,15 @@ use serde_json::json;
 
 use crate::helpers::{on_both_backends, TestApp};
 
-on_both_backends!(credits_follow_the_money_through_lost_duplicated_and_shuffled_webhooks);
+on_both_backends!(settings = no_purchase_limit; credits_follow_the_money_through_lost_duplicated_and_shuffled_webhooks);
+
+/// The simulation buys far more often per customer than the default purchase limit allows.
+fn no_purchase_limit() -> creditd::config::Settings {
+    creditd::config::Settings {
+        purchase_rate_limit_per_minute: 0,
+        ..crate::helpers::test_settings()
+    }
+}
 
 const CUSTOMERS: usize = 8;
 const PURCHASES_PER_CUSTOMER: usize = 25;
@@ -38,6 +46,7 @@ async fn credits_follow_the_money_through_lost_duplicated_and_shuffled_webhooks(
             delay_ms: 0,
             drop_rate: 0.3,
             seed: 7,
+            ..Faults::default()
         })
         .unwrap();
     let pkg = app
@@ -128,6 +137,7 @@ async fn credits_follow_the_money_through_lost_duplicated_and_shuffled_webhooks(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    app.wait_until_events_handled().await;
     let before = app.db.store.verify().await.unwrap();
     assert!(
         before.is_clean(),

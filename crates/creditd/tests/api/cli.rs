@@ -8,6 +8,7 @@ on_both_backends!(
     keys_created_by_the_cli_work_over_http,
     verify_exits_non_zero_naming_the_customer,
     bench_against_a_running_creditd_checks_every_balance,
+    operator_commands_find_show_and_adjust_customers,
 );
 
 fn creditd(database_url: &str, args: &[&str]) -> std::process::Output {
@@ -245,4 +246,155 @@ fn bench_refuses_an_unknown_design_or_workload() {
         let named = value.rsplit(',').next().unwrap();
         assert!(stderr.contains(&format!("{named:?}")), "{stderr}");
     }
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+async fn operator_commands_find_show_and_adjust_customers(app: &TestApp) {
+    let created = app
+        .post(
+            "/v1/customers",
+            serde_json::json!({"id": "alice", "email": "Alice@Example.com"}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    app.customer("bob").await;
+    let url = &app.db.url;
+    let listed = stdout_of(&creditd(url, &["customers", "list", "--search", "example"]));
+    assert!(listed.contains("alice") && !listed.contains("bob"), "{listed}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout_of(&creditd(url, &["--json", "customers", "list"]))).unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+
+    let grant = [
+        "grants",
+        "add",
+        "--customer",
+        "alice",
+        "--amount",
+        "12.5",
+        "--reason",
+        "goodwill",
+    ];
+    let granted = creditd(url, &[&["--json"], &grant[..], &["--expires", "2030-01-01"]].concat());
+    let granted: serde_json::Value = serde_json::from_str(&stdout_of(&granted)).unwrap();
+    assert_eq!(
+        (granted["source"].as_str(), granted["amount"].as_str()),
+        (Some("admin"), Some("12.5"))
+    );
+    assert_eq!(granted["expires_at"], 1_893_456_000);
+    assert_eq!(app.balance("alice").await.0, "17.5", "the API sees the CLI's grant");
+    let fixed = creditd(
+        url,
+        &[
+            "usage",
+            "add",
+            "--customer",
+            "alice",
+            "--amount",
+            "2",
+            "--reason",
+            "double charge",
+        ],
+    );
+    assert!(stdout_of(&fixed).contains("balance 15.5"));
+    assert_eq!(app.balance("alice").await.0, "15.5");
+
+    // Refusals: one line naming what is wrong, exit 1, nothing written.
+    for (args, says) in [
+        (
+            vec![
+                "usage",
+                "add",
+                "--customer",
+                "alice",
+                "--amount",
+                "1000",
+                "--reason",
+                "x",
+            ],
+            "insufficient",
+        ),
+        (
+            vec![
+                "grants",
+                "add",
+                "--customer",
+                "alice",
+                "--amount",
+                "-3",
+                "--reason",
+                "x",
+            ],
+            "--amount",
+        ),
+        (
+            vec!["grants", "add", "--customer", "alice", "--amount", "3", "--reason", " "],
+            "--reason",
+        ),
+        (
+            vec![
+                "grants",
+                "add",
+                "--customer",
+                "alice",
+                "--amount",
+                "3",
+                "--reason",
+                "x",
+                "--expires",
+                "2001-01-01",
+            ],
+            "--expires",
+        ),
+        (
+            vec![
+                "grants",
+                "add",
+                "--customer",
+                "nobody",
+                "--amount",
+                "3",
+                "--reason",
+                "x",
+            ],
+            "nobody",
+        ),
+        (vec!["customers", "show", "nobody"], "no such customer"),
+    ] {
+        let out = creditd(url, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert_eq!(app.balance("alice").await.0, "15.5");
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&stdout_of(&creditd(url, &["customers", "show", "alice", "--json"]))).unwrap();
+    assert_eq!(shown["customer"]["balance"], "15.5");
+    assert_eq!(
+        shown["grants"].as_array().unwrap().len(),
+        2,
+        "signup bonus and the grant"
+    );
+    let ledger = shown["ledger"].as_array().unwrap();
+    assert!(
+        ledger
+            .iter()
+            .any(|e| e["kind"] == "usage" && e["feature"] == "admin_adjustment"),
+        "{ledger:?}"
+    );
+    let text = stdout_of(&creditd(url, &["customers", "show", "alice"]));
+    assert!(
+        text.contains("balance 15.5") && text.contains("subscription none"),
+        "{text}"
+    );
 }

@@ -65,6 +65,8 @@ pub struct TestApp {
     pub stripe: StripeClient,
     pub db: TestDb,
     state: AppState,
+    /// The Stripe event workers run while this is held.
+    _events: tokio::sync::watch::Sender<creditd::billing::events::Phase>,
 }
 
 pub const WEBHOOK_SECRET: &str = "whsec_creditd_tests";
@@ -126,6 +128,9 @@ impl TestApp {
             public_url: format!("http://{addr}"),
         };
         let state = AppState::new(db.store.clone(), clock.clone(), settings, billing);
+        // Stripe events are handled in the background, as under `serve`.
+        let (events, phase) = tokio::sync::watch::channel(creditd::billing::events::Phase::Running);
+        creditd::billing::events::spawn(&state, phase);
         let router = creditd::http::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         TestApp {
@@ -137,6 +142,7 @@ impl TestApp {
             stripe,
             db,
             state,
+            _events: events,
         }
     }
 
@@ -262,5 +268,40 @@ impl TestApp {
     pub async fn get_at(&self, addr: SocketAddr, path: &str, key: &str) -> Reply {
         self.send(self.client.get(format!("http://{addr}{path}")).bearer_auth(key))
             .await
+    }
+}
+
+impl TestApp {
+    /// Waits until the recorded Stripe event `id` satisfies `done`, and returns it.
+    pub async fn wait_for_event(
+        &self,
+        id: &str,
+        done: impl Fn(&creditd_store::StoredEvent) -> bool,
+    ) -> creditd_store::StoredEvent {
+        let mut last = None;
+        for _ in 0..300 {
+            last = self.db.store.stripe_event(id).await.unwrap();
+            if last.as_ref().is_some_and(&done) {
+                return last.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        panic!("event {id} never got there: {last:?}");
+    }
+
+    /// Waits until no recorded Stripe event is waiting to be handled.
+    pub async fn wait_until_events_handled(&self) {
+        let page = creditd_store::PageRequest {
+            limit: 1,
+            starting_after: None,
+        };
+        for _ in 0..300 {
+            let waiting = self.db.store.stripe_events(Some("processing"), &page).await.unwrap();
+            if waiting.data.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        panic!("Stripe events still waiting to be handled");
     }
 }
