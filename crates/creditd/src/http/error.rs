@@ -160,15 +160,16 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let (status, retry_after) = (self.status, self.retry_after);
+        let rate_limit = self.rate_limit.take();
         let mut response = (status, Json(self.body())).into_response();
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
-        if let Some(decision) = self.rate_limit {
+        if let Some(decision) = rate_limit {
             crate::ops::rate_limit::set_headers(response.headers_mut(), &decision);
         }
         response
