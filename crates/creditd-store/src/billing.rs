@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::read::{Page, PageRequest};
-use crate::reconcile::{event_row, StoredEvent, EVENT_COLUMNS};
+use crate::reconcile::StoredEvent;
 use crate::{Result, Store, StoreError};
 
 const PACKAGE_COLUMNS: &str = "id, name, credits, price, currency, stripe_price_id, active, created_at";
@@ -371,49 +371,6 @@ impl Store {
         let payment = payment_row(&row)?;
         tx.commit().await?;
         Ok((payment, granted))
-    }
-
-    /// Records a received event (or counts another attempt of a known one) and returns it.
-    pub async fn record_stripe_event(
-        &self,
-        id: &str,
-        event_type: &str,
-        created: i64,
-        payload: &str,
-        now: i64,
-    ) -> Result<StoredEvent> {
-        sqlx::query(
-            "INSERT INTO stripe_events (id, type, created, payload, status, attempts, received_at) \
-             VALUES ($1, $2, $3, $4, 'processing', 0, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(event_type)
-        .bind(created)
-        .bind(payload)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        sqlx::query("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&self.writer)
-            .await?;
-        event_row(&row)
-    }
-
-    /// Marks an event `processed`, `ignored` or `failed` (with its error).
-    pub async fn finish_stripe_event(&self, id: &str, status: &str, error: Option<&str>, now: i64) -> Result<()> {
-        sqlx::query("UPDATE stripe_events SET status = $2, error = $3, processed_at = $4 WHERE id = $1")
-            .bind(id)
-            .bind(status)
-            .bind(error)
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
     }
 
     pub async fn stripe_event(&self, id: &str) -> Result<Option<StoredEvent>> {

@@ -3,7 +3,7 @@
 //! source `admin`, or a deduction recorded as usage of `admin_adjustment`); `--json` prints
 //! what the API would return, for scripts.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use creditd_domain::command::{NewDeduction, NewGrant};
 use creditd_domain::{validate, Command, Credits, GrantSource, Outcome, Request};
 use creditd_store::{PageRequest, Store, Writer, WriterConfig};
@@ -22,18 +22,25 @@ pub enum CustomersCommand {
     Show { id: String },
 }
 
+/// Who, how much and why: what every adjustment names.
+#[derive(Args, Debug)]
+pub struct Adjustment {
+    #[arg(long)]
+    customer: String,
+    /// Credits, a decimal with up to 6 places.
+    #[arg(long, allow_hyphen_values = true)]
+    amount: String,
+    /// Why; recorded with the adjustment.
+    #[arg(long)]
+    reason: String,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum GrantsCommand {
     /// Grant credits as an admin adjustment.
     Add {
-        #[arg(long)]
-        customer: String,
-        /// Credits, a decimal with up to 6 places.
-        #[arg(long, allow_hyphen_values = true)]
-        amount: String,
-        /// Why; recorded on the grant.
-        #[arg(long)]
-        reason: String,
+        #[command(flatten)]
+        adjustment: Adjustment,
         /// When the remainder expires: `2027-01-31` (UTC midnight), unix seconds, or from
         /// now: `30d`, `12h`.
         #[arg(long)]
@@ -44,14 +51,7 @@ pub enum GrantsCommand {
 #[derive(Subcommand, Debug)]
 pub enum UsageCommand {
     /// Deduct credits as an admin correction (never below zero).
-    Add {
-        #[arg(long)]
-        customer: String,
-        #[arg(long, allow_hyphen_values = true)]
-        amount: String,
-        #[arg(long)]
-        reason: String,
-    },
+    Add(Adjustment),
 }
 
 /// What a command printed goes to stdout; a refusal is one line on stderr and exit 1.
@@ -185,24 +185,20 @@ fn operator() -> String {
 }
 
 pub async fn grants(store: &Store, command: GrantsCommand, json_out: bool, now: i64) -> Exit {
-    let GrantsCommand::Add {
-        customer,
-        amount: text,
-        reason: why,
-        expires,
-    } = command;
+    let GrantsCommand::Add { adjustment, expires } = command;
     let checked = (|| {
         let expires_at = expires
             .as_deref()
             .map(|e| expires_at(e, now).map_err(|m| format!("--expires: {m}")));
-        Ok::<_, String>((amount(&text)?, reason(&why)?, expires_at.transpose()?))
+        let amount = amount(&adjustment.amount)?;
+        Ok::<_, String>((amount, reason(&adjustment.reason)?, expires_at.transpose()?))
     })();
     let (amount, why, expires_at) = match checked {
         Ok(c) => c,
         Err(m) => return refuse(m),
     };
     let command = Command::Grant(NewGrant {
-        customer,
+        customer: adjustment.customer,
         amount,
         priority: creditd_domain::account::DEFAULT_PRIORITY,
         expires_at,
@@ -220,17 +216,13 @@ pub async fn grants(store: &Store, command: GrantsCommand, json_out: bool, now: 
 }
 
 pub async fn usage(store: &Store, command: UsageCommand, json_out: bool, now: i64) -> Exit {
-    let UsageCommand::Add {
-        customer,
-        amount: text,
-        reason: why,
-    } = command;
-    let (amount, reason) = match amount(&text).and_then(|a| Ok((a, reason(&why)?))) {
+    let UsageCommand::Add(adjustment) = command;
+    let (amount, reason) = match amount(&adjustment.amount).and_then(|a| Ok((a, reason(&adjustment.reason)?))) {
         Ok(c) => c,
         Err(m) => return refuse(m),
     };
     let command = Command::Deduct(NewDeduction {
-        customer,
+        customer: adjustment.customer,
         amount,
         admin: operator(),
         reason,

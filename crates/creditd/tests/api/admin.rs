@@ -451,21 +451,25 @@ async fn failed_events_come_first_and_retry_recovers_them(app: &TestApp) {
     let store = &app.db.store;
     let now = app.clock.now();
     store
-        .record_stripe_event(&completed.id, &completed.type_, now, &completed.payload_json, now)
+        .record_stripe_event_due(&completed.id, &completed.type_, now, &completed.payload_json, now, None)
         .await
         .unwrap();
     store
-        .finish_stripe_event(&completed.id, "failed", Some("simulated: database unavailable"), now)
+        .settle_stripe_event(
+            &completed.id,
+            creditd_store::Settled::Failed("simulated: database unavailable", None),
+            now,
+        )
         .await
         .unwrap();
     let ok =
         r#"{"id":"evt_fine","object":"event","type":"customer.created","created":1,"data":{"object":{"id":"cus_1"}}}"#;
     store
-        .record_stripe_event("evt_fine", "customer.created", 1, ok, now + 1)
+        .record_stripe_event_due("evt_fine", "customer.created", 1, ok, now + 1, None)
         .await
         .unwrap();
     store
-        .finish_stripe_event("evt_fine", "ignored", None, now + 1)
+        .settle_stripe_event("evt_fine", creditd_store::Settled::Done("ignored"), now + 1)
         .await
         .unwrap();
     assert_eq!(app.balance("eve").await.0, "5");
