@@ -17,11 +17,13 @@ pub struct Received {
 }
 
 /// Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
-/// anything is parsed (400 and nothing recorded when it fails). Handling failures answer 500
-/// so Stripe retries; the event stays recorded with its error.
-#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(),
-    request_body(content = String, content_type = "application/json", description = "Stripe's event, exactly as signed"),
-    responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+/// anything is parsed (401 `invalid_signature` and nothing recorded when it fails). Handling
+/// failures answer 500 so Stripe retries; the event stays recorded with its error.
+#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(("stripe_signature" = [])),
+    request_body(content = Object, content_type = "application/json", description = "Stripe's event, exactly as signed"),
+    responses((status = 200, body = Received), (status = 400, body = ErrorBody, description = "`invalid_event`: signed, but not a Stripe event"),
+              (status = 401, body = ErrorBody, description = "`invalid_signature`"),
+              (status = 500, body = ErrorBody, description = "`event_handling_failed`: recorded, and handled again when Stripe retries")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -43,7 +45,7 @@ pub async fn receive(
     )
     .map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "invalid_signature",
             format!("Stripe-Signature: {e}"),
         )

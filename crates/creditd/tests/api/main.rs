@@ -7,6 +7,7 @@ mod admin;
 mod billing_page;
 mod chaos;
 mod cli;
+mod cors;
 mod customers;
 mod errors;
 mod me;
