@@ -77,11 +77,7 @@ async fn payment_of(state: &AppState, session: &CheckoutSession) -> Result<Optio
 /// any number of times, concurrently, from the webhook and the success page: the grant is
 /// keyed to the session id. `None` when the session is not one of creditd's.
 pub async fn fulfill(state: &AppState, session_id: &str) -> Result<Option<(Payment, bool)>, BillingError> {
-    let session = match state.stripe.client.retrieve_checkout_session(session_id).await {
-        Ok(session) => session,
-        Err(creditd_stripe::client::StripeError::InvalidRequest { status: 404, .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    let session = state.stripe.client.retrieve_checkout_session(session_id).await?;
     let Some(payment) = payment_of(state, &session).await? else {
         return Ok(None);
     };

@@ -93,6 +93,7 @@ json_schema!(
     Metadata,
     {
         "type": "object",
+        "additionalProperties": true,
         "description": "Your own key-value data, a JSON object of at most 8 KiB; returned as given.",
         "example": {"tokens": 1250}
     }
@@ -188,6 +189,13 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         {"allOf": [given("package"), {"not": given("plan")}]},
         {"allOf": [given("plan"), {"not": given("package")}, {"not": given("quantity")}]}
     ]);
+    // The views' metadata is the same free-form object the requests take.
+    for schema in schemas.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        let metadata = schema.get_mut("properties").and_then(|p| p.get_mut("metadata"));
+        if let Some(metadata) = metadata.filter(|m| m.get("type") == Some(&json!("object"))) {
+            *metadata = json!({"$ref": "#/components/schemas/Metadata"});
+        }
+    }
     let ttl = &mut schemas["HoldIn"]["properties"]["ttl_seconds"];
     ttl["minimum"] = json!(1);
     ttl["maximum"] = json!(max_hold_ttl_seconds);

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::billing::packages::PackageSpec;
+use crate::billing::BillingError;
 use crate::billing::{checkout, intents, packages, plans, subscriptions};
 use crate::http::doc::{
     Currency, CustomerId, HttpUrl, MinorUnits, Name, NonNegativeCredits, PlanInterval, PositiveCredits, StripeId,
@@ -21,6 +22,7 @@ use crate::http::doc::{
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
+use creditd_stripe::client::StripeError;
 
 #[derive(Serialize, ToSchema)]
 pub struct PackageList {
@@ -329,7 +331,11 @@ pub async fn fulfill_checkout(
     // Anything but a Stripe id cannot be one of creditd's sessions (and is not sent to Stripe).
     let stripe_id = !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let fulfilled = match stripe_id {
-        true => checkout::fulfill(&state, &id).await?,
+        true => match checkout::fulfill(&state, &id).await {
+            // Stripe has no such session: then it is not one of creditd's either.
+            Err(BillingError::Stripe(StripeError::InvalidRequest { status: 404, .. })) => None,
+            other => other?,
+        },
         false => None,
     };
     match fulfilled {

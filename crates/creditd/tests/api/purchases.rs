@@ -359,7 +359,7 @@ async fn bad_signatures_and_stale_timestamps_are_refused_and_not_recorded(app: &
         .send()
         .await
         .unwrap();
-    assert_eq!(unsigned.status(), 400);
+    assert_eq!(unsigned.status(), 401);
     let tampered_header = creditd_stripe::webhook::sign_header(payload.as_bytes(), WEBHOOK_SECRET, now);
     let tampered = app
         .client
@@ -369,7 +369,7 @@ async fn bad_signatures_and_stale_timestamps_are_refused_and_not_recorded(app: &
         .send()
         .await
         .unwrap();
-    assert_eq!(tampered.status(), 400);
+    assert_eq!(tampered.status(), 401);
     assert!(
         app.db.store.stripe_event("evt_forged").await.unwrap().is_none(),
         "nothing recorded"
