@@ -99,9 +99,13 @@ def test_meter_captures_actual_or_releases(app: App, customer_id: str) -> None:
 def test_a_retried_meter_with_the_same_request_id_charges_once(app: App, customer_id: str) -> None:
     c = app.client()
     c.customers.create(customer_id)
+    runs = []
     for _ in range(2):
         with c.meter(customer=customer_id, feature="chat", estimate="2", request_id=f"{customer_id}-call") as m:
+            runs.append(m.replayed)
             m.actual = "1.5"
+    assert runs == [False, True]
+    assert m.hold is not None and m.hold.captured == Decimal("1.5")
     assert c.customers.retrieve(customer_id).balance == Decimal("3.5")
 
 

@@ -1568,7 +1568,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `idempotency_key_reused`: the key was used with another request */
+            /** @description `balance_limit`: the balance would pass 4 × 10^12 credits; or `idempotency_key_reused` */
             409: {
                 headers: {
                     [name: string]: unknown;

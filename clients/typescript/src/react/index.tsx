@@ -79,7 +79,7 @@ function useLoad<T>(load: (client: Creditd) => Promise<T>, deps: unknown[]): Loa
     return () => {
       live = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `load` is a new closure each render; what it reads is in `deps`.
   }, [client, version, tick, ...deps]);
   useEffect(() => {
     const again = () => setTick((t) => t + 1);

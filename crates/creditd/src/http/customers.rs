@@ -135,6 +135,7 @@ pub async fn get_customer(
 /// Grant credits to a customer (promotion or operator adjustment).
 #[utoipa::path(post, path = "/v1/customers/{id}/grants", request_body = GrantIn, tag = "customers", params(CustomerPath, IdempotencyKey),
     responses((status = 201, body = Grant), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+              (status = 409, body = ErrorBody, description = "`balance_limit`: the balance would pass 4 × 10^12 credits; or `idempotency_key_reused`"),
               (status = 503, body = ErrorBody, description = "`overloaded`: retry after `Retry-After` seconds",
                headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn create_grant(

@@ -11,6 +11,7 @@ mod cors;
 mod customers;
 mod errors;
 mod me;
+mod openapi;
 mod purchases;
 mod refunds;
 mod spend;
