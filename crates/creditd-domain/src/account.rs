@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Credits;
 
+/// The most credits one account may hold: four times the largest single amount, far below
+/// i64's limit, so that a balance, its holds and the sums of them never overflow.
+pub const MAX_BALANCE: Credits = Credits::from_micros(4 * Credits::MAX.micros());
+
 /// Grants with equal priority: lower numbers are spent first (Stripe's convention).
 pub const DEFAULT_PRIORITY: i32 = 50;
 pub const MAX_PRIORITY: i32 = 100;
@@ -220,6 +224,12 @@ impl Account {
     }
 
     /// Adds a new grant (already stored) and returns its entry.
+    /// Whether `amount` more credits keep the balance within [`MAX_BALANCE`].
+    pub fn can_credit(&self, amount: Credits) -> bool {
+        self.balance.checked_add(amount).is_some_and(|b| b <= MAX_BALANCE)
+    }
+
+    /// Adds a grant; the caller checks [`Account::can_credit`] first.
     pub fn credit(&mut self, lot: Lot) -> Movement {
         assert!(lot.remaining.is_positive(), "a grant adds a positive amount");
         let amount = lot.remaining;

@@ -167,4 +167,6 @@ pub enum CommandError {
     IdempotencyKeyReused,
     #[error("a {kind} grant with reference {reference} already exists")]
     DuplicateGrantReference { kind: String, reference: String },
+    #[error("the grant would take the balance past the limit of {limit} credits")]
+    BalanceLimit { limit: Credits },
 }

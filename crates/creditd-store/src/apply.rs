@@ -308,6 +308,10 @@ pub(crate) async fn grant_into(
     new: &NewGrant,
     now: i64,
 ) -> Result<Grant> {
+    if !locked.account.can_credit(new.amount) {
+        let limit = creditd_domain::account::MAX_BALANCE;
+        return Err(CommandError::BalanceLimit { limit }.into());
+    }
     if let Some(reference) = &new.reference {
         let existing = sqlx::query("SELECT id FROM grants WHERE source = $1 AND reference = $2")
             .bind(new.source.as_str())

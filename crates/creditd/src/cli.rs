@@ -364,7 +364,10 @@ async fn packages_command(store: &Store, config: &Config, command: PackagesComma
                 price: price.zip(currency),
                 stripe_price,
             };
-            match packages::create(store, client.as_ref(), spec, now).await {
+            match packages::create(store, client.as_ref(), spec, now)
+                .await
+                .map_err(|r| (r.field, r.message))
+            {
                 Ok(package) => println!(
                     "created {} {}: {} credits for {}",
                     package.id,

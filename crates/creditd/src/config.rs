@@ -31,6 +31,9 @@ pub struct Settings {
     pub low_balance_threshold: Credits,
     /// Origins allowed to frame the billing page (CSP `frame-ancestors`); `None`: nobody.
     pub billing_frame_ancestors: Option<String>,
+    /// Browser origins (exact, e.g. `https://app.example.com`) allowed to call the `/v1/me`
+    /// endpoints with a customer token (CORS); empty: none.
+    pub cors_allowed_origins: Vec<String>,
     /// How long an operator's dashboard session lasts after logging in.
     pub admin_session_ttl_seconds: i64,
     /// Group commit: most requests applied in one transaction.
@@ -76,6 +79,7 @@ impl Default for Settings {
             customer_tokens: None,
             low_balance_threshold: Credits::from_micros(10_000_000),
             billing_frame_ancestors: None,
+            cors_allowed_origins: Vec::new(),
             admin_session_ttl_seconds: 8 * 3600,
             write_batch_size: 256,
             write_batch_window_us: 0,
@@ -162,6 +166,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("jwt_audience", "CREDITD_JWT_AUDIENCE", ""),
     ("low_balance_threshold", "CREDITD_LOW_BALANCE_THRESHOLD", ""),
     ("billing_frame_ancestors", "CREDITD_BILLING_FRAME_ANCESTORS", ""),
+    ("cors_allowed_origins", "CREDITD_CORS_ALLOWED_ORIGINS", ""),
 ];
 
 pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:12111";
@@ -282,6 +287,32 @@ fn frame_ancestors(s: &str) -> Result<Option<String>, String> {
     Ok(Some(sources.join(" ")))
 }
 
+/// Exact origins, separated by commas or spaces: `scheme://host[:port]`, nothing after it.
+fn cors_origins(s: &str) -> Result<Vec<String>, String> {
+    let origins: Vec<String> = s
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    let valid = |o: &String| {
+        let Some((scheme, host)) = o.split_once("://") else {
+            return false;
+        };
+        matches!(scheme, "http" | "https")
+            && !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    };
+    if let Some(bad) = origins.iter().find(|o| !valid(o)) {
+        return Err(format!(
+            "{bad:?} is not an origin: give exact origins such as https://app.example.com \
+             (scheme, host and port only), separated by commas"
+        ));
+    }
+    Ok(origins)
+}
+
 impl Settings {
     /// The per-credential and per-customer purchase limits (`None`: off).
     pub fn rate_limits(&self) -> (Option<Limit>, Option<Limit>) {
@@ -377,6 +408,7 @@ impl Config {
                     .map_err(|e| format!("{e}"))
             })?,
             billing_frame_ancestors: r.parse("billing_frame_ancestors", None, frame_ancestors)?,
+            cors_allowed_origins: r.parse("cors_allowed_origins", Vec::new(), cors_origins)?,
             admin_session_ttl_seconds: r.parse(
                 "admin_session_ttl_seconds",
                 defaults.admin_session_ttl_seconds,
@@ -542,6 +574,30 @@ impl Config {
                 state_path: r.parse("sandbox_state", DEFAULT_SANDBOX_STATE.into(), |s| Ok(s.into()))?,
                 webhook_secret: webhook_secrets.into_iter().next(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cors_origins;
+
+    #[test]
+    fn cors_origins_are_exact_origins_separated_by_commas_or_spaces() {
+        let origins = cors_origins("https://app.example.com, http://localhost:3000 http://[::1]:5173").unwrap();
+        assert_eq!(
+            origins,
+            ["https://app.example.com", "http://localhost:3000", "http://[::1]:5173"]
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "*",
+            "ftp://x",
+            "https://",
+        ] {
+            let error = cors_origins(bad).unwrap_err();
+            assert!(error.contains("is not an origin"), "{bad}: {error}");
         }
     }
 }

@@ -139,7 +139,7 @@ pub async fn create_package(State(state): State<AppState>, form: AdminForm<Packa
             tracing::info!(admin = %admin.session.email, package = %p.id, "package created from the dashboard");
             Redirect::to("/admin/catalog").into_response()
         }
-        Err((field, message)) => {
+        Err(packages::Refusal { field, message, .. }) => {
             render(
                 &state,
                 &admin,

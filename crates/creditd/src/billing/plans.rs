@@ -15,10 +15,7 @@ pub struct PlanSpec {
 
 /// Validates and stores a plan; errors name the field. Its Stripe Price is created on first use.
 pub async fn create(store: &Store, spec: PlanSpec, now: i64) -> Result<Plan, (String, String)> {
-    let name = spec.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(("name".into(), "must be 1 to 100 characters".into()));
-    }
+    let name = super::packages::checked_name(&spec.name)?;
     let credits = spec
         .credits
         .positive()

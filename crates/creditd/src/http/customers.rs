@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::http::doc::{CustomerId, GrantSourceIn, Metadata, PositiveCredits, Reason, Text};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
@@ -20,9 +21,11 @@ use crate::http::list::{ApiQuery, ListQuery};
 #[serde(deny_unknown_fields)]
 pub struct CustomerIn {
     /// The app's own user id: 1–255 of `A–Z a–z 0–9 . _ - : @ + | =`.
+    #[schema(value_type = CustomerId)]
     pub id: String,
+    #[schema(value_type = Option<Text>)]
     pub email: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -31,17 +34,29 @@ pub struct CustomerIn {
 #[serde(deny_unknown_fields)]
 pub struct GrantIn {
     /// Credits to add, a decimal string with up to 6 decimals (integers accepted).
-    #[schema(value_type = String, example = "100")]
+    #[schema(value_type = PositiveCredits)]
     pub amount: Credits,
-    /// Why the credits are granted; recorded on the grant.
+    /// Why the credits are granted; recorded on the grant (trimmed).
+    #[schema(value_type = Reason)]
     pub reason: String,
-    /// Unix seconds; the remainder expires then. Omit for credits that never expire.
+    /// Unix seconds in the future; the remainder expires then. Omit for credits that never expire.
+    #[schema(example = 4102444800_i64)]
     pub expires_at: Option<i64>,
     /// 0–100, lower is spent first (default 50).
+    #[schema(minimum = 0, maximum = 100)]
     pub priority: Option<i32>,
     /// `promotion` (default) or `admin`.
-    #[schema(value_type = Option<String>, example = "promotion")]
+    #[schema(value_type = Option<GrantSourceIn>)]
     pub source: Option<GrantSource>,
+}
+
+/// A customer id in the path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CustomerPath {
+    /// The app's own user id.
+    #[param(value_type = CustomerId)]
+    pub id: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -73,9 +88,10 @@ pub fn metadata(value: Option<serde_json::Value>) -> Result<serde_json::Value, A
 
 /// Create a customer. A new customer receives the signup bonus; an existing id returns the
 /// existing customer unchanged (200).
-#[utoipa::path(post, path = "/v1/customers", request_body = CustomerIn, tag = "customers",
+#[utoipa::path(post, path = "/v1/customers", request_body = CustomerIn, tag = "customers", params(IdempotencyKey),
     responses((status = 201, body = Customer, description = "created"), (status = 200, body = Customer, description = "already existed"),
-              (status = 400, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 503, body = ErrorBody, description = "`overloaded`: retry after `Retry-After` seconds",
+               headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn create_customer(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -104,8 +120,8 @@ pub async fn create_customer(
 }
 
 /// A customer with balance (Σ live grants) and available credits (balance − open holds).
-#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
-    responses((status = 200, body = Customer), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(CustomerPath),
+    responses((status = 200, body = Customer), (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
 pub async fn get_customer(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -117,8 +133,11 @@ pub async fn get_customer(
 }
 
 /// Grant credits to a customer (promotion or operator adjustment).
-#[utoipa::path(post, path = "/v1/customers/{id}/grants", request_body = GrantIn, tag = "customers",
-    responses((status = 201, body = Grant), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/customers/{id}/grants", request_body = GrantIn, tag = "customers", params(CustomerPath, IdempotencyKey),
+    responses((status = 201, body = Grant), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+              (status = 409, body = ErrorBody, description = "`balance_limit`: the balance would pass 4 × 10^12 credits; or `idempotency_key_reused`"),
+              (status = 503, body = ErrorBody, description = "`overloaded`: retry after `Retry-After` seconds",
+               headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn create_grant(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -128,11 +147,11 @@ pub async fn create_grant(
 ) -> Result<(StatusCode, Json<Grant>), ApiError> {
     let input = &body.value;
     let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
+    validate::text(&input.reason).map_err(|m| ApiError::invalid("reason", m))?;
     let reason = input.reason.trim();
     if reason.is_empty() {
         return Err(ApiError::invalid("reason", "is required"));
     }
-    validate::text(reason).map_err(|m| ApiError::invalid("reason", m))?;
     let priority = input.priority.unwrap_or(creditd_domain::account::DEFAULT_PRIORITY);
     if !(0..=creditd_domain::account::MAX_PRIORITY).contains(&priority) {
         return Err(ApiError::invalid("priority", "must be between 0 and 100"));
@@ -164,8 +183,8 @@ pub async fn create_grant(
 }
 
 /// A customer's grants, newest first.
-#[utoipa::path(get, path = "/v1/customers/{id}/grants", tag = "customers", params(ListQuery),
-    responses((status = 200, body = GrantList), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/customers/{id}/grants", tag = "customers", params(CustomerPath, ListQuery),
+    responses((status = 200, body = GrantList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
 pub async fn list_grants(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -182,8 +201,8 @@ pub async fn list_grants(
 }
 
 /// A customer's ledger entries, newest first.
-#[utoipa::path(get, path = "/v1/customers/{id}/ledger", tag = "customers", params(ListQuery),
-    responses((status = 200, body = EntryList), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/customers/{id}/ledger", tag = "customers", params(CustomerPath, ListQuery),
+    responses((status = 200, body = EntryList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
 pub async fn list_ledger(
     State(state): State<AppState>,
     _key: SecretKey,

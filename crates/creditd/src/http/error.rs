@@ -121,6 +121,7 @@ impl From<CommandError> for ApiError {
             CommandError::DuplicateGrantReference { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_reference", message)
             }
+            CommandError::BalanceLimit { .. } => ApiError::new(StatusCode::CONFLICT, "balance_limit", message),
         }
     }
 }

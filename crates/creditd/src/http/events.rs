@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::billing::webhook;
+use crate::http::doc::EventStatus;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::SecretKey;
 use crate::http::list::{ApiQuery, ListQuery};
@@ -58,8 +59,12 @@ pub struct EventList {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Only events in this status, e.g. `failed`.
+    #[param(value_type = Option<EventStatus>)]
     pub status: Option<String>,
+    /// Items per page, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The last id of the previous page.
     pub starting_after: Option<String>,
 }
 
@@ -94,8 +99,8 @@ pub async fn list_events(
 
 /// Handle a recorded event again (after fixing what made it fail). Already handled events
 /// are returned unchanged.
-#[utoipa::path(post, path = "/v1/stripe/events/{id}/retry", tag = "purchases",
-    responses((status = 200, body = EventOut), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/stripe/events/{id}/retry", tag = "purchases", params(("id" = String, Path, description = "`evt_…`")),
+    responses((status = 200, body = EventOut), (status = 404, body = ErrorBody, description = "`event_not_found`")))]
 pub async fn retry_event(
     State(state): State<AppState>,
     _key: SecretKey,

@@ -40,7 +40,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 )
             }
         })?;
-        let json: serde_json::Value = if bytes.is_empty() {
+        let mut json: serde_json::Value = if bytes.is_empty() {
             serde_json::json!({})
         } else {
             serde_json::from_slice(&bytes).map_err(|e| {
@@ -58,6 +58,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "the body must be a JSON object",
             ));
         }
+        integral_numbers(&mut json);
         let fingerprint = fingerprint(&method_and_path, &json);
         let value = deserialize(json, "")?;
         Ok(ApiJson { value, fingerprint })
@@ -95,6 +96,24 @@ where
             None => ApiError::invalid(&name(&path), inner),
         }
     })
+}
+
+/// JSON does not tell `5` from `5.0`: a top-level field's integral number written with a
+/// fraction or an exponent becomes an integer, so integer fields take it (`1.5` stays a float
+/// and is refused). Nested values (metadata) are kept as sent.
+fn integral_numbers(value: &mut serde_json::Value) {
+    let Some(fields) = value.as_object_mut() else {
+        return;
+    };
+    for field in fields.values_mut() {
+        let Some(f) = field.as_f64().filter(|_| !(field.is_i64() || field.is_u64())) else {
+            continue;
+        };
+        // 2^63 as f64: every integral float below it converts exactly.
+        if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
+            *field = serde_json::Value::from(f as i64);
+        }
+    }
 }
 
 /// JSON with object keys sorted at every level, whatever order they arrived in.
@@ -179,6 +198,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
         creditd_domain::validate::idempotency_key(key).map_err(|m| ApiError::invalid("Idempotency-Key", m))?;
         Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        let parameter = serde_json::json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe: the first answer for a key is replayed to every retry with the same body \
+                            (1–255 visible ASCII characters).",
+            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}
+        });
+        vec![serde_json::from_value(parameter).expect("a valid parameter")]
     }
 }
 

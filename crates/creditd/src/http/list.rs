@@ -26,7 +26,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Items per page, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The last id of the previous page.
     pub starting_after: Option<String>,
 }
 

@@ -15,10 +15,13 @@ use crate::app::AppState;
 use crate::billing::checkout;
 use crate::clock::iso_date;
 use crate::http::customers::EntryList;
+use crate::http::doc::UsageGroup;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, CustomerToken, IdempotencyKey};
 use crate::http::list::{ApiQuery, ListQuery};
-use crate::http::payments::{active_package, once, CheckoutOut, PaymentList};
+use crate::http::payments::{active_package, created, once, CheckoutOut, PaymentList};
+
+const NO_CUSTOMER: &str = "`customer_not_found`: the token names a customer creditd does not have";
 
 /// The longest span one usage query may cover.
 pub const MAX_USAGE_DAYS: i64 = 366;
@@ -28,11 +31,14 @@ pub const DEFAULT_USAGE_DAYS: i64 = 30;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// Unix seconds, inclusive; default 30 days before `to`.
+    /// Unix seconds, inclusive; default 30 days before `to`. Before `to`, at most 366 days.
+    #[param(minimum = 0)]
     pub from: Option<i64>,
     /// Unix seconds, exclusive; default now.
+    #[param(minimum = 1)]
     pub to: Option<i64>,
     /// `day` (default) or `feature`.
+    #[param(value_type = Option<UsageGroup>)]
     pub group_by: Option<String>,
 }
 
@@ -69,6 +75,7 @@ pub struct MeCheckoutIn {
     /// `pkg_…`
     pub package: String,
     /// 1–100, default 1.
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: Option<i64>,
 }
 
@@ -83,7 +90,8 @@ async fn me(state: &AppState, token: &CustomerToken) -> Result<Customer, ApiErro
 
 /// The token's customer with balance, available and held credits.
 #[utoipa::path(get, path = "/v1/me", tag = "customer tokens", security(("customer_token" = [])),
-    responses((status = 200, body = Customer), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Customer), (status = 400, body = ErrorBody, description = "a query parameter: `/v1/me` takes none"),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = NO_CUSTOMER)))]
 pub async fn get_me(
     State(state): State<AppState>,
     token: CustomerToken,
@@ -94,7 +102,7 @@ pub async fn get_me(
 
 /// The token's customer's ledger, newest first.
 #[utoipa::path(get, path = "/v1/me/ledger", tag = "customer tokens", security(("customer_token" = [])), params(ListQuery),
-    responses((status = 200, body = EntryList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = EntryList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = NO_CUSTOMER)))]
 pub async fn my_ledger(
     State(state): State<AppState>,
     token: CustomerToken,
@@ -111,7 +119,7 @@ pub async fn my_ledger(
 
 /// The token's customer's payments, newest first, with receipts.
 #[utoipa::path(get, path = "/v1/me/payments", tag = "customer tokens", security(("customer_token" = [])), params(ListQuery),
-    responses((status = 200, body = PaymentList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = PaymentList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = NO_CUSTOMER)))]
 pub async fn my_payments(
     State(state): State<AppState>,
     token: CustomerToken,
@@ -128,7 +136,8 @@ pub async fn my_payments(
 
 /// Credits the token's customer spent between `from` and `to`, by UTC day or by feature.
 #[utoipa::path(get, path = "/v1/me/usage", tag = "customer tokens", security(("customer_token" = [])), params(UsageQuery),
-    responses((status = 200, body = UsageSummary), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = UsageSummary), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = NO_CUSTOMER)))]
 pub async fn my_usage(
     State(state): State<AppState>,
     token: CustomerToken,
@@ -195,8 +204,11 @@ pub async fn my_usage(
 /// Start a Stripe Checkout for the token's customer; send the user to `url`. Returns to
 /// creditd's success page, which links back to the billing page.
 #[utoipa::path(post, path = "/v1/me/checkout-sessions", tag = "customer tokens", security(("customer_token" = [])),
-    request_body = MeCheckoutIn,
-    responses((status = 201, body = CheckoutOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body = MeCheckoutIn, params(IdempotencyKey),
+    responses((status = 201, body = CheckoutOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`customer_not_found` or `package_not_found`"),
+              (status = 409, body = ErrorBody, description = "`package_archived`, `idempotency_key_in_use` or `idempotency_key_reused`"),
+              (status = 502, body = ErrorBody, description = "`stripe_error`: Stripe refused or did not answer")))]
 pub async fn my_checkout(
     State(state): State<AppState>,
     token: CustomerToken,
@@ -243,10 +255,7 @@ pub async fn start_checkout(
             url: session.url,
             payment,
         };
-        Ok((
-            StatusCode::CREATED,
-            serde_json::to_value(out).map_err(ApiError::internal)?,
-        ))
+        created(out)
     })
     .await?;
     Ok((status, value))

@@ -1,6 +1,8 @@
 //! The JSON API: thin handlers that extract, call the store, and map errors once.
 
+pub mod cors;
 pub mod customers;
+pub mod doc;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -28,6 +30,8 @@ use error::ApiError;
 #[openapi(
     info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
     modifiers(&SecretKeyAuth),
+    // Referenced only from parameters, which do not collect their schemas.
+    components(schemas(doc::CustomerId, doc::EventStatus, doc::StripeId, doc::UsageGroup)),
     security(("secret_key" = [])),
     tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "customer tokens"), (name = "operations"))
 )]
@@ -51,6 +55,14 @@ impl Modify for SecretKeyAuth {
             ))
             .build();
         components.add_security_scheme("customer_token", SecurityScheme::Http(token));
+        let signature = utoipa::openapi::security::ApiKeyValue::with_description(
+            "Stripe-Signature",
+            "Stripe's signature of the raw body (`t=…,v1=…`), with the webhook signing secret",
+        );
+        components.add_security_scheme(
+            "stripe_signature",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(signature)),
+        );
     }
 }
 
@@ -95,7 +107,7 @@ pub fn router(state: AppState) -> Router {
     let mut api = api;
     // After the routes are in: it adds to every operation.
     crate::ops::openapi::OperationalResponses.modify(&mut api);
-    let api = std::sync::Arc::new(api);
+    let api = std::sync::Arc::new(doc::finish(&api, state.settings.max_hold_ttl_seconds));
     crate::ops::metrics::handle();
     let router = if state.settings.metrics_listen.is_none() {
         router.route("/metrics", axum::routing::get(crate::ops::metrics::render))
@@ -121,6 +133,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(cors::layer(&state.settings.cors_allowed_origins))
         .layer(from_fn_with_state(state.clone(), crate::ops::rate_limit::limit))
         .layer(from_fn(crate::ops::metrics::track))
         .layer(from_fn(crate::ops::request_id::assign))

@@ -14,10 +14,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::billing::packages::PackageSpec;
+use crate::billing::BillingError;
 use crate::billing::{checkout, intents, packages, plans, subscriptions};
+use crate::http::doc::{
+    Currency, CustomerId, HttpUrl, MinorUnits, Name, NonNegativeCredits, PlanInterval, PositiveCredits, StripeId,
+};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
+use creditd_stripe::client::StripeError;
 
 #[derive(Serialize, ToSchema)]
 pub struct PackageList {
@@ -29,30 +34,46 @@ pub struct PackageList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageIn {
+    #[schema(value_type = Name)]
     pub name: String,
-    #[schema(value_type = String, example = "100")]
+    #[schema(value_type = PositiveCredits)]
     pub credits: Credits,
     /// Minor units (500 = 5.00 usd); with `currency`.
+    #[schema(value_type = Option<MinorUnits>)]
     pub price: Option<i64>,
+    #[schema(value_type = Option<Currency>)]
     pub currency: Option<String>,
     /// An existing one-time Stripe Price instead of `price` and `currency`.
+    #[schema(value_type = Option<StripeId>)]
     pub stripe_price: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
     /// `pkg_…`: buy a credit package (mode `payment`) …
     pub package: Option<String>,
     /// … or `plan_…`: subscribe to a plan (mode `subscription`).
     pub plan: Option<String>,
     /// 1–100, default 1 (packages only).
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: Option<i64>,
     /// Where Stripe sends the buyer after paying; `{CHECKOUT_SESSION_ID}` is filled in. Default:
     /// creditd's own success page, which fulfils the purchase and shows the new balance.
+    #[schema(value_type = Option<HttpUrl>)]
     pub success_url: Option<String>,
+    #[schema(value_type = Option<HttpUrl>)]
     pub cancel_url: Option<String>,
+}
+
+/// What starting a Checkout returns: a package purchase, or a subscription to a plan.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CheckoutCreated {
+    Package(CheckoutOut),
+    Plan(SubscriptionCheckoutOut),
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -67,7 +88,9 @@ pub struct CheckoutOut {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentIntentIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
+    /// `pkg_…`
     pub package: String,
 }
 
@@ -91,8 +114,12 @@ pub struct PaymentList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PaymentQuery {
+    #[param(value_type = CustomerId)]
     pub customer: String,
+    /// Items per page, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The last id of the previous page.
     pub starting_after: Option<String>,
 }
 
@@ -147,17 +174,21 @@ pub(crate) async fn active_package(state: &AppState, id: &str) -> Result<Package
     let package = state.store.package(id).await?;
     let package = package.ok_or_else(|| ApiError::not_found("package_not_found", format!("no such package: {id}")))?;
     if !package.active {
-        return Err(ApiError::invalid(
-            "package",
-            format!("{id} is archived and no longer sold"),
-        ));
+        return Err(ApiError {
+            param: Some("package".into()),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "package_archived",
+                format!("{id} is archived and no longer sold"),
+            )
+        });
     }
     Ok(package)
 }
 
 fn url(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 => Err(
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().count() > 2000 => Err(
             ApiError::invalid(field, "must be an http:// or https:// URL of at most 2000 characters"),
         ),
         other => Ok(other),
@@ -174,13 +205,17 @@ pub async fn list_packages(State(state): State<AppState>, _key: SecretKey) -> Re
 }
 
 /// Create a credit package.
-#[utoipa::path(post, path = "/v1/packages", tag = "purchases", request_body = PackageIn,
-    responses((status = 201, body = Package), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/packages", tag = "purchases", request_body = PackageIn, params(IdempotencyKey),
+    responses((status = 201, body = Package), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`stripe_price_not_found`: Stripe has no such Price"),
+              (status = 409, body = ErrorBody, description = "`idempotency_key_in_use` or `idempotency_key_reused`")))]
 pub async fn create_package(
     State(state): State<AppState>,
     _key: SecretKey,
+    idem: IdempotencyKey,
     body: ApiJson<PackageIn>,
-) -> Result<(StatusCode, Json<Package>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency = idem.for_app(&body);
     let input = body.value;
     let price = match (input.price, input.currency) {
         (Some(p), Some(c)) => Some((p, c)),
@@ -194,15 +229,31 @@ pub async fn create_package(
         price,
         stripe_price: input.stripe_price,
     };
-    let package = packages::create(&state.store, Some(&state.stripe.client), spec, state.clock.now())
-        .await
-        .map_err(|(field, message)| ApiError::invalid(&field, message))?;
-    Ok((StatusCode::CREATED, Json(package)))
+    once(&state, idempotency, || async {
+        let package = packages::create(&state.store, Some(&state.stripe.client), spec, state.clock.now())
+            .await
+            .map_err(|r| match r.not_found {
+                true => ApiError {
+                    param: Some(r.field),
+                    ..ApiError::not_found("stripe_price_not_found", r.message)
+                },
+                false => ApiError::invalid(&r.field, r.message),
+            })?;
+        created(package)
+    })
+    .await
+}
+
+pub(crate) fn created(value: impl Serialize) -> Result<(StatusCode, Value), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        serde_json::to_value(value).map_err(ApiError::internal)?,
+    ))
 }
 
 /// Stop selling a package.
-#[utoipa::path(post, path = "/v1/packages/{id}/archive", tag = "purchases",
-    responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/packages/{id}/archive", tag = "purchases", params(("id" = String, Path, description = "`pkg_…`")),
+    responses((status = 200, body = Package), (status = 404, body = ErrorBody, description = "`package_not_found`")))]
 pub async fn archive_package(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -217,8 +268,11 @@ pub async fn archive_package(
 
 /// Start a Stripe Checkout for a package; send the buyer to `url`. Credits arrive when Stripe
 /// reports the payment (webhook) or the buyer lands on the success page, whichever is first.
-#[utoipa::path(post, path = "/v1/checkout-sessions", tag = "purchases", request_body = CheckoutIn,
-    responses((status = 201, body = CheckoutOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/checkout-sessions", tag = "purchases", request_body = CheckoutIn, params(IdempotencyKey),
+    responses((status = 201, body = CheckoutCreated), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`customer_not_found`, `package_not_found` or `plan_not_found`"),
+              (status = 409, body = ErrorBody, description = "`package_archived`, `plan_archived`, `already_subscribed`, `idempotency_key_in_use` or `idempotency_key_reused`"),
+              (status = 502, body = ErrorBody, description = "`stripe_error`: Stripe refused or did not answer")))]
 pub async fn create_checkout(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -260,24 +314,32 @@ pub async fn create_checkout(
             url: session.url,
             payment,
         };
-        Ok((
-            StatusCode::CREATED,
-            serde_json::to_value(out).map_err(ApiError::internal)?,
-        ))
+        created(out)
     })
     .await
 }
 
 /// Fulfil a Checkout Session now (for apps with their own success page): re-reads it from
 /// Stripe and grants its credits if paid. Safe to call any number of times.
-#[utoipa::path(post, path = "/v1/checkout-sessions/{id}/fulfill", tag = "purchases",
-    responses((status = 200, body = Payment), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/checkout-sessions/{id}/fulfill", tag = "purchases", params(("id" = StripeId, Path, description = "`cs_…`")),
+    responses((status = 200, body = Payment), (status = 404, body = ErrorBody, description = "`payment_not_found`: not a creditd Checkout Session"),
+              (status = 502, body = ErrorBody, description = "`stripe_error`: Stripe refused or did not answer")))]
 pub async fn fulfill_checkout(
     State(state): State<AppState>,
     _key: SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<Payment>, ApiError> {
-    match checkout::fulfill(&state, &id).await? {
+    // Anything but a Stripe id cannot be one of creditd's sessions (and is not sent to Stripe).
+    let stripe_id = !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let fulfilled = match stripe_id {
+        true => match checkout::fulfill(&state, &id).await {
+            // Stripe has no such session: then it is not one of creditd's either.
+            Err(BillingError::Stripe(StripeError::InvalidRequest { status: 404, .. })) => None,
+            other => other?,
+        },
+        false => None,
+    };
+    match fulfilled {
         Some((payment, _)) => Ok(Json(payment)),
         None => Err(ApiError::not_found(
             "payment_not_found",
@@ -288,8 +350,11 @@ pub async fn fulfill_checkout(
 
 /// Create a PaymentIntent for a package, for an embedded Stripe Elements form. Credits arrive
 /// on `payment_intent.succeeded`.
-#[utoipa::path(post, path = "/v1/payment-intents", tag = "purchases", request_body = PaymentIntentIn,
-    responses((status = 201, body = PaymentIntentOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/payment-intents", tag = "purchases", request_body = PaymentIntentIn, params(IdempotencyKey),
+    responses((status = 201, body = PaymentIntentOut), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`customer_not_found` or `package_not_found`"),
+              (status = 409, body = ErrorBody, description = "`package_archived`, `idempotency_key_in_use` or `idempotency_key_reused`"),
+              (status = 502, body = ErrorBody, description = "`stripe_error`: Stripe refused or did not answer")))]
 pub async fn create_payment_intent(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -307,17 +372,14 @@ pub async fn create_payment_intent(
             client_secret: intent.client_secret,
             payment,
         };
-        Ok((
-            StatusCode::CREATED,
-            serde_json::to_value(out).map_err(ApiError::internal)?,
-        ))
+        created(out)
     })
     .await
 }
 
 /// A customer's payments, newest first: Stripe ids, amount, status, credits, receipt.
 #[utoipa::path(get, path = "/v1/payments", tag = "purchases", params(PaymentQuery),
-    responses((status = 200, body = PaymentList), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PaymentList), (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
 pub async fn list_payments(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -356,7 +418,10 @@ async fn subscribe(
     let plan = state.store.plan(plan_id).await?;
     let plan = plan.ok_or_else(|| ApiError::not_found("plan_not_found", format!("no such plan: {plan_id}")))?;
     if !plan.active {
-        return Err(ApiError::invalid("plan", format!("{plan_id} is archived")));
+        return Err(ApiError {
+            param: Some("plan".into()),
+            ..ApiError::new(StatusCode::CONFLICT, "plan_archived", format!("{plan_id} is archived"))
+        });
     }
     if let Some(current) = state.store.subscription_of(&customer.id).await? {
         if matches!(
@@ -380,10 +445,7 @@ async fn subscribe(
             url: session.url,
             plan: plan.id.clone(),
         };
-        Ok((
-            StatusCode::CREATED,
-            serde_json::to_value(out).map_err(ApiError::internal)?,
-        ))
+        created(out)
     })
     .await
 }
@@ -398,16 +460,20 @@ pub struct PlanList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanIn {
+    #[schema(value_type = Name)]
     pub name: String,
-    #[schema(value_type = String, example = "1000")]
+    #[schema(value_type = PositiveCredits)]
     pub credits: Credits,
     /// Minor units per period (2000 = 20.00 usd).
+    #[schema(value_type = MinorUnits)]
     pub price: i64,
+    #[schema(value_type = Currency)]
     pub currency: String,
     /// `day`, `week`, `month` (default) or `year`.
+    #[schema(value_type = Option<PlanInterval>)]
     pub interval: Option<String>,
     /// Unused allowance carried into the next period, at most this much (default none).
-    #[schema(value_type = Option<String>, example = "500")]
+    #[schema(value_type = Option<NonNegativeCredits>)]
     pub rollover_cap: Option<Credits>,
 }
 
@@ -421,13 +487,16 @@ pub async fn list_plans(State(state): State<AppState>, _key: SecretKey) -> Resul
 }
 
 /// Create a plan.
-#[utoipa::path(post, path = "/v1/plans", tag = "subscriptions", request_body = PlanIn,
-    responses((status = 201, body = Plan), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/plans", tag = "subscriptions", request_body = PlanIn, params(IdempotencyKey),
+    responses((status = 201, body = Plan), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`idempotency_key_in_use` or `idempotency_key_reused`")))]
 pub async fn create_plan(
     State(state): State<AppState>,
     _key: SecretKey,
+    idem: IdempotencyKey,
     body: ApiJson<PlanIn>,
-) -> Result<(StatusCode, Json<Plan>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency = idem.for_app(&body);
     let input = body.value;
     let spec = plans::PlanSpec {
         name: input.name,
@@ -437,17 +506,22 @@ pub async fn create_plan(
         interval: input.interval.unwrap_or_else(|| "month".into()),
         rollover_cap: input.rollover_cap.unwrap_or(Credits::ZERO),
     };
-    let plan = plans::create(&state.store, spec, state.clock.now())
-        .await
-        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
-    Ok((StatusCode::CREATED, Json(plan)))
+    once(&state, idempotency, || async {
+        let plan = plans::create(&state.store, spec, state.clock.now())
+            .await
+            .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+        created(plan)
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
     /// Where the portal's "return" link goes.
+    #[schema(value_type = Option<HttpUrl>)]
     pub return_url: Option<String>,
 }
 
@@ -459,7 +533,8 @@ pub struct PortalOut {
 
 /// Open Stripe's customer portal for self-service plan changes and cancellation.
 #[utoipa::path(post, path = "/v1/billing-portal", tag = "subscriptions", request_body = PortalIn,
-    responses((status = 200, body = PortalOut), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PortalOut), (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+              (status = 502, body = ErrorBody, description = "`stripe_error`: Stripe refused or did not answer")))]
 pub async fn billing_portal(
     State(state): State<AppState>,
     _key: SecretKey,

@@ -11,19 +11,33 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::http::customers::metadata;
+use crate::http::doc::{CustomerId, Feature, Metadata, NonNegativeCredits, PositiveCredits};
 use crate::http::error::{ApiError, ErrorBody};
+
+const INSUFFICIENT: &str = "`insufficient_credits`, with `balance` and `available`: nothing was spent";
+const OVERLOADED: &str = "`overloaded`: retry after `Retry-After` seconds";
+
+/// A hold id in the path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HoldPath {
+    /// `hold_…`
+    pub id: String,
+}
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 
 /// Deducts credits for one AI request.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = String, example = "1.25")]
+    #[schema(value_type = PositiveCredits)]
     pub amount: Credits,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
+    #[schema(value_type = Feature)]
     pub feature: String,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -31,13 +45,16 @@ pub struct UsageIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = String, example = "5")]
+    #[schema(value_type = PositiveCredits)]
     pub amount: Credits,
-    /// Seconds until an uncaptured hold releases itself (default from the configuration).
+    /// Seconds until an uncaptured hold releases itself (default from the configuration; at
+    /// most `max_hold_ttl_seconds`).
     pub ttl_seconds: Option<i64>,
+    #[schema(value_type = Option<Feature>)]
     pub feature: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -46,16 +63,18 @@ pub struct HoldIn {
 #[serde(deny_unknown_fields)]
 pub struct CaptureIn {
     /// Defaults to the whole hold; `0` spends nothing.
-    #[schema(value_type = Option<String>, example = "3.2")]
+    #[schema(value_type = Option<NonNegativeCredits>)]
     pub amount: Option<Credits>,
+    #[schema(value_type = Option<Feature>)]
     pub feature: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = String, example = "2")]
+    #[schema(value_type = PositiveCredits)]
     pub amount: Credits,
 }
 
@@ -84,9 +103,10 @@ fn hold_outcome(outcome: Outcome) -> Result<Hold, ApiError> {
 
 /// Record usage: deduct credits, exactly once per idempotency key. 402 with the balance when
 /// the available credits do not cover it (nothing is deducted).
-#[utoipa::path(post, path = "/v1/usage", request_body = UsageIn, tag = "spending",
-    responses((status = 200, body = Usage), (status = 402, body = ErrorBody, description = "insufficient_credits"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/usage", request_body = UsageIn, tag = "spending", params(IdempotencyKey),
+    responses((status = 200, body = Usage), (status = 402, body = ErrorBody, description = INSUFFICIENT),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+              (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn record_usage(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -110,8 +130,10 @@ pub async fn record_usage(
 
 /// Place a hold: reserves credits (reduces available, not balance) until captured, released
 /// or expired.
-#[utoipa::path(post, path = "/v1/holds", request_body = HoldIn, tag = "spending",
-    responses((status = 201, body = Hold), (status = 402, body = ErrorBody), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/holds", request_body = HoldIn, tag = "spending", params(IdempotencyKey),
+    responses((status = 201, body = Hold), (status = 402, body = ErrorBody, description = INSUFFICIENT), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+              (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn create_hold(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -140,9 +162,11 @@ pub async fn create_hold(
 }
 
 /// Capture a hold.
-#[utoipa::path(post, path = "/v1/holds/{id}/capture", request_body = CaptureIn, tag = "spending",
-    responses((status = 200, body = Hold), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "hold_not_open")))]
+#[utoipa::path(post, path = "/v1/holds/{id}/capture", request_body = CaptureIn, tag = "spending", params(HoldPath, IdempotencyKey),
+    responses((status = 200, body = Hold), (status = 402, body = ErrorBody, description = INSUFFICIENT),
+              (status = 404, body = ErrorBody, description = "`hold_not_found`"),
+              (status = 409, body = ErrorBody, description = "`hold_not_open`, or `idempotency_key_reused`"),
+              (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn capture_hold(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -167,8 +191,10 @@ pub async fn capture_hold(
 }
 
 /// Release a hold without spending.
-#[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "spending",
-    responses((status = 200, body = Hold), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "spending", params(HoldPath, IdempotencyKey),
+    responses((status = 200, body = Hold), (status = 404, body = ErrorBody, description = "`hold_not_found`"),
+              (status = 409, body = ErrorBody, description = "`hold_not_open`, or `idempotency_key_reused`"),
+              (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn release_hold(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -184,8 +210,8 @@ pub async fn release_hold(
 }
 
 /// A hold and its status.
-#[utoipa::path(get, path = "/v1/holds/{id}", tag = "spending",
-    responses((status = 200, body = Hold), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/holds/{id}", tag = "spending", params(HoldPath),
+    responses((status = 200, body = Hold), (status = 404, body = ErrorBody, description = "`hold_not_found`")))]
 pub async fn get_hold(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -198,7 +224,7 @@ pub async fn get_hold(
 
 /// Would `amount` be allowed now? Changes nothing.
 #[utoipa::path(post, path = "/v1/check", request_body = CheckIn, tag = "spending",
-    responses((status = 200, body = CheckOut), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CheckOut), (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
 pub async fn check(
     State(state): State<AppState>,
     _key: SecretKey,

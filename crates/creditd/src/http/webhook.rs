@@ -18,14 +18,16 @@ pub struct Received {
 }
 
 /// Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
-/// anything is parsed (400 and nothing recorded when it fails). A verified event is recorded
-/// and acknowledged at once; it is handled in the background (by any replica, retried with
-/// back-off; failures show on the events page and in metrics). An event of the other mode
-/// than the configured key (live vs test) is recorded as `refused` and answered 400
+/// anything is parsed (401 `invalid_signature` and nothing recorded when it fails). A verified
+/// event is recorded and acknowledged at once; it is handled in the background (by any replica,
+/// retried with back-off; failures show on the events page and in metrics). An event of the
+/// other mode than the configured key (live vs test) is recorded as `refused` and answered 400
 /// `livemode_mismatch`. 503 when the event could not be recorded (Stripe retries).
-#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(),
-    request_body(content = String, content_type = "application/json", description = "Stripe's event, exactly as signed"),
-    responses((status = 200, body = Received), (status = 400, body = ErrorBody, description = "invalid_signature, invalid_event or livemode_mismatch")))]
+#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(("stripe_signature" = [])),
+    request_body(content = Object, content_type = "application/json", description = "Stripe's event, exactly as signed"),
+    responses((status = 200, body = Received),
+              (status = 400, body = ErrorBody, description = "`invalid_event` (signed, but not a Stripe event) or `livemode_mismatch`"),
+              (status = 401, body = ErrorBody, description = "`invalid_signature`")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -48,7 +50,7 @@ pub async fn receive(
     .map_err(|e| {
         observe::stripe_event("unknown", "invalid_signature", None);
         ApiError::new(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "invalid_signature",
             format!("Stripe-Signature: {e}"),
         )

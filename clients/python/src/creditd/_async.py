@@ -1,0 +1,359 @@
+"""The asynchronous client: ``AsyncCreditd(api_key=, base_url=)``, the same resources as :class:`Creditd`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+
+from . import _calls as c
+from . import _models as m
+from ._errors import CreditdError
+from ._meter import MeterPlan
+from ._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, Amount, AsyncTransport
+
+T = TypeVar("T", bound=Any)
+
+
+class AsyncPager(Generic[T]):
+    """Every item of a list, newest first, fetched a page at a time as it is iterated."""
+
+    def __init__(self, t: AsyncTransport, cls: type[T], path: str, query: dict[str, Any]) -> None:
+        self._t, self._cls, self._path, self._query = t, cls, path, query
+
+    async def first_page(self) -> tuple[list[T], bool]:
+        """The first page's items and ``has_more``."""
+        return await self._t.run(c.page(self._cls, self._path, self._query))
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        query = dict(self._query)
+        while True:
+            items, has_more = await self._t.run(c.page(self._cls, self._path, query))
+            for item in items:
+                yield item
+            if not has_more or not items:
+                return
+            query["starting_after"] = items[-1].id
+
+
+class _Resource:
+    def __init__(self, t: AsyncTransport) -> None:
+        self._t = t
+
+
+class Customers(_Resource):
+    async def create(
+        self,
+        id: str,
+        *,
+        email: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.Customer:
+        return await self._t.run(c.create_customer(id, email, metadata, idempotency_key))
+
+    async def retrieve(self, id: str) -> m.Customer:
+        return await self._t.run(c.get_customer(id))
+
+
+class Grants(_Resource):
+    async def create(
+        self,
+        customer: str,
+        *,
+        amount: Amount,
+        reason: str,
+        expires_at: int | None = None,
+        priority: int | None = None,
+        source: Literal["promotion", "admin"] | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.Grant:
+        return await self._t.run(
+            c.create_grant(customer, amount, reason, expires_at, priority, source, idempotency_key)
+        )
+
+    def list(
+        self, customer: str, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.Grant]:
+        query = {"limit": limit, "starting_after": starting_after}
+        return AsyncPager(self._t, m.Grant, f"/v1/customers/{c.seg(customer)}/grants", query)
+
+
+class Ledger(_Resource):
+    def list(
+        self, customer: str, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.Entry]:
+        query = {"limit": limit, "starting_after": starting_after}
+        return AsyncPager(self._t, m.Entry, f"/v1/customers/{c.seg(customer)}/ledger", query)
+
+
+class UsageResource(_Resource):
+    async def record(
+        self,
+        *,
+        customer: str,
+        amount: Amount,
+        feature: str,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.Usage:
+        """Raises :class:`CreditdError` 402 ``insufficient_credits`` (nothing deducted) when credits fall short."""
+        return await self._t.run(c.record_usage(customer, amount, feature, metadata, idempotency_key))
+
+
+class Holds(_Resource):
+    async def create(
+        self,
+        *,
+        customer: str,
+        amount: Amount,
+        ttl_seconds: int | None = None,
+        feature: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.Hold:
+        return await self._t.run(c.create_hold(customer, amount, ttl_seconds, feature, metadata, idempotency_key))
+
+    async def retrieve(self, id: str) -> m.Hold:
+        return await self._t.run(c.get_hold(id))
+
+    async def capture(
+        self, id: str, *, amount: Amount | None = None, feature: str | None = None, idempotency_key: str | None = None
+    ) -> m.Hold:
+        return await self._t.run(c.capture_hold(id, amount, feature, idempotency_key))
+
+    async def release(self, id: str, *, idempotency_key: str | None = None) -> m.Hold:
+        return await self._t.run(c.release_hold(id, idempotency_key))
+
+
+class Packages(_Resource):
+    async def list(self) -> list[m.Package]:
+        return await self._t.run(c.list_packages())
+
+    async def create(
+        self,
+        *,
+        name: str,
+        credits: Amount,
+        price: int | None = None,
+        currency: str | None = None,
+        stripe_price: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.Package:
+        return await self._t.run(c.create_package(name, credits, price, currency, stripe_price, idempotency_key))
+
+    async def archive(self, id: str) -> m.Package:
+        return await self._t.run(c.archive_package(id))
+
+
+class Plans(_Resource):
+    async def list(self) -> list[m.Plan]:
+        return await self._t.run(c.list_plans())
+
+    async def create(
+        self,
+        *,
+        name: str,
+        credits: Amount,
+        price: int,
+        currency: str,
+        interval: Literal["day", "week", "month", "year"] | None = None,
+        rollover_cap: Amount | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.Plan:
+        return await self._t.run(c.create_plan(name, credits, price, currency, interval, rollover_cap, idempotency_key))
+
+
+class CheckoutSessions(_Resource):
+    async def create(
+        self,
+        *,
+        customer: str,
+        package: str,
+        quantity: int | None = None,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.CheckoutOut:
+        """Stripe Checkout for a credit package; send the buyer to ``url``."""
+        body = {
+            "customer": customer,
+            "package": package,
+            "quantity": quantity,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        return await self._t.run(c.create_checkout(body, idempotency_key))
+
+    async def create_subscription(
+        self,
+        *,
+        customer: str,
+        plan: str,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.SubscriptionCheckoutOut:
+        """Stripe Checkout in subscription mode for a plan."""
+        body = {"customer": customer, "plan": plan, "success_url": success_url, "cancel_url": cancel_url}
+        return await self._t.run(c.create_subscription_checkout(body, idempotency_key))
+
+    async def fulfill(self, id: str) -> m.Payment:
+        return await self._t.run(c.fulfill_checkout(id))
+
+
+class PaymentIntents(_Resource):
+    async def create(self, *, customer: str, package: str, idempotency_key: str | None = None) -> m.PaymentIntentOut:
+        return await self._t.run(c.create_payment_intent(customer, package, idempotency_key))
+
+
+class Payments(_Resource):
+    def list(
+        self, *, customer: str, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.Payment]:
+        query = {"customer": customer, "limit": limit, "starting_after": starting_after}
+        return AsyncPager(self._t, m.Payment, "/v1/payments", query)
+
+
+class BillingPortal(_Resource):
+    async def create(self, *, customer: str, return_url: str | None = None) -> m.PortalOut:
+        return await self._t.run(c.create_portal(customer, return_url))
+
+
+class StripeEvents(_Resource):
+    def list(
+        self,
+        *,
+        status: Literal["processing", "processed", "ignored", "failed"] | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+    ) -> AsyncPager[m.EventOut]:
+        query = {"status": status, "limit": limit, "starting_after": starting_after}
+        return AsyncPager(self._t, m.EventOut, "/v1/stripe/events", query)
+
+    async def retry(self, id: str) -> m.EventOut:
+        return await self._t.run(c.retry_event(id))
+
+
+class Me(_Resource):
+    """The customer-token endpoints (construct the client with the token as ``api_key``)."""
+
+    async def retrieve(self) -> m.Customer:
+        return await self._t.run(c.get_me())
+
+    def ledger(self, *, limit: int | None = None, starting_after: str | None = None) -> AsyncPager[m.Entry]:
+        return AsyncPager(self._t, m.Entry, "/v1/me/ledger", {"limit": limit, "starting_after": starting_after})
+
+    def payments(self, *, limit: int | None = None, starting_after: str | None = None) -> AsyncPager[m.Payment]:
+        return AsyncPager(self._t, m.Payment, "/v1/me/payments", {"limit": limit, "starting_after": starting_after})
+
+    async def usage(
+        self, *, from_: int | None = None, to: int | None = None, group_by: Literal["day", "feature"] | None = None
+    ) -> m.UsageSummary:
+        return await self._t.run(c.my_usage(from_, to, group_by))
+
+    async def create_checkout_session(
+        self, *, package: str, quantity: int | None = None, idempotency_key: str | None = None
+    ) -> m.CheckoutOut:
+        return await self._t.run(c.my_checkout(package, quantity, idempotency_key))
+
+
+class AsyncMeter:
+    """``async with creditd.meter(...) as m: …; m.actual = "2.5"``: see :meth:`AsyncCreditd.meter`."""
+
+    def __init__(self, holds: Holds, plan: MeterPlan) -> None:
+        self._holds, self._plan = holds, plan
+        self.actual: Amount | None = None
+        self.hold: m.Hold | None = None
+        #: A previous run with this ``request_id`` already captured: the block may skip its work.
+        self.replayed = False
+
+    async def __aenter__(self) -> AsyncMeter:
+        p = self._plan
+        hold = await self._holds.create(
+            customer=p.customer,
+            amount=p.estimate,
+            feature=p.feature,
+            ttl_seconds=p.ttl_seconds,
+            metadata=p.metadata,
+            idempotency_key=p.key("hold"),
+        )
+        # A retried meter gets the first answer replayed, as it was then: read what it is now.
+        self.hold = p.usable(await self._holds.retrieve(hold.id))
+        self.replayed = self.hold.status == "captured"
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        hold, p = self._plan.entered(self.hold), self._plan
+        if hold.status != "open":
+            return
+        if kind is not None or self.actual is None:
+            # A failed release is left to the hold's TTL; the block's own error matters more.
+            with contextlib.suppress(CreditdError):
+                self.hold = await self._holds.release(hold.id, idempotency_key=p.key("release"))
+            return
+        self.hold = await self._holds.capture(
+            hold.id, amount=self.actual, feature=p.feature, idempotency_key=p.key("capture")
+        )
+
+
+class AsyncCreditd:
+    """creditd's API for asyncio. ``AsyncCreditd(api_key="cd_sk_…", base_url="http://127.0.0.1:8080")``."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        t = AsyncTransport(api_key, base_url, timeout, max_retries, http_client)
+        self._t = t
+        self.customers = Customers(t)
+        self.grants = Grants(t)
+        self.ledger = Ledger(t)
+        self.usage = UsageResource(t)
+        self.holds = Holds(t)
+        self.packages = Packages(t)
+        self.plans = Plans(t)
+        self.checkout_sessions = CheckoutSessions(t)
+        self.payment_intents = PaymentIntents(t)
+        self.payments = Payments(t)
+        self.billing_portal = BillingPortal(t)
+        self.stripe_events = StripeEvents(t)
+        self.me = Me(t)
+
+    async def check(self, *, customer: str, amount: Amount) -> m.CheckOut:
+        """Would ``amount`` be allowed now? Changes nothing."""
+        return await self._t.run(c.check(customer, amount))
+
+    def meter(
+        self,
+        *,
+        customer: str,
+        feature: str,
+        estimate: Amount,
+        request_id: str | None = None,
+        ttl_seconds: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AsyncMeter:
+        """Holds ``estimate`` for the ``async with`` block; captures ``m.actual`` on exit, or releases the
+        hold when the block raised or set no ``actual``. The hold, capture and release keys derive
+        from ``request_id``, so running the same metered call again never charges twice."""
+        return AsyncMeter(self.holds, MeterPlan.new(customer, feature, estimate, request_id, ttl_seconds, metadata))
+
+    async def close(self) -> None:
+        await self._t.close()
+
+    async def __aenter__(self) -> AsyncCreditd:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()

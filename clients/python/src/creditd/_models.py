@@ -1,0 +1,268 @@
+"""What creditd returns, as typed, frozen objects with attribute access.
+
+Credits are ``Decimal`` (exact; parsed from creditd's decimal strings), never ``float``. Field
+names and types follow the OpenAPI document's schemas of the same names; the test suite
+checks them against a running creditd's ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar, Union
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    id: str
+    plan: str | None
+    status: str
+    current_period_start: int | None
+    current_period_end: int | None
+    cancel_at_period_end: bool
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    email: str | None
+    metadata: dict[str, Any]
+    balance: Decimal
+    available: Decimal
+    held: Decimal
+    frozen: Decimal
+    debt: Decimal
+    created: int
+    subscription: SubscriptionSummary | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: str
+    customer: str
+    amount: Decimal
+    remaining: Decimal
+    priority: int
+    expires_at: int | None
+    source: str
+    reason: str | None
+    reference: str | None
+    created: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    customer: str
+    grant: str | None
+    kind: str
+    amount: Decimal
+    balance_after: Decimal
+    reference: str | None
+    feature: str | None
+    metadata: dict[str, Any]
+    created: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    id: str
+    customer: str
+    amount: Decimal
+    feature: str
+    balance: Decimal
+    available: Decimal
+    entries: list[Entry]
+    created: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    customer: str
+    amount: Decimal
+    status: str
+    captured: Decimal | None
+    feature: str | None
+    expires_at: int
+    created: int
+    balance: Decimal
+    available: Decimal
+    entries: list[Entry]
+
+
+@dataclass(frozen=True)
+class CheckOut:
+    allowed: bool
+    balance: Decimal
+    available: Decimal
+    requested: Decimal
+
+
+@dataclass(frozen=True)
+class Package:
+    id: str
+    name: str
+    credits: Decimal
+    price: int
+    currency: str
+    stripe_price: str | None
+    active: bool
+    created: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    name: str
+    credits: Decimal
+    price: int
+    currency: str
+    interval: str
+    rollover_cap: Decimal
+    stripe_price: str | None
+    active: bool
+    created: int
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    customer: str
+    package: str
+    quantity: int
+    credits: Decimal
+    amount: int
+    currency: str
+    status: str
+    flow: str
+    checkout_session: str | None
+    payment_intent: str | None
+    grant: str | None
+    receipt_url: str | None
+    failure_message: str | None
+    created: int
+    updated: int
+
+
+@dataclass(frozen=True)
+class CheckoutOut:
+    id: str
+    url: str | None
+    payment: Payment
+
+
+@dataclass(frozen=True)
+class SubscriptionCheckoutOut:
+    id: str
+    url: str | None
+    plan: str
+
+
+@dataclass(frozen=True)
+class PaymentIntentOut:
+    id: str
+    client_secret: str | None
+    payment: Payment
+
+
+@dataclass(frozen=True)
+class PortalOut:
+    url: str
+
+
+@dataclass(frozen=True)
+class EventOut:
+    id: str
+    type: str
+    status: str
+    error: str | None
+    attempts: int
+    created: int
+    received_at: int
+    processed_at: int | None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    credits: Decimal
+    requests: int
+    day: str | None = None
+    feature: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    object: str
+    from_: int = dataclasses.field(metadata={"json": "from"})
+    to: int
+    group_by: str
+    total: Decimal
+    data: list[UsageRow]
+
+
+def _wire_name(field: dataclasses.Field[Any]) -> str:
+    name = field.metadata.get("json")
+    return name if isinstance(name, str) else field.name
+
+
+def parse(cls: type[T], data: Any) -> T:
+    """Builds ``cls`` from creditd's JSON; unknown fields (from a newer creditd) are ignored."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        wire = _wire_name(field)
+        if wire in data:
+            values[field.name] = _convert(hints[field.name], data[wire])
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner, value)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v) for v in value]
+    if hint is Decimal:
+        if not isinstance(value, str):
+            raise TypeError(f"expected credits as a decimal string, got {value!r}")
+        return Decimal(value)
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value)  # type: ignore[arg-type]
+    return value
+
+
+MODELS: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (
+        SubscriptionSummary,
+        Customer,
+        Grant,
+        Entry,
+        Usage,
+        Hold,
+        CheckOut,
+        Package,
+        Plan,
+        Payment,
+        CheckoutOut,
+        SubscriptionCheckoutOut,
+        PaymentIntentOut,
+        PortalOut,
+        EventOut,
+        UsageRow,
+        UsageSummary,
+    )
+}
+"""Each model by its OpenAPI schema name."""

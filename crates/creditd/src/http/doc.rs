@@ -1,0 +1,250 @@
+//! The OpenAPI document's shared parts: the schemas of the API's constrained strings (each the
+//! exact rule the handlers enforce, so generated clients and fuzzers agree with the server),
+//! and the error answers every operation shares, added in one place.
+
+use serde_json::{json, Value};
+use utoipa::openapi::{RefOr, Schema};
+
+/// Declares a named schema component from its JSON Schema text.
+macro_rules! json_schema {
+    ($(#[$doc:meta])* $name:ident, $schema:tt) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                serde_json::from_value(json!($schema)).expect("a valid schema")
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+/// Whole part ≤ 10^12 with up to 6 decimals; leading zeros allowed (`Credits::parse`).
+const POSITIVE: &str = concat!(
+    r"^(?:0*[1-9][0-9]{0,11}(?:\.[0-9]{1,6})?",
+    r"|0+\.(?:[1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9])",
+    r"|0*1000000000000(?:\.0{1,6})?)$"
+);
+const NON_NEGATIVE: &str = concat!(
+    r"^(?:-0+(?:\.0{1,6})?|0*[0-9]{1,12}(?:\.[0-9]{1,6})?",
+    r"|0*1000000000000(?:\.0{1,6})?)$"
+);
+/// No control characters (Unicode category Cc), as `validate::text` requires.
+const NO_CONTROLS: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+/// No control characters and at least one character that is not White_Space (not blank after
+/// `str::trim`).
+const NOT_BLANK: &str = concat!(
+    r"^[^\u0000-\u001F\u007F-\u009F]*",
+    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^\u0000-\u001F\u007F-\u009F]*$"
+);
+pub const MAX_CREDITS_WHOLE: i64 = 1_000_000_000_000;
+
+json_schema!(
+    /// Credits greater than zero.
+    PositiveCredits,
+    {
+        "description": "Credits greater than zero: a decimal string with up to 6 decimals (an integer is accepted too), at most 10^12.",
+        "oneOf": [
+            {"type": "string", "pattern": POSITIVE},
+            {"type": "integer", "minimum": 1, "maximum": MAX_CREDITS_WHOLE}
+        ],
+        "example": "2.5"
+    }
+);
+
+json_schema!(
+    /// Credits, zero or more.
+    NonNegativeCredits,
+    {
+        "description": "Credits, zero or more: a decimal string with up to 6 decimals (an integer is accepted too), at most 10^12.",
+        "oneOf": [
+            {"type": "string", "pattern": NON_NEGATIVE},
+            {"type": "integer", "minimum": 0, "maximum": MAX_CREDITS_WHOLE}
+        ],
+        "example": "0.5"
+    }
+);
+
+json_schema!(
+    /// The app's own user id.
+    CustomerId,
+    {
+        "type": "string",
+        "description": "The app's own user id: 1–255 of `A–Z a–z 0–9 . _ - : @ + | =`.",
+        "pattern": "^[A-Za-z0-9._:@+|=-]{1,255}$",
+        "example": "user_123"
+    }
+);
+
+json_schema!(
+    /// What credits paid for.
+    Feature,
+    {
+        "type": "string",
+        "description": "What the credits paid for: 1–100 of `A–Z a–z 0–9 . _ - : /`, e.g. `chat` or `image:gen`.",
+        "pattern": "^[A-Za-z0-9._:/-]{1,100}$",
+        "example": "chat"
+    }
+);
+
+json_schema!(
+    /// A JSON object of at most 8 KiB.
+    Metadata,
+    {
+        "type": "object",
+        "additionalProperties": true,
+        "description": "Your own key-value data, a JSON object of at most 8 KiB; returned as given.",
+        "example": {"tokens": 1250}
+    }
+);
+
+json_schema!(
+    /// Free text without control characters.
+    Text,
+    {"type": "string", "maxLength": 500, "pattern": NO_CONTROLS}
+);
+
+json_schema!(
+    /// Free text that is not blank.
+    Reason,
+    {"type": "string", "minLength": 1, "maxLength": 500, "pattern": NOT_BLANK}
+);
+
+json_schema!(
+    /// A display name.
+    Name,
+    {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK}
+);
+
+json_schema!(
+    /// Who grants credits through the API.
+    GrantSourceIn,
+    {"type": "string", "enum": ["promotion", "admin"], "description": "`promotion` (default) or `admin`; purchases are granted by creditd itself."}
+);
+
+json_schema!(
+    /// How usage is summed.
+    UsageGroup,
+    {"type": "string", "enum": ["day", "feature"]}
+);
+
+json_schema!(
+    /// A Stripe event's status as creditd recorded it.
+    EventStatus,
+    {"type": "string", "enum": ["processing", "processed", "ignored", "failed"]}
+);
+
+json_schema!(
+    /// How often a plan bills.
+    PlanInterval,
+    {"type": "string", "enum": ["day", "week", "month", "year"]}
+);
+
+json_schema!(
+    /// A three-letter currency code.
+    Currency,
+    {"type": "string", "description": "A three-letter ISO currency code, e.g. `usd` (any case).", "pattern": "^[A-Za-z]{3}$", "example": "usd"}
+);
+
+json_schema!(
+    /// Money in minor units.
+    MinorUnits,
+    {"type": "integer", "description": "Minor units of the currency (500 = 5.00 usd).", "minimum": 1, "maximum": creditd_domain::money::MAX_MINOR_UNITS, "example": 500}
+);
+
+json_schema!(
+    /// An http(s) URL.
+    HttpUrl,
+    {"type": "string", "description": "An `http://` or `https://` URL of at most 2000 characters.", "pattern": "^https?://", "maxLength": 2000}
+);
+
+json_schema!(
+    /// A Stripe object id.
+    StripeId,
+    {"type": "string", "description": "A Stripe object id, e.g. `price_1Nx…`.", "pattern": "^[A-Za-z0-9_]{1,255}$"}
+);
+
+/// The finished document: the generated one, with what the derive cannot say added — the
+/// error answers every operation of a kind can give, fields that exclude each other, and the
+/// configured limits.
+pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Value {
+    let mut doc = serde_json::to_value(api).expect("the document serializes");
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for operation in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            common_responses(operation);
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    // "Given" is present and not null: the handlers treat a null field as an absent one.
+    schemas["PackageIn"]["oneOf"] = json!([
+        {"allOf": [given("price"), given("currency"), {"not": given("stripe_price")}]},
+        {"allOf": [given("stripe_price"), {"not": given("price")}, {"not": given("currency")}]}
+    ]);
+    schemas["CheckoutIn"]["oneOf"] = json!([
+        {"allOf": [given("package"), {"not": given("plan")}]},
+        {"allOf": [given("plan"), {"not": given("package")}, {"not": given("quantity")}]}
+    ]);
+    // The views' metadata is the same free-form object the requests take.
+    for schema in schemas.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        let metadata = schema.get_mut("properties").and_then(|p| p.get_mut("metadata"));
+        if let Some(metadata) = metadata.filter(|m| m.get("type") == Some(&json!("object"))) {
+            *metadata = json!({"$ref": "#/components/schemas/Metadata"});
+        }
+    }
+    let ttl = &mut schemas["HoldIn"]["properties"]["ttl_seconds"];
+    ttl["minimum"] = json!(1);
+    ttl["maximum"] = json!(max_hold_ttl_seconds);
+    doc
+}
+
+fn given(field: &str) -> Value {
+    json!({"required": [field], "properties": {field: {"not": {"type": "null"}}}})
+}
+
+/// 401 where a credential is required, 400 and 413 where a JSON body is read, 400 where a query
+/// string is, 400 and 409 (`idempotency_key_reused`) where an `Idempotency-Key` is honoured:
+/// added where the handler's own list lacks them.
+fn common_responses(operation: &mut Value) {
+    let public = operation["security"].as_array().is_some_and(Vec::is_empty);
+    let has_param = |place: &str, name: Option<&str>| {
+        operation["parameters"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["in"] == place && name.is_none_or(|n| p["name"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(n)))
+            })
+        })
+    };
+    let mut add = Vec::new();
+    if !public {
+        add.push((
+            "401",
+            "missing or invalid credentials (`unauthorized`, `invalid_token`)",
+        ));
+    }
+    if operation.get("requestBody").is_some() {
+        add.push(("400", "invalid JSON or an invalid field, named in `param`"));
+        add.push(("413", "the body is larger than `max_body_bytes` (`payload_too_large`)"));
+    }
+    if has_param("query", None) {
+        add.push(("400", "an invalid query parameter, named in `param`"));
+    }
+    if has_param("header", Some("Idempotency-Key")) {
+        add.push(("400", "an invalid `Idempotency-Key`"));
+        add.push(("409", "`idempotency_key_reused`: the key was used with another request"));
+    }
+    let responses = operation["responses"]
+        .as_object_mut()
+        .expect("operations have responses");
+    for (status, description) in add {
+        responses.entry(status).or_insert_with(|| {
+            json!({
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            })
+        });
+    }
+}
