@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Credits;
+use crate::entitlement::Refusal;
+use crate::pricing::Priced;
 use crate::views::{Customer, Grant, Hold, Usage};
 
 /// Which kind of grant: where the credits came from.
@@ -66,9 +68,16 @@ pub struct NewGrant {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewUsage {
     pub customer: String,
+    /// With `priced`, its amount.
     pub amount: Credits,
     pub feature: String,
     pub metadata: serde_json::Value,
+    /// Units priced on the feature's rate card: recorded with the usage.
+    #[serde(default)]
+    pub priced: Option<Priced>,
+    /// A budget of the customer's the spend counts against.
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 /// An operator taking credits away: drawn from live grants in spending order like usage,
@@ -85,10 +94,16 @@ pub struct NewDeduction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewHold {
     pub customer: String,
+    /// With `priced`, its amount.
     pub amount: Credits,
     pub ttl_seconds: i64,
     pub feature: Option<String>,
     pub metadata: serde_json::Value,
+    #[serde(default)]
+    pub priced: Option<Priced>,
+    /// A budget the hold reserves against (its capture counts, its release gives back).
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +119,9 @@ pub enum Command {
         hold: String,
         amount: Option<Credits>,
         feature: Option<String>,
+        /// Units priced at capture (then `amount` is their price): recorded with the capture.
+        #[serde(default)]
+        priced: Option<Priced>,
     },
     ReleaseHold {
         hold: String,
@@ -167,4 +185,9 @@ pub enum CommandError {
     IdempotencyKeyReused,
     #[error("a {kind} grant with reference {reference} already exists")]
     DuplicateGrantReference { kind: String, reference: String },
+    /// The plan or a budget refused the spend; nothing was deducted.
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error("no such budget: {0}")]
+    BudgetNotFound(String),
 }

@@ -3,9 +3,12 @@
 
 pub mod account;
 pub mod amount;
+pub mod calendar;
 pub mod command;
+pub mod entitlement;
 pub mod ids;
 pub mod money;
+pub mod pricing;
 pub mod validate;
 pub mod views;
 

@@ -63,7 +63,7 @@ pub(crate) async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -
         Command::Usage(new) => usage(conn, new, now).await.map(Outcome::Usage),
         Command::Deduct(new) => deduct(conn, new, now).await.map(Outcome::Usage),
         Command::CreateHold(new) => create_hold(conn, new, now).await.map(Outcome::Hold),
-        Command::CaptureHold { hold, amount, feature } => {
+        Command::CaptureHold { hold, amount, feature, .. } => {
             finish_hold(conn, hold, Some((*amount, feature.as_deref())), now)
                 .await
                 .map(Outcome::Hold)
@@ -402,6 +402,8 @@ async fn usage(conn: &mut AnyConnection, new: &NewUsage, now: i64) -> Result<Usa
         available: locked.account.available(),
         entries,
         created: now,
+        priced: new.priced.clone(),
+        budget: new.budget.clone(),
     })
 }
 
@@ -437,6 +439,8 @@ async fn deduct(conn: &mut AnyConnection, new: &NewDeduction, now: i64) -> Resul
         available: locked.account.available(),
         entries,
         created: now,
+        priced: None,
+        budget: None,
     })
 }
 
@@ -474,6 +478,8 @@ async fn create_hold(conn: &mut AnyConnection, new: &NewHold, now: i64) -> Resul
         balance: locked.account.balance,
         available: locked.account.available(),
         entries: Vec::new(),
+        budget: new.budget.clone(),
+        priced: new.priced.clone(),
     })
 }
 

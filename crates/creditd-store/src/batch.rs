@@ -21,7 +21,12 @@ use creditd_domain::views::{Entry, Hold, HoldStatus, Usage};
 use creditd_domain::{Account, Command, CommandError, Credits, IdKind, Idempotency, Lot, Movement, Outcome, Request};
 use sqlx::{AnyConnection, Executor, Row};
 
+use creditd_domain::entitlement::PastDue;
+use creditd_domain::pricing::Priced;
+
 use crate::apply::{insufficient, is_recorded, is_transient, run, EntryContext, MAX_ATTEMPTS};
+use crate::budgets::{Gating, SpendKey};
+use crate::catalog::Catalog;
 use crate::pipeline::Order;
 use crate::rows::{self, HOLD_COLUMNS};
 use crate::rowset::{RowSet, Ty, Val};
@@ -200,7 +205,9 @@ impl Store {
             return Ok(None);
         }
         let commands: Vec<&Command> = segment.iter().map(|&i| &batch[i].command).collect();
+        let catalog = self.catalog().await?;
         let mut state = Segment::load(conn, self.dialect, &commands, now).await?;
+        state.load_gating(conn, catalog, self.past_due_policy(), &commands, now).await?;
         if let Some(order) = locked {
             order.locked();
         }
@@ -451,6 +458,24 @@ struct Segment {
     holds: HashMap<String, HoldState>,
     new_holds: Vec<NewHoldRow>,
     entries: Vec<Entry>,
+    /// Limits and budgets of the segment's customers.
+    gating: Option<Gating>,
+    /// Units of priced requests, recorded with the prices they were charged at.
+    units: Vec<UnitRow>,
+    /// Holds that expired while loading, with a budget: (customer, budget, created, amount).
+    expired_reservations: Vec<(String, String, i64, i64)>,
+}
+
+/// A capture's amount (default: the whole hold), feature and priced units.
+type Capture<'a> = (Option<Credits>, Option<&'a str>, &'a Option<Priced>);
+
+/// The units of one priced request.
+struct UnitRow {
+    reference: String,
+    kind: &'static str,
+    customer: String,
+    feature: String,
+    priced: Priced,
 }
 
 impl Segment {
@@ -488,6 +513,9 @@ impl Segment {
             holds: HashMap::new(),
             new_holds: Vec::new(),
             entries: Vec::new(),
+            gating: None,
+            units: Vec::new(),
+            expired_reservations: Vec::new(),
         };
         if customers.is_empty() {
             return Ok(segment);
@@ -538,14 +566,19 @@ impl Segment {
         let sweep_sql = format!(
             "UPDATE holds SET status = 'expired', updated_at = ${now_param} \
              WHERE customer_id IN (SELECT column1 FROM {source} AS v) AND status = 'open' \
-             AND expires_at <= ${now_param} RETURNING customer_id, amount"
+             AND expires_at <= ${now_param} RETURNING customer_id, amount, budget, created_at"
         );
         let mut expired_holds: HashMap<String, i64> = HashMap::new();
         // `held` is the sum of the open holds (each > 0): with none held there is nothing to sweep.
         if balances.values().any(|&(_, held, _)| held > 0) {
             let query = found.bind(sqlx::query(&sweep_sql)).bind(now);
             for row in query.fetch_all(&mut *conn).await? {
-                *expired_holds.entry(row.try_get(0)?).or_default() += row.try_get::<i64, _>(1)?;
+                let (customer, amount): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+                if let Some(budget) = row.try_get::<Option<String>, _>(2)? {
+                    let reservation = (customer.clone(), budget, row.try_get(3)?, amount);
+                    segment.expired_reservations.push(reservation);
+                }
+                *expired_holds.entry(customer).or_default() += amount;
             }
         }
         for (customer, (balance, held, debt)) in balances {
@@ -617,10 +650,89 @@ impl Segment {
             .ok_or_else(|| CommandError::CustomerNotFound(customer.to_string()).into())
     }
 
-    /// The domain's decision on one command, against the state left by the commands before it.
+    /// Loads the limits and budgets the segment's spends are decided on (customers locked).
+    async fn load_gating(
+        &mut self,
+        conn: &mut AnyConnection,
+        catalog: Arc<Catalog>,
+        past_due: PastDue,
+        commands: &[&Command],
+        now: i64,
+    ) -> Result<()> {
+        let mut spends: Vec<SpendKey<'_>> = commands.iter().filter_map(|c| self.spend_key(c, now)).collect();
+        for (customer, budget, placed_at, _) in &self.expired_reservations {
+            spends.push(SpendKey {
+                customer,
+                feature: None,
+                budget: Some(budget),
+                placed_at: *placed_at,
+            });
+        }
+        let mut gating = Gating::load(conn, self.dialect, catalog, past_due, &spends, now).await?;
+        for (customer, budget, placed_at, amount) in &self.expired_reservations {
+            gating.give_back(customer, budget, *placed_at, *amount);
+        }
+        self.gating = Some(gating);
+        Ok(())
+    }
+
+    /// Who a spend-path command spends for, on which feature and budget. Captures and releases
+    /// are not gated again (their hold was), but settle their hold's budget.
+    fn spend_key<'c>(&'c self, command: &'c Command, now: i64) -> Option<SpendKey<'c>> {
+        match command {
+            Command::Usage(u) => Some(SpendKey {
+                customer: &u.customer,
+                feature: Some(&u.feature),
+                budget: u.budget.as_deref(),
+                placed_at: now,
+            }),
+            Command::CreateHold(h) => Some(SpendKey {
+                customer: &h.customer,
+                feature: h.feature.as_deref(),
+                budget: h.budget.as_deref(),
+                placed_at: now,
+            }),
+            Command::CaptureHold { hold, .. } | Command::ReleaseHold { hold } => {
+                let state = self.holds.get(hold)?;
+                Some(SpendKey {
+                    customer: self.hold_owner.get(hold)?,
+                    feature: None,
+                    budget: state.hold.budget.as_deref(),
+                    placed_at: state.hold.created,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn gating(&mut self) -> &mut Gating {
+        self.gating.as_mut().expect("gating is loaded with the segment")
+    }
+
+    fn record_units(&mut self, reference: &str, kind: &'static str, customer: &str, feature: Option<&str>, priced: &Option<Priced>) {
+        if let (Some(priced), Some(feature)) = (priced, feature) {
+            self.units.push(UnitRow {
+                reference: reference.to_string(),
+                kind,
+                customer: customer.to_string(),
+                feature: feature.to_string(),
+                priced: priced.clone(),
+            });
+        }
+    }
+
+    /// The domain's decision on one command, against the state left by the commands before it:
+    /// the plan and budgets first (403/402, nothing deducted), then the balance.
     fn decide(&mut self, command: &Command, now: i64) -> Result<Outcome> {
         match command {
             Command::Usage(new) => {
+                let spend = SpendKey {
+                    customer: &new.customer,
+                    feature: Some(&new.feature),
+                    budget: new.budget.as_deref(),
+                    placed_at: now,
+                };
+                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, new.amount, now)?;
                 let account = self.account(&new.customer)?;
                 let movements = account
                     .debit(new.amount, now)
@@ -633,6 +745,8 @@ impl Segment {
                     metadata: Some(&new.metadata),
                 };
                 let entries = self.push_entries(&new.customer, &movements, &context, now);
+                self.gating().commit(&spend, &admitted, true, new.amount.micros());
+                self.record_units(&id, "usage", &new.customer, Some(&new.feature), &new.priced);
                 Ok(Outcome::Usage(Usage {
                     id,
                     customer: new.customer.clone(),
@@ -642,9 +756,18 @@ impl Segment {
                     available,
                     entries,
                     created: now,
+                    priced: new.priced.clone(),
+                    budget: new.budget.clone(),
                 }))
             }
             Command::CreateHold(new) => {
+                let spend = SpendKey {
+                    customer: &new.customer,
+                    feature: new.feature.as_deref(),
+                    budget: new.budget.as_deref(),
+                    placed_at: now,
+                };
+                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, new.amount, now)?;
                 let account = self.account(&new.customer)?;
                 account
                     .hold(new.amount)
@@ -661,27 +784,31 @@ impl Segment {
                     balance: account.balance,
                     available: account.available(),
                     entries: Vec::new(),
+                    budget: new.budget.clone(),
+                    priced: new.priced.clone(),
                 };
+                self.gating().commit(&spend, &admitted, true, new.amount.micros());
+                self.record_units(&hold.id, "hold", &new.customer, new.feature.as_deref(), &new.priced);
                 self.new_holds.push(NewHoldRow {
                     hold: hold.clone(),
                     metadata: new.metadata.to_string(),
                 });
                 Ok(Outcome::Hold(hold))
             }
-            Command::CaptureHold { hold, amount, feature } => self
-                .finish_hold(hold, Some((*amount, feature.as_deref())), now)
+            Command::CaptureHold {
+                hold,
+                amount,
+                feature,
+                priced,
+            } => self
+                .finish_hold(hold, Some((*amount, feature.as_deref(), priced)), now)
                 .map(Outcome::Hold),
             Command::ReleaseHold { hold } => self.finish_hold(hold, None, now).map(Outcome::Hold),
             other => Err(StoreError::Corrupt(format!("not a spend-path command: {other:?}"))),
         }
     }
 
-    fn finish_hold(
-        &mut self,
-        hold_id: &str,
-        capture: Option<(Option<Credits>, Option<&str>)>,
-        now: i64,
-    ) -> Result<Hold> {
+    fn finish_hold(&mut self, hold_id: &str, capture: Option<Capture<'_>>, now: i64) -> Result<Hold> {
         let not_found = || StoreError::Command(CommandError::HoldNotFound(hold_id.to_string()));
         let customer = self.hold_owner.get(hold_id).cloned().ok_or_else(not_found)?;
         let mut state = self.holds.remove(hold_id).ok_or_else(not_found)?;
@@ -694,7 +821,7 @@ impl Segment {
         &mut self,
         customer: &str,
         state: &mut HoldState,
-        capture: Option<(Option<Credits>, Option<&str>)>,
+        capture: Option<Capture<'_>>,
         now: i64,
     ) -> Result<Hold> {
         if state.hold.status != HoldStatus::Open {
@@ -704,11 +831,20 @@ impl Segment {
             .into());
         }
         let held = state.hold.amount;
-        let account = self.account(customer)?;
+        let spend = SpendKey {
+            customer,
+            feature: None,
+            budget: state.hold.budget.as_deref(),
+            placed_at: state.hold.created,
+        };
         let mut entries = Vec::new();
         match capture {
-            Some((amount, feature)) => {
+            Some((amount, feature, priced)) => {
                 let amount = amount.unwrap_or(held);
+                // Only what goes beyond the reservation needs room in the budget.
+                let extra = Credits::from_micros((amount.micros() - held.micros()).max(0));
+                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, extra, now)?;
+                let account = self.account(customer)?;
                 let movements = account
                     .capture(held, amount, now)
                     .map_err(|e| insufficient(account, amount, e))?;
@@ -719,12 +855,19 @@ impl Segment {
                     metadata: Some(&state.metadata),
                 };
                 entries = self.push_entries(customer, &movements, &context, now);
+                self.gating().commit(&spend, &admitted, false, amount.micros() - held.micros());
+                self.record_units(&state.hold.id, "capture", customer, feature.as_deref(), priced);
+                if priced.is_some() {
+                    state.hold.priced = priced.clone();
+                }
                 state.hold.feature = feature;
                 state.hold.status = HoldStatus::Captured;
                 state.hold.captured = Some(amount);
             }
             None => {
-                account.release(held);
+                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, Credits::ZERO, now)?;
+                self.account(customer)?.release(held);
+                self.gating().commit(&spend, &admitted, false, -held.micros());
                 state.hold.status = HoldStatus::Released;
             }
         }
@@ -795,7 +938,7 @@ impl Segment {
             });
         }
         for chunk in self.new_holds.chunks(per_part) {
-            const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Int, Ty::Text, Ty::Text, Ty::Int];
+            const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Int, Ty::Text, Ty::Text, Ty::Int, Ty::Text];
             let mut rows = RowSet::new(self.dialect, TYPES);
             for row in chunk {
                 let h = &row.hold;
@@ -806,6 +949,7 @@ impl Segment {
                     h.feature.as_deref().into(),
                     row.metadata.as_str().into(),
                     h.expires_at.into(),
+                    h.budget.as_deref().into(),
                 ]);
             }
             parts.push(Part {
@@ -813,8 +957,8 @@ impl Segment {
                 rows,
                 sql: |source, now| {
                     format!(
-                        "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at) \
-                         SELECT v.column1, v.column2, v.column3, 'open', NULL, v.column4, v.column5, v.column6, ${now}, ${now} \
+                        "INSERT INTO holds (id, customer_id, amount, status, captured, feature, metadata, expires_at, created_at, updated_at, budget) \
+                         SELECT v.column1, v.column2, v.column3, 'open', NULL, v.column4, v.column5, v.column6, ${now}, ${now}, v.column7 \
                          FROM {source} AS v"
                     )
                 },
@@ -873,6 +1017,7 @@ impl Segment {
                 race: false,
             });
         }
+        parts.extend(self.gating_parts(per_part));
         let accounts: Vec<(&String, &Account)> = self.accounts.iter().collect();
         for chunk in accounts.chunks(per_part) {
             let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int, Ty::Int]);
@@ -891,6 +1036,69 @@ impl Segment {
                     format!(
                         "UPDATE customers SET balance = v.column2, held = v.column3, updated_at = ${now} \
                          FROM {source} AS v WHERE customers.id = v.column1"
+                    )
+                },
+                rows_expected: chunk.len(),
+                race: false,
+            });
+        }
+        parts
+    }
+}
+
+impl Segment {
+    /// The changed limit and budget counters, and the units of priced requests.
+    fn gating_parts(&self, per_part: usize) -> Vec<Part> {
+        let mut parts = Vec::new();
+        let changed = self.gating.as_ref().map(Gating::changed).unwrap_or_default();
+        for chunk in changed.chunks(per_part) {
+            let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Text, Ty::Int, Ty::Int]);
+            for (customer, counter, window, used) in chunk {
+                rows.push([(*customer).into(), (*counter).into(), (*window).into(), (*used).into()]);
+            }
+            parts.push(Part {
+                what: "counters saved",
+                rows,
+                sql: |source, now| {
+                    format!(
+                        "INSERT INTO usage_counters (customer_id, counter, window_start, used) \
+                         SELECT v.column1, v.column2, v.column3, v.column4 FROM {source} AS v WHERE ${now} IS NOT NULL \
+                         ON CONFLICT (customer_id, counter, window_start) DO UPDATE SET used = excluded.used"
+                    )
+                },
+                rows_expected: chunk.len(),
+                race: false,
+            });
+        }
+        let units: Vec<(&UnitRow, &String, i64)> = self
+            .units
+            .iter()
+            .flat_map(|u| u.priced.units.iter().map(move |(unit, q)| (u, unit, *q)))
+            .collect();
+        for chunk in units.chunks(per_part) {
+            const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Text, Ty::Text, Ty::Text, Ty::Int, Ty::Int, Ty::Int, Ty::Int];
+            let mut rows = RowSet::new(self.dialect, TYPES);
+            for (u, unit, quantity) in chunk {
+                rows.push([
+                    u.reference.as_str().into(),
+                    u.kind.into(),
+                    u.customer.as_str().into(),
+                    u.feature.as_str().into(),
+                    unit.as_str().into(),
+                    (*quantity).into(),
+                    u.priced.prices[*unit].micros().into(),
+                    u.priced.per.into(),
+                    u.priced.amount.micros().into(),
+                ]);
+            }
+            parts.push(Part {
+                what: "units recorded",
+                rows,
+                sql: |source, now| {
+                    format!(
+                        "INSERT INTO usage_units (reference, kind, customer_id, feature, unit, quantity, price, per, amount, created_at) \
+                         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, ${now} \
+                         FROM {source} AS v"
                     )
                 },
                 rows_expected: chunk.len(),

@@ -11,6 +11,8 @@ mod admin;
 mod apply;
 mod batch;
 mod billing;
+mod budgets;
+mod catalog;
 mod idempotency;
 mod keys;
 mod migrate;
@@ -37,6 +39,8 @@ use sqlx::Executor;
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
 pub use apply::ADMIN_ADJUSTMENT_FEATURE;
 pub use billing::{NewPackage, NewPayment, PaymentUpdate};
+pub use budgets::NewBudget;
+pub use catalog::{Catalog, FeatureChange, NewFeature, CATALOG_TTL};
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
@@ -100,6 +104,8 @@ pub struct Store {
     /// SQLite; on PostgreSQL connections of their own, planned for what every statement of a
     /// batch is — a lookup of a few rows by key (see [`batch_pool`]).
     batches: AnyPool,
+    /// Features and plan entitlements as gating last read them.
+    catalog_cache: std::sync::Arc<catalog::CatalogCache>,
 }
 
 /// `sqlite:` / `sqlite://` paths and `postgres://` / `postgresql://` URLs.
@@ -137,6 +143,7 @@ impl Store {
                     pool,
                     batches: writer.clone(),
                     writer,
+                    catalog_cache: Default::default(),
                 })
             }
             Dialect::Postgres => {
@@ -154,6 +161,7 @@ impl Store {
                     writer: pool.clone(),
                     pool,
                     batches,
+                    catalog_cache: Default::default(),
                 })
             }
         }

@@ -1,8 +1,11 @@
 //! Plans, subscriptions and their allowances: each paid invoice grants its period's credits
 //! exactly once (keyed by invoice), expiring at the period's end, with rollover up to a cap.
 
+use std::collections::{BTreeMap, HashMap};
+
 use creditd_domain::command::NewGrant;
-use creditd_domain::views::{Grant, Plan, SubscriptionSummary};
+use creditd_domain::entitlement::{Entitlement, PlanRules};
+use creditd_domain::views::{Grant, Plan, PlanFeature, SubscriptionSummary};
 use creditd_domain::{Credits, GrantSource, IdKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -11,7 +14,7 @@ use crate::apply::{grant_into, lock_account, save_account, write_movements, Entr
 use crate::{Result, Store, StoreError};
 
 const PLAN_COLUMNS: &str =
-    "id, name, credits, price, currency, billing_interval, rollover_cap, stripe_price_id, active, created_at";
+    "id, name, credits, price, currency, billing_interval, rollover_cap, stripe_price_id, active, created_at, free";
 
 #[derive(Clone, Debug)]
 pub struct NewPlan {
@@ -22,6 +25,10 @@ pub struct NewPlan {
     pub interval: String,
     pub rollover_cap: Credits,
     pub stripe_price: Option<String>,
+    /// The free plan: price 0, no Stripe price, credits granted monthly by creditd.
+    pub free: bool,
+    /// Feature id → what the plan includes (every id must name a feature).
+    pub features: BTreeMap<String, Entitlement>,
 }
 
 /// A subscription as read from Stripe.
@@ -68,14 +75,66 @@ fn plan_row(row: &AnyRow) -> Result<Plan> {
         stripe_price: row.try_get("stripe_price_id")?,
         active: row.try_get::<i64, _>("active")? == 1,
         created: row.try_get("created_at")?,
+        free: row.try_get::<i64, _>("free")? == 1,
+        features: BTreeMap::new(),
     })
+}
+
+/// A plan's entitlements as the API shows them.
+pub fn plan_feature_views(rules: Option<&PlanRules>) -> BTreeMap<String, PlanFeature> {
+    rules
+        .map(|r| {
+            r.features
+                .iter()
+                .map(|(f, e)| {
+                    let view = match *e {
+                        Entitlement::Included => PlanFeature::Included(true),
+                        Entitlement::Limited { limit, period } => PlanFeature::Limited { limit, period },
+                    };
+                    (f.clone(), view)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Replaces a plan's entitlements inside a transaction.
+async fn write_plan_features(
+    conn: &mut sqlx::AnyConnection,
+    plan: &str,
+    features: &BTreeMap<String, Entitlement>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM plan_features WHERE plan_id = $1")
+        .bind(plan)
+        .execute(&mut *conn)
+        .await?;
+    for (feature, entitlement) in features {
+        let (limit, period) = match entitlement {
+            Entitlement::Included => (None, None),
+            Entitlement::Limited { limit, period } => (Some(*limit), Some(period.as_str())),
+        };
+        sqlx::query("INSERT INTO plan_features (plan_id, feature_id, usage_limit, period) VALUES ($1, $2, $3, $4)")
+            .bind(plan)
+            .bind(feature)
+            .bind(limit)
+            .bind(period)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn with_features(mut plan: Plan, rules: &HashMap<String, PlanRules>) -> Result<Plan> {
+    plan.features = plan_feature_views(rules.get(&plan.id));
+    Ok(plan)
 }
 
 impl Store {
     pub async fn create_plan(&self, new: &NewPlan, now: i64) -> Result<Plan> {
         let id = format!("plan_{}", &IdKind::Package.new_id()[4..]);
+        let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)"
+            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)"
         ))
         .bind(&id)
         .bind(&new.name)
@@ -86,8 +145,12 @@ impl Store {
         .bind(new.rollover_cap.micros())
         .bind(&new.stripe_price)
         .bind(now)
-        .execute(&self.writer)
+        .bind(i64::from(new.free))
+        .execute(&mut *tx)
         .await?;
+        write_plan_features(&mut tx, &id, &new.features).await?;
+        tx.commit().await?;
+        self.catalog_changed();
         self.plan(&id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("plan vanished".into()))
@@ -95,11 +158,30 @@ impl Store {
 
     pub async fn plans(&self, include_archived: bool) -> Result<Vec<Plan>> {
         let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active = 1 OR $1 = 1 ORDER BY price, created_at, id");
+        let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&sql)
             .bind(i64::from(include_archived))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
-        rows.iter().map(plan_row).collect()
+        let rules = crate::catalog::plan_features(&mut conn).await?;
+        rows.iter().map(|r| with_features(plan_row(r)?, &rules)).collect()
+    }
+
+    /// Replaces what a plan includes; false when there is no such plan.
+    pub async fn set_plan_features(&self, id: &str, features: &BTreeMap<String, Entitlement>) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let found = sqlx::query("SELECT 1 FROM plans WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        write_plan_features(&mut tx, id, features).await?;
+        tx.commit().await?;
+        self.catalog_changed();
+        Ok(true)
     }
 
     pub async fn plan(&self, id: &str) -> Result<Option<Plan>> {
@@ -111,11 +193,14 @@ impl Store {
     }
 
     async fn plan_where(&self, column: &str, value: &str) -> Result<Option<Plan>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE {column} = $1"))
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
-        row.as_ref().map(plan_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let rules = crate::catalog::plan_features(&mut conn).await?;
+        with_features(plan_row(&row)?, &rules).map(Some)
     }
 
     /// Records the Stripe Price created for a plan; the first one recorded wins.
@@ -138,6 +223,7 @@ impl Store {
             .bind(id)
             .execute(&self.writer)
             .await?;
+        self.catalog_changed();
         Ok(done.rows_affected() == 1)
     }
 

@@ -442,10 +442,12 @@ async fn plans_command(store: &Store, command: PlansCommand, now: i64) -> anyhow
             let spec = crate::billing::plans::PlanSpec {
                 name,
                 credits,
-                price,
-                currency,
+                price: Some(price),
+                currency: Some(currency),
                 interval,
                 rollover_cap,
+                free: false,
+                features: Default::default(),
             };
             match crate::billing::plans::create(store, spec, now).await {
                 Ok(p) => println!(

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use creditd_domain::entitlement::Refusal;
 use creditd_domain::{CommandError, Credits};
 use creditd_store::StoreError;
 use serde::Serialize;
@@ -102,6 +103,24 @@ impl From<CommandError> for ApiError {
             CommandError::DuplicateGrantReference { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_reference", message)
             }
+            CommandError::Refused(refusal) => match refusal {
+                Refusal::FeatureNotInPlan { .. } => ApiError {
+                    param: Some("feature".into()),
+                    ..ApiError::new(StatusCode::FORBIDDEN, "feature_not_in_plan", message)
+                },
+                Refusal::LimitReached { .. } => ApiError {
+                    param: Some("feature".into()),
+                    ..ApiError::new(StatusCode::FORBIDDEN, "limit_reached", message)
+                },
+                Refusal::BudgetExceeded { .. } => ApiError {
+                    param: Some("budget".into()),
+                    ..ApiError::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message)
+                },
+            },
+            CommandError::BudgetNotFound(_) => ApiError {
+                param: Some("budget".into()),
+                ..ApiError::not_found("budget_not_found", message)
+            },
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The JSON API: thin handlers that extract, call the store, and map errors once.
 
+pub mod catalog;
 pub mod customers;
+pub mod entitlements;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -27,7 +29,7 @@ use error::ApiError;
     info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
     modifiers(&SecretKeyAuth),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "customer tokens"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "catalog"), (name = "customer tokens"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -64,7 +66,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(spend::get_hold))
         .routes(routes!(spend::capture_hold))
         .routes(routes!(spend::release_hold))
-        .routes(routes!(spend::check))
+        .routes(routes!(entitlements::check))
+        .routes(routes!(entitlements::entitlements))
+        .routes(routes!(entitlements::put_budget, entitlements::list_budgets))
+        .routes(routes!(catalog::create_feature, catalog::list_features))
+        .routes(routes!(catalog::update_feature))
+        .routes(routes!(catalog::archive_feature))
+        .routes(routes!(payments::update_plan))
         .routes(routes!(payments::list_packages, payments::create_package))
         .routes(routes!(payments::archive_package))
         .routes(routes!(payments::create_checkout))

@@ -1,5 +1,6 @@
 //! Packages, purchases (Checkout and PaymentIntents) and payments.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use axum::extract::{Path, State};
@@ -356,6 +357,12 @@ async fn subscribe(
     if !plan.active {
         return Err(ApiError::invalid("plan", format!("{plan_id} is archived")));
     }
+    if plan.free {
+        return Err(ApiError::invalid(
+            "plan",
+            format!("{plan_id} is the free plan: customers without a subscription have it"),
+        ));
+    }
     if let Some(current) = state.store.subscription_of(&customer.id).await? {
         if matches!(
             current.status.as_str(),
@@ -397,11 +404,18 @@ pub struct PlanList {
 #[serde(deny_unknown_fields)]
 pub struct PlanIn {
     pub name: String,
-    #[schema(value_type = String, example = "1000")]
+    /// Credits each paid period grants (the free plan: each calendar month).
+    #[schema(value_type = String, example = "1000", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
     pub credits: Credits,
-    /// Minor units per period (2000 = 20.00 usd).
-    pub price: i64,
-    pub currency: String,
+    /// Minor units per period (2000 = 20.00 usd); not for the free plan.
+    pub price: Option<i64>,
+    pub currency: Option<String>,
+    /// The free plan: no price, its credits granted by creditd every month to every customer
+    /// without a paid subscription (at most one active free plan).
+    pub free: Option<bool>,
+    /// Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`.
+    #[schema(value_type = Option<Object>, example = json!({"chat": true, "images": {"limit": 3, "period": "day"}}))]
+    pub features: Option<BTreeMap<String, Value>>,
     /// `day`, `week`, `month` (default) or `year`.
     pub interval: Option<String>,
     /// Unused allowance carried into the next period, at most this much (default none).
@@ -427,6 +441,9 @@ pub async fn create_plan(
     body: ApiJson<PlanIn>,
 ) -> Result<(StatusCode, Json<Plan>), ApiError> {
     let input = body.value;
+    let features = plans::entitlements(&state.store, input.features.unwrap_or_default())
+        .await
+        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
     let spec = plans::PlanSpec {
         name: input.name,
         credits: input.credits,
@@ -434,11 +451,42 @@ pub async fn create_plan(
         currency: input.currency,
         interval: input.interval.unwrap_or_else(|| "month".into()),
         rollover_cap: input.rollover_cap.unwrap_or(Credits::ZERO),
+        free: input.free.unwrap_or(false),
+        features,
     };
     let plan = plans::create(&state.store, spec, state.clock.now())
         .await
         .map_err(|(f, m)| ApiError::invalid(&f, m))?;
     Ok((StatusCode::CREATED, Json(plan)))
+}
+
+/// What a plan includes, replaced as a whole.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanUpdate {
+    /// Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`.
+    #[schema(value_type = Object)]
+    pub features: BTreeMap<String, Value>,
+}
+
+/// Change what a plan includes; applies to the plan's customers from now on.
+#[utoipa::path(post, path = "/v1/plans/{id}", tag = "subscriptions", request_body = PlanUpdate,
+    responses((status = 200, body = Plan), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn update_plan(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    Path(id): Path<String>,
+    body: ApiJson<PlanUpdate>,
+) -> Result<Json<Plan>, ApiError> {
+    let features = plans::entitlements(&state.store, body.value.features)
+        .await
+        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+    let not_found = || ApiError::not_found("plan_not_found", format!("no such plan: {id}"));
+    if !state.store.set_plan_features(&id, &features).await? {
+        return Err(not_found());
+    }
+    state.store.plan(&id).await?.map(Json).ok_or_else(not_found)
 }
 
 #[derive(Deserialize, ToSchema)]

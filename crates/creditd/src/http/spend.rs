@@ -1,28 +1,36 @@
 //! The spend path: usage, two-phase holds, and the read-only check.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use creditd_domain::command::{NewHold, NewUsage};
 use creditd_domain::views::{Hold, Usage};
 use creditd_domain::{validate, Command, Credits, Outcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::http::customers::metadata;
+use crate::http::catalog::priced_amount;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 
-/// Deducts credits for one AI request.
+/// Deducts credits for one AI request: an `amount`, or `units` of a priced feature.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageIn {
     pub customer: String,
-    #[schema(value_type = String, example = "1.25")]
-    pub amount: Credits,
+    #[schema(value_type = Option<String>, example = "1.25", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    pub amount: Option<Credits>,
+    /// Quantities of the feature's units, priced on its rate card (instead of `amount`).
+    #[schema(example = json!({"input_tokens": 1200, "output_tokens": 350}))]
+    pub units: Option<BTreeMap<String, i64>>,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
     pub feature: String,
+    /// A budget of the customer's (e.g. the app's API key id) this spend counts against.
+    pub budget: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
@@ -32,8 +40,12 @@ pub struct UsageIn {
 #[serde(deny_unknown_fields)]
 pub struct HoldIn {
     pub customer: String,
-    #[schema(value_type = String, example = "5")]
-    pub amount: Credits,
+    #[schema(value_type = Option<String>, example = "5", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    pub amount: Option<Credits>,
+    /// Units of `feature` to reserve at its current prices (instead of `amount`).
+    pub units: Option<BTreeMap<String, i64>>,
+    /// A budget the hold reserves against.
+    pub budget: Option<String>,
     /// Seconds until an uncaptured hold releases itself (default from the configuration).
     pub ttl_seconds: Option<i64>,
     pub feature: Option<String>,
@@ -46,33 +58,23 @@ pub struct HoldIn {
 #[serde(deny_unknown_fields)]
 pub struct CaptureIn {
     /// Defaults to the whole hold; `0` spends nothing.
-    #[schema(value_type = Option<String>, example = "3.2")]
+    #[schema(value_type = Option<String>, example = "3.2", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
     pub amount: Option<Credits>,
+    /// What the call really used, priced on the feature's current rate card (instead of `amount`).
+    pub units: Option<BTreeMap<String, i64>>,
     pub feature: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckIn {
-    pub customer: String,
-    #[schema(value_type = String, example = "2")]
-    pub amount: Credits,
-}
-
-/// Whether a spend of `amount` would be allowed now.
-#[derive(Serialize, ToSchema)]
-pub struct CheckOut {
-    pub allowed: bool,
-    #[schema(value_type = String)]
-    pub balance: Credits,
-    #[schema(value_type = String)]
-    pub available: Credits,
-    #[schema(value_type = String)]
-    pub requested: Credits,
-}
-
-fn feature(field: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn feature(field: &str, value: &str) -> Result<(), ApiError> {
     validate::feature(value).map_err(|m| ApiError::invalid(field, m))
+}
+
+/// A budget id names one of the app's keys or team members: the customer-id alphabet.
+pub(crate) fn budget_id(id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(id) => validate::customer_id(id).map_err(|m| ApiError::invalid("budget", m)),
+        None => Ok(()),
+    }
 }
 
 fn hold_outcome(outcome: Outcome) -> Result<Hold, ApiError> {
@@ -85,8 +87,12 @@ fn hold_outcome(outcome: Outcome) -> Result<Hold, ApiError> {
 /// Record usage: deduct credits, exactly once per idempotency key. 402 with the balance when
 /// the available credits do not cover it (nothing is deducted).
 #[utoipa::path(post, path = "/v1/usage", request_body = UsageIn, tag = "spending",
-    responses((status = 200, body = Usage), (status = 402, body = ErrorBody, description = "insufficient_credits"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Usage),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 402, body = ErrorBody, description = "insufficient_credits or budget_exceeded"),
+              (status = 403, body = ErrorBody, description = "feature_not_in_plan or limit_reached"),
+              (status = 404, body = ErrorBody, description = "customer_not_found or budget_not_found"),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn record_usage(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -94,13 +100,17 @@ pub async fn record_usage(
     body: ApiJson<UsageIn>,
 ) -> Result<Json<Usage>, ApiError> {
     let input = &body.value;
-    let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
     feature("feature", &input.feature)?;
+    budget_id(input.budget.as_deref())?;
+    let (amount, priced) = priced_amount(&state, Some(&input.feature), input.amount, input.units.as_ref(), true).await?;
+    let amount = amount.ok_or_else(|| ApiError::invalid("amount", "is required (or units)"))?;
     let command = Command::Usage(NewUsage {
         customer: input.customer.clone(),
         amount,
         feature: input.feature.clone(),
         metadata: metadata(input.metadata.clone())?,
+        priced,
+        budget: input.budget.clone(),
     });
     match state.write(command, idem.for_app(&body)).await? {
         Outcome::Usage(usage) => Ok(Json(usage)),
@@ -111,7 +121,10 @@ pub async fn record_usage(
 /// Place a hold: reserves credits (reduces available, not balance) until captured, released
 /// or expired.
 #[utoipa::path(post, path = "/v1/holds", request_body = HoldIn, tag = "spending",
-    responses((status = 201, body = Hold), (status = 402, body = ErrorBody), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = Hold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 402, body = ErrorBody, description = "insufficient_credits or budget_exceeded"),
+              (status = 403, body = ErrorBody, description = "feature_not_in_plan or limit_reached"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_hold(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -119,14 +132,16 @@ pub async fn create_hold(
     body: ApiJson<HoldIn>,
 ) -> Result<(StatusCode, Json<Hold>), ApiError> {
     let input = &body.value;
-    let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
+    if let Some(f) = &input.feature {
+        feature("feature", f)?;
+    }
+    budget_id(input.budget.as_deref())?;
+    let (amount, priced) = priced_amount(&state, input.feature.as_deref(), input.amount, input.units.as_ref(), true).await?;
+    let amount = amount.ok_or_else(|| ApiError::invalid("amount", "is required (or units)"))?;
     let ttl_seconds = input.ttl_seconds.unwrap_or(state.settings.hold_ttl_seconds);
     if !(1..=state.settings.max_hold_ttl_seconds).contains(&ttl_seconds) {
         let max = state.settings.max_hold_ttl_seconds;
         return Err(ApiError::invalid("ttl_seconds", format!("must be between 1 and {max}")));
-    }
-    if let Some(f) = &input.feature {
-        feature("feature", f)?;
     }
     let command = Command::CreateHold(NewHold {
         customer: input.customer.clone(),
@@ -134,6 +149,8 @@ pub async fn create_hold(
         ttl_seconds,
         feature: input.feature.clone(),
         metadata: metadata(input.metadata.clone())?,
+        priced,
+        budget: input.budget.clone(),
     });
     let hold = hold_outcome(state.write(command, idem.for_app(&body)).await?)?;
     Ok((StatusCode::CREATED, Json(hold)))
@@ -141,8 +158,10 @@ pub async fn create_hold(
 
 /// Capture a hold.
 #[utoipa::path(post, path = "/v1/holds/{id}/capture", request_body = CaptureIn, tag = "spending",
-    responses((status = 200, body = Hold), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "hold_not_open")))]
+    responses((status = 200, body = Hold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 402, body = ErrorBody, description = "insufficient_credits or budget_exceeded"),
+              (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "hold_not_open"), (status = 503, body = ErrorBody)))]
 pub async fn capture_hold(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -151,17 +170,30 @@ pub async fn capture_hold(
     body: ApiJson<CaptureIn>,
 ) -> Result<Json<Hold>, ApiError> {
     let input = &body.value;
-    let amount = input
-        .amount
-        .map(|a| a.non_negative().map_err(|e| ApiError::invalid("amount", e)))
-        .transpose()?;
     if let Some(f) = &input.feature {
         feature("feature", f)?;
     }
+    let (amount, priced) = match &input.units {
+        None => {
+            let amount = input.amount.map(|a| a.non_negative().map_err(|e| ApiError::invalid("amount", e)));
+            (amount.transpose()?, None)
+        }
+        Some(units) => {
+            // Units are priced on the capture's feature, or else the hold's.
+            let feature = match &input.feature {
+                Some(f) => f.clone(),
+                None => state.store.hold(&id, state.clock.now()).await?.and_then(|h| h.feature).ok_or_else(|| {
+                    ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
+                })?,
+            };
+            priced_amount(&state, Some(&feature), input.amount, Some(units), false).await?
+        }
+    };
     let command = Command::CaptureHold {
         hold: id,
         amount,
         feature: input.feature.clone(),
+        priced,
     };
     hold_outcome(state.write(command, idem.for_app(&body)).await?).map(Json)
 }
@@ -194,25 +226,4 @@ pub async fn get_hold(
     let hold = state.store.hold(&id, state.clock.now()).await?;
     hold.map(Json)
         .ok_or_else(|| ApiError::not_found("hold_not_found", format!("no such hold: {id}")))
-}
-
-/// Would `amount` be allowed now? Changes nothing.
-#[utoipa::path(post, path = "/v1/check", request_body = CheckIn, tag = "spending",
-    responses((status = 200, body = CheckOut), (status = 404, body = ErrorBody)))]
-pub async fn check(
-    State(state): State<AppState>,
-    _key: SecretKey,
-    body: ApiJson<CheckIn>,
-) -> Result<Json<CheckOut>, ApiError> {
-    let input = &body.value;
-    let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
-    let check = state.store.check(&input.customer, amount, state.clock.now()).await?;
-    let check = check
-        .ok_or_else(|| ApiError::not_found("customer_not_found", format!("no such customer: {}", input.customer)))?;
-    Ok(Json(CheckOut {
-        allowed: check.allowed,
-        balance: check.balance,
-        available: check.available,
-        requested: amount,
-    }))
 }
