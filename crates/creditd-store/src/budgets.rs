@@ -107,6 +107,22 @@ impl Store {
         Ok(budgets)
     }
 
+    /// Customers after `after` (by id) with no grant whose reference is `prefix` + their id:
+    /// those the free plan's monthly credits have not reached yet.
+    pub async fn customers_without_grant(&self, prefix: &str, after: &str, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT c.id FROM customers c WHERE c.id > $2 AND NOT EXISTS \
+             (SELECT 1 FROM grants g WHERE g.source = 'subscription' AND g.reference = $1 || c.id) \
+             ORDER BY c.id LIMIT $3",
+        )
+        .bind(prefix)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Uses of `feature` by `customer` in the window that starts at `window_start`.
     pub async fn feature_uses(&self, customer: &str, feature: &str, window_start: i64) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;

@@ -28,6 +28,7 @@ pub struct AppState {
 impl AppState {
     /// Starts the writer task: call inside the Tokio runtime.
     pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
+        store.set_past_due_policy(settings.past_due_plan);
         let writer = Writer::spawn(store.clone(), settings.writer());
         let keys = Arc::new(crate::key_cache::KeyCache::new(Duration::from_secs(
             settings.api_key_cache_seconds,
@@ -61,8 +62,9 @@ impl AppState {
 }
 
 /// Writes the expire entries of lapsed grants and releases lapsed holds for customers nobody
-/// touches (touched customers are swept inside their own writes). Safe on many replicas:
-/// each customer is swept under its row lock.
+/// touches (touched customers are swept inside their own writes), and grants the free plan's
+/// monthly credits. Safe on many replicas: each customer is swept under its row lock, and each
+/// month's free grant is unique per customer.
 pub fn spawn_sweeper(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -72,6 +74,11 @@ pub fn spawn_sweeper(state: AppState, every: Duration) -> tokio::task::JoinHandl
                 Ok(0) => {}
                 Ok(n) => tracing::info!(customers = n, "swept expired grants and holds"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            }
+            match crate::billing::free_plan::grant_monthly(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(customers = n, "granted the free plan's monthly credits"),
+                Err(e) => tracing::warn!(error = e.message, "free plan grants failed"),
             }
         }
     })

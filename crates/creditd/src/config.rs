@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use creditd_domain::entitlement::PastDue;
 use creditd_domain::Credits;
 
 use crate::tokens::CustomerTokens;
@@ -43,6 +44,8 @@ pub struct Settings {
     /// How long a verified API key is trusted without asking the database (0: always ask).
     /// A revoked key keeps working for at most this long on replicas that saw it.
     pub api_key_cache_seconds: u64,
+    /// Which plan a `past_due` subscription's customer has: its plan (default) or the free plan.
+    pub past_due_plan: PastDue,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             write_queue_capacity: 8192,
             write_pipeline_depth: 2,
             api_key_cache_seconds: 0,
+            past_due_plan: PastDue::Plan,
         }
     }
 }
@@ -124,6 +128,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("jwt_audience", "CREDITD_JWT_AUDIENCE", ""),
     ("low_balance_threshold", "CREDITD_LOW_BALANCE_THRESHOLD", ""),
     ("billing_frame_ancestors", "CREDITD_BILLING_FRAME_ANCESTORS", ""),
+    ("past_due_plan", "CREDITD_PAST_DUE_PLAN", ""),
 ];
 
 pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:12111";
@@ -348,6 +353,11 @@ impl Config {
                 int_in(1, 1_000_000),
             )?,
             api_key_cache_seconds: r.parse("api_key_cache_seconds", defaults.api_key_cache_seconds, int_in(0, 3600))?,
+            past_due_plan: r.parse("past_due_plan", defaults.past_due_plan, |s| match s {
+                "plan" => Ok(PastDue::Plan),
+                "free" => Ok(PastDue::Free),
+                _ => Err("must be plan or free".into()),
+            })?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

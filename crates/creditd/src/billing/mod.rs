@@ -3,6 +3,7 @@
 //! what Stripe's current state says — from the webhook, the success page, or both at once.
 
 pub mod checkout;
+pub mod free_plan;
 pub mod intents;
 pub mod packages;
 pub mod plans;

@@ -8,6 +8,7 @@ mod billing_page;
 mod chaos;
 mod cli;
 mod customers;
+mod entitlements;
 mod errors;
 mod me;
 mod purchases;
