@@ -8,6 +8,7 @@ pub mod command;
 pub mod entitlement;
 pub mod ids;
 pub mod money;
+pub mod package_sync;
 pub mod pricing;
 pub mod validate;
 pub mod views;

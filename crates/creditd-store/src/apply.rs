@@ -63,11 +63,11 @@ pub(crate) async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -
         Command::Usage(new) => usage(conn, new, now).await.map(Outcome::Usage),
         Command::Deduct(new) => deduct(conn, new, now).await.map(Outcome::Usage),
         Command::CreateHold(new) => create_hold(conn, new, now).await.map(Outcome::Hold),
-        Command::CaptureHold { hold, amount, feature, .. } => {
-            finish_hold(conn, hold, Some((*amount, feature.as_deref())), now)
-                .await
-                .map(Outcome::Hold)
-        }
+        Command::CaptureHold {
+            hold, amount, feature, ..
+        } => finish_hold(conn, hold, Some((*amount, feature.as_deref())), now)
+            .await
+            .map(Outcome::Hold),
         Command::ReleaseHold { hold } => finish_hold(conn, hold, None, now).await.map(Outcome::Hold),
     }
 }

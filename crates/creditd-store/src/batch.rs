@@ -207,7 +207,9 @@ impl Store {
         let commands: Vec<&Command> = segment.iter().map(|&i| &batch[i].command).collect();
         let catalog = self.catalog().await?;
         let mut state = Segment::load(conn, self.dialect, &commands, now).await?;
-        state.load_gating(conn, catalog, self.past_due_policy(), &commands, now).await?;
+        state
+            .load_gating(conn, catalog, self.past_due_policy(), &commands, now)
+            .await?;
         if let Some(order) = locked {
             order.locked();
         }
@@ -709,7 +711,14 @@ impl Segment {
         self.gating.as_mut().expect("gating is loaded with the segment")
     }
 
-    fn record_units(&mut self, reference: &str, kind: &'static str, customer: &str, feature: Option<&str>, priced: &Option<Priced>) {
+    fn record_units(
+        &mut self,
+        reference: &str,
+        kind: &'static str,
+        customer: &str,
+        feature: Option<&str>,
+        priced: &Option<Priced>,
+    ) {
         if let (Some(priced), Some(feature)) = (priced, feature) {
             self.units.push(UnitRow {
                 reference: reference.to_string(),
@@ -732,7 +741,11 @@ impl Segment {
                     budget: new.budget.as_deref(),
                     placed_at: now,
                 };
-                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, new.amount, now)?;
+                let admitted = self
+                    .gating
+                    .as_ref()
+                    .expect("gating loaded")
+                    .decide(&spend, new.amount, now)?;
                 let account = self.account(&new.customer)?;
                 let movements = account
                     .debit(new.amount, now)
@@ -767,7 +780,11 @@ impl Segment {
                     budget: new.budget.as_deref(),
                     placed_at: now,
                 };
-                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, new.amount, now)?;
+                let admitted = self
+                    .gating
+                    .as_ref()
+                    .expect("gating loaded")
+                    .decide(&spend, new.amount, now)?;
                 let account = self.account(&new.customer)?;
                 account
                     .hold(new.amount)
@@ -843,7 +860,11 @@ impl Segment {
                 let amount = amount.unwrap_or(held);
                 // Only what goes beyond the reservation needs room in the budget.
                 let extra = Credits::from_micros((amount.micros() - held.micros()).max(0));
-                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, extra, now)?;
+                let admitted = self
+                    .gating
+                    .as_ref()
+                    .expect("gating loaded")
+                    .decide(&spend, extra, now)?;
                 let account = self.account(customer)?;
                 let movements = account
                     .capture(held, amount, now)
@@ -855,7 +876,8 @@ impl Segment {
                     metadata: Some(&state.metadata),
                 };
                 entries = self.push_entries(customer, &movements, &context, now);
-                self.gating().commit(&spend, &admitted, false, amount.micros() - held.micros());
+                self.gating()
+                    .commit(&spend, &admitted, false, amount.micros() - held.micros());
                 self.record_units(&state.hold.id, "capture", customer, feature.as_deref(), priced);
                 if priced.is_some() {
                     state.hold.priced = priced.clone();
@@ -865,7 +887,11 @@ impl Segment {
                 state.hold.captured = Some(amount);
             }
             None => {
-                let admitted = self.gating.as_ref().expect("gating loaded").decide(&spend, Credits::ZERO, now)?;
+                let admitted = self
+                    .gating
+                    .as_ref()
+                    .expect("gating loaded")
+                    .decide(&spend, Credits::ZERO, now)?;
                 self.account(customer)?.release(held);
                 self.gating().commit(&spend, &admitted, false, -held.micros());
                 state.hold.status = HoldStatus::Released;
@@ -1076,7 +1102,17 @@ impl Segment {
             .flat_map(|u| u.priced.units.iter().map(move |(unit, q)| (u, unit, *q)))
             .collect();
         for chunk in units.chunks(per_part) {
-            const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Text, Ty::Text, Ty::Text, Ty::Int, Ty::Int, Ty::Int, Ty::Int];
+            const TYPES: &[Ty] = &[
+                Ty::Text,
+                Ty::Text,
+                Ty::Text,
+                Ty::Text,
+                Ty::Text,
+                Ty::Int,
+                Ty::Int,
+                Ty::Int,
+                Ty::Int,
+            ];
             let mut rows = RowSet::new(self.dialect, TYPES);
             for (u, unit, quantity) in chunk {
                 rows.push([

@@ -130,6 +130,39 @@ impl Store {
         row.as_ref().map(package_row).transpose()
     }
 
+    /// Packages `packages sync` imported from Stripe.
+    pub async fn synced_packages(&self) -> Result<Vec<Package>> {
+        let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE synced = 1 ORDER BY created_at, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(package_row).collect()
+    }
+
+    /// Creates a package imported from a Stripe Price.
+    pub async fn create_synced_package(&self, new: &NewPackage, now: i64) -> Result<Package> {
+        let package = self.create_package(new, now).await?;
+        sqlx::query("UPDATE packages SET synced = 1 WHERE id = $1")
+            .bind(&package.id)
+            .execute(&self.writer)
+            .await?;
+        Ok(package)
+    }
+
+    /// Changes a package to match its Stripe Price, active again. Payments made before keep
+    /// the credits they were sold with.
+    pub async fn update_synced_package(&self, id: &str, new: &NewPackage) -> Result<()> {
+        sqlx::query(
+            "UPDATE packages SET name = $2, credits = $3, price = $4, currency = $5, active = 1, synced = 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&new.name)
+        .bind(new.credits.micros())
+        .bind(new.price)
+        .bind(&new.currency)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// Stops selling a package (its past payments keep it). False when no active package has the id.
     pub async fn archive_package(&self, id: &str) -> Result<bool> {
         let done = sqlx::query("UPDATE packages SET active = 0 WHERE id = $1 AND active = 1")

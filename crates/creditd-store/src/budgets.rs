@@ -144,12 +144,13 @@ impl Store {
 }
 
 async fn counter(conn: &mut AnyConnection, customer: &str, counter: &str, window: i64) -> Result<i64> {
-    let row = sqlx::query("SELECT used FROM usage_counters WHERE customer_id = $1 AND counter = $2 AND window_start = $3")
-        .bind(customer)
-        .bind(counter)
-        .bind(window)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT used FROM usage_counters WHERE customer_id = $1 AND counter = $2 AND window_start = $3")
+            .bind(customer)
+            .bind(counter)
+            .bind(window)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
 }
 
@@ -226,7 +227,11 @@ impl Gating {
                 gating.plans.insert(customer.to_string(), plan.map(str::to_string));
             }
         }
-        let with_budget: BTreeSet<&str> = spends.iter().filter(|s| s.budget.is_some()).map(|s| s.customer).collect();
+        let with_budget: BTreeSet<&str> = spends
+            .iter()
+            .filter(|s| s.budget.is_some())
+            .map(|s| s.customer)
+            .collect();
         for customer in with_budget {
             let rows = sqlx::query("SELECT id, spend_limit, period FROM budgets WHERE customer_id = $1")
                 .bind(customer)
@@ -261,13 +266,21 @@ impl Gating {
         if let Some(feature) = spend.feature {
             if let Some(rules) = self.plan_rules(spend.customer) {
                 if let Some(Entitlement::Limited { period, .. }) = rules.features.get(feature) {
-                    keys.push((spend.customer.to_string(), feature_counter(feature), period.window(now).0));
+                    keys.push((
+                        spend.customer.to_string(),
+                        feature_counter(feature),
+                        period.window(now).0,
+                    ));
                 }
             }
         }
         if let Some(budget) = spend.budget {
             if let Some(rule) = self.budgets.get(&(spend.customer.to_string(), budget.to_string())) {
-                keys.push((spend.customer.to_string(), budget_counter(budget), rule.period.window(spend.placed_at).0));
+                keys.push((
+                    spend.customer.to_string(),
+                    budget_counter(budget),
+                    rule.period.window(spend.placed_at).0,
+                ));
             }
         }
         keys

@@ -111,6 +111,10 @@ pub enum PackagesCommand {
     },
     /// List packages, archived ones included.
     List,
+    /// Import packages from Stripe: one-time Prices whose Price or Product has `credits_amount`
+    /// metadata; update changed ones, archive removed ones (needs Stripe, or a running `serve`
+    /// for its sandbox).
+    Sync,
     /// Stop selling a package (`pkg_…`).
     Archive { id: String },
 }
@@ -368,6 +372,15 @@ async fn packages_command(store: &Store, config: &Config, command: PackagesComma
                 let state = if p.active { "active" } else { "archived" };
                 let price = creditd_domain::money::display(p.price, &p.currency);
                 println!("{}\t{}\t{} credits\t{price}\t{state}", p.id, p.name, p.credits);
+            }
+        }
+        PackagesCommand::Sync => {
+            let stripe = cli_stripe(config)?;
+            let report = crate::billing::package_sync::sync(store, &stripe.client, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for line in report.lines() {
+                println!("{line}");
             }
         }
         PackagesCommand::Archive { id } => {

@@ -82,3 +82,6 @@ CREATE TABLE usage_units (
 CREATE INDEX usage_units_feature ON usage_units (created_at, feature);
 
 ALTER TABLE holds ADD COLUMN budget TEXT;
+
+-- Packages imported from Stripe by `creditd packages sync` (archived by it when their Price goes).
+ALTER TABLE packages ADD COLUMN synced BIGINT NOT NULL DEFAULT 0 CHECK (synced IN (0, 1));

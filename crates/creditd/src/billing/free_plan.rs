@@ -20,11 +20,15 @@ fn reference(label: &str, customer: &str) -> String {
 /// Returns whether credits were granted.
 pub async fn grant_to(state: &AppState, customer: &str) -> Result<bool, ApiError> {
     let catalog = state.store.catalog().await?;
-    let Some(free) = catalog.free_plan.clone() else { return Ok(false) };
+    let Some(free) = catalog.free_plan.clone() else {
+        return Ok(false);
+    };
     if state.store.applicable_plan(customer, &catalog).await?.as_deref() != Some(free.as_str()) {
         return Ok(false);
     }
-    let Some(plan) = state.store.plan(&free).await? else { return Ok(false) };
+    let Some(plan) = state.store.plan(&free).await? else {
+        return Ok(false);
+    };
     if !plan.credits.is_positive() {
         return Ok(false);
     }

@@ -5,6 +5,7 @@
 pub mod checkout;
 pub mod free_plan;
 pub mod intents;
+pub mod package_sync;
 pub mod packages;
 pub mod plans;
 pub mod reconcile;

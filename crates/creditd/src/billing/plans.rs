@@ -6,8 +6,8 @@ use creditd_domain::calendar::Period;
 use creditd_domain::entitlement::Entitlement;
 use creditd_domain::views::Plan;
 use creditd_domain::{money, Credits};
-use serde_json::Value;
 use creditd_store::{NewPlan, Store};
+use serde_json::Value;
 
 pub struct PlanSpec {
     pub name: String,
@@ -27,12 +27,18 @@ pub async fn entitlements(
     store: &Store,
     features: BTreeMap<String, Value>,
 ) -> Result<BTreeMap<String, Entitlement>, (String, String)> {
-    let known = store.features(true).await.map_err(|e| ("features".to_string(), e.to_string()))?;
+    let known = store
+        .features(true)
+        .await
+        .map_err(|e| ("features".to_string(), e.to_string()))?;
     let mut out = BTreeMap::new();
     for (id, value) in features {
         let field = format!("features.{id}");
         if !known.iter().any(|f| f.id == id) {
-            return Err((field, format!("{id} is not a feature; create it with POST /v1/features")));
+            return Err((
+                field,
+                format!("{id} is not a feature; create it with POST /v1/features"),
+            ));
         }
         let entitlement = match &value {
             Value::Bool(true) => Entitlement::Included,
@@ -47,7 +53,10 @@ pub async fn entitlements(
 
 fn limit(field: &str, map: &serde_json::Map<String, Value>) -> Result<Entitlement, (String, String)> {
     if let Some(other) = map.keys().find(|k| !["limit", "period"].contains(&k.as_str())) {
-        return Err((format!("{field}.{other}"), "unknown field; a limit takes limit and period".into()));
+        return Err((
+            format!("{field}.{other}"),
+            "unknown field; a limit takes limit and period".into(),
+        ));
     }
     let count = map
         .get("limit")
@@ -88,8 +97,18 @@ pub async fn create(store: &Store, spec: PlanSpec, now: i64) -> Result<Plan, (St
         (false, None, _) => return Err(("price".into(), "is required (or \"free\": true)".into())),
         (false, Some(_), None) => return Err(("currency".into(), "is required with price".into())),
     };
-    if spec.free && store.plans(false).await.map_err(|e| ("plan".to_string(), e.to_string()))?.iter().any(|p| p.free) {
-        return Err(("free".into(), "there is already an active free plan; archive it first".into()));
+    if spec.free
+        && store
+            .plans(false)
+            .await
+            .map_err(|e| ("plan".to_string(), e.to_string()))?
+            .iter()
+            .any(|p| p.free)
+    {
+        return Err((
+            "free".into(),
+            "there is already an active free plan; archive it first".into(),
+        ));
     }
     let rollover_cap = spec
         .rollover_cap

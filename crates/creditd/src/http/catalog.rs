@@ -91,7 +91,10 @@ pub async fn create_feature(
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
             "feature_exists",
-            format!("feature {} already exists; change it with POST /v1/features/{}", new.id, new.id),
+            format!(
+                "feature {} already exists; change it with POST /v1/features/{}",
+                new.id, new.id
+            ),
         )),
     }
 }

@@ -83,7 +83,9 @@ async fn feature_use(
     feature: &str,
     now: i64,
 ) -> Result<Option<(i64, Period, i64, i64)>, ApiError> {
-    let entitlement = plan.and_then(|p| catalog.plans.get(p)).and_then(|r| r.features.get(feature));
+    let entitlement = plan
+        .and_then(|p| catalog.plans.get(p))
+        .and_then(|r| r.features.get(feature));
     match entitlement {
         Some(Entitlement::Limited { limit, period }) => {
             let (start, end) = period.window(now);
@@ -109,7 +111,14 @@ pub async fn check(
         feature("feature", f)?;
     }
     budget_id(input.budget.as_deref())?;
-    let (amount, _) = priced_amount(&state, input.feature.as_deref(), input.amount, input.units.as_ref(), true).await?;
+    let (amount, _) = priced_amount(
+        &state,
+        input.feature.as_deref(),
+        input.amount,
+        input.units.as_ref(),
+        true,
+    )
+    .await?;
     let now = state.clock.now();
     let customer = state.customer(&input.customer).await?;
     let catalog = state.store.catalog().await?;
@@ -260,7 +269,8 @@ pub async fn put_budget(
     let input = body.value;
     validate::customer_id(&input.id).map_err(|m| ApiError::invalid("id", m))?;
     let limit = input.limit.positive().map_err(|e| ApiError::invalid("limit", e))?;
-    let period = Period::parse(&input.period).ok_or_else(|| ApiError::invalid("period", "must be day, month or total"))?;
+    let period =
+        Period::parse(&input.period).ok_or_else(|| ApiError::invalid("period", "must be day, month or total"))?;
     if let Some(name) = &input.name {
         validate::text(name).map_err(|m| ApiError::invalid("name", m))?;
     }

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(payments::update_plan))
         .routes(routes!(payments::list_packages, payments::create_package))
         .routes(routes!(payments::archive_package))
+        .routes(routes!(payments::sync_packages))
         .routes(routes!(payments::create_checkout))
         .routes(routes!(payments::fulfill_checkout))
         .routes(routes!(payments::create_payment_intent))

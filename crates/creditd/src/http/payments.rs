@@ -201,6 +201,20 @@ pub async fn create_package(
     Ok((StatusCode::CREATED, Json(package)))
 }
 
+/// Import packages from Stripe: active one-time Prices whose Price or Product has
+/// `credits_amount` metadata become packages; changed ones are updated, removed ones archived,
+/// recurring ones refused by name.
+#[utoipa::path(post, path = "/v1/packages/sync", tag = "purchases",
+    responses((status = 200, body = crate::billing::package_sync::SyncReport), (status = 401, body = ErrorBody),
+              (status = 502, body = ErrorBody, description = "stripe_error")))]
+pub async fn sync_packages(
+    State(state): State<AppState>,
+    _key: SecretKey,
+) -> Result<Json<crate::billing::package_sync::SyncReport>, ApiError> {
+    let report = crate::billing::package_sync::sync(&state.store, &state.stripe.client, state.clock.now()).await?;
+    Ok(Json(report))
+}
+
 /// Stop selling a package.
 #[utoipa::path(post, path = "/v1/packages/{id}/archive", tag = "purchases",
     responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]

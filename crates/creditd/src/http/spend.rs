@@ -12,8 +12,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::http::customers::metadata;
 use crate::http::catalog::priced_amount;
+use crate::http::customers::metadata;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 
@@ -102,7 +102,8 @@ pub async fn record_usage(
     let input = &body.value;
     feature("feature", &input.feature)?;
     budget_id(input.budget.as_deref())?;
-    let (amount, priced) = priced_amount(&state, Some(&input.feature), input.amount, input.units.as_ref(), true).await?;
+    let (amount, priced) =
+        priced_amount(&state, Some(&input.feature), input.amount, input.units.as_ref(), true).await?;
     let amount = amount.ok_or_else(|| ApiError::invalid("amount", "is required (or units)"))?;
     let command = Command::Usage(NewUsage {
         customer: input.customer.clone(),
@@ -136,7 +137,14 @@ pub async fn create_hold(
         feature("feature", f)?;
     }
     budget_id(input.budget.as_deref())?;
-    let (amount, priced) = priced_amount(&state, input.feature.as_deref(), input.amount, input.units.as_ref(), true).await?;
+    let (amount, priced) = priced_amount(
+        &state,
+        input.feature.as_deref(),
+        input.amount,
+        input.units.as_ref(),
+        true,
+    )
+    .await?;
     let amount = amount.ok_or_else(|| ApiError::invalid("amount", "is required (or units)"))?;
     let ttl_seconds = input.ttl_seconds.unwrap_or(state.settings.hold_ttl_seconds);
     if !(1..=state.settings.max_hold_ttl_seconds).contains(&ttl_seconds) {
@@ -175,16 +183,23 @@ pub async fn capture_hold(
     }
     let (amount, priced) = match &input.units {
         None => {
-            let amount = input.amount.map(|a| a.non_negative().map_err(|e| ApiError::invalid("amount", e)));
+            let amount = input
+                .amount
+                .map(|a| a.non_negative().map_err(|e| ApiError::invalid("amount", e)));
             (amount.transpose()?, None)
         }
         Some(units) => {
             // Units are priced on the capture's feature, or else the hold's.
             let feature = match &input.feature {
                 Some(f) => f.clone(),
-                None => state.store.hold(&id, state.clock.now()).await?.and_then(|h| h.feature).ok_or_else(|| {
-                    ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
-                })?,
+                None => state
+                    .store
+                    .hold(&id, state.clock.now())
+                    .await?
+                    .and_then(|h| h.feature)
+                    .ok_or_else(|| {
+                        ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
+                    })?,
             };
             priced_amount(&state, Some(&feature), input.amount, Some(units), false).await?
         }

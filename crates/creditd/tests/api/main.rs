@@ -11,6 +11,7 @@ mod customers;
 mod entitlements;
 mod errors;
 mod me;
+mod package_sync;
 mod purchases;
 mod refunds;
 mod spend;
