@@ -101,6 +101,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/billing", axum::routing::get(crate::pages::billing::page))
         .route("/billing/checkout", axum::routing::post(crate::pages::billing::buy))
+        .route(
+            "/billing/subscribe",
+            axum::routing::post(crate::pages::billing::subscribe),
+        )
+        .route("/billing/portal", axum::routing::post(crate::pages::billing::portal))
+        .route(
+            "/billing/unsubscribe",
+            axum::routing::post(crate::pages::billing::cancel_subscription),
+        )
         .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))

@@ -358,7 +358,7 @@ pub struct SubscriptionCheckoutOut {
     pub plan: String,
 }
 
-async fn subscribe(
+pub(crate) async fn subscribe(
     state: &AppState,
     idempotency: Option<Idempotency>,
     customer: creditd_domain::views::Customer,

@@ -189,7 +189,7 @@ async fn buy_needs_the_session_and_its_csrf_token_then_pays_through_checkout(app
     let alice = sign_in(app, "alice").await;
     let bob = sign_in(app, "bob").await;
     let page = open(app, "/billing", Some(&alice)).await;
-    assert!(page.html.contains("Starter &lt;pack&gt;") && page.html.contains("5.00 USD"));
+    assert!(page.html.contains("Starter &#60;pack&#62;") && page.html.contains("5.00 USD"));
     let (alice_csrf, pkg) = (csrf(&page.html), package_id(&page.html));
     let bob_csrf = csrf(&open(app, "/billing", Some(&bob)).await.html);
     assert_ne!(alice_csrf, bob_csrf);
