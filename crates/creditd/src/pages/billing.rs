@@ -50,7 +50,7 @@ dl.stats{display:flex;flex-wrap:wrap;gap:.25rem 2rem;margin:.5rem 0 0}dl.stats d
 .packages p{margin:0}.price{font-size:1.3rem;font-weight:700}\
 form.buy{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap;margin-top:auto}\
 form.buy label{display:flex;flex-direction:column;font-size:.85rem;color:#4d5562}\
-.plans li.current{border:2px solid #0b57d0}.includes{margin:0;padding-left:1.1rem}h3.sub{margin:1rem 0 .5rem}\
+.plans li.current{border:2px solid #0b57d0}.packages .includes{margin:0;padding-left:1.1rem}.packages .includes li{border:0;border-radius:0;padding:0;display:list-item}h3.sub{margin:1rem 0 .5rem}\
 button.secondary{background:#fff;color:#b3261e;border:1px solid #b3261e}button.secondary:hover{background:#fdecea}\
 .s-active,.s-trialing{background:#e3f4e8;color:#0a5c2b}.s-past_due,.s-canceling{background:#fff3d6;color:#6b4500}\
 input[type=number]{width:5rem;padding:.45rem;font-size:1rem;border:1px solid #8a919c;border-radius:6px}\
