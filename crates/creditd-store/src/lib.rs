@@ -7,14 +7,17 @@
 //! implementation is what keeps the two backends from drifting apart; the conformance suite
 //! runs against both.
 
+mod accounts;
 mod admin;
-mod apply;
 mod batch;
+mod batch_keys;
 mod billing;
 mod idempotency;
 mod keys;
+mod load;
 mod migrate;
 mod operator;
+mod persist;
 mod pipeline;
 mod read;
 mod reconcile;
@@ -34,16 +37,19 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+pub use accounts::AccountCache;
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
-pub use apply::ADMIN_ADJUSTMENT_FEATURE;
-pub use billing::{NewPackage, NewPayment, PaymentUpdate};
+pub use billing::{NewPackage, NewPayment};
+pub use creditd_domain::allowance::{AllowanceKind, AllowanceRequest};
+pub use creditd_domain::book::ADMIN_ADJUSTMENT_FEATURE;
+pub use creditd_domain::purchase::PaymentUpdate;
+pub use creditd_domain::refund::{proportional, Convergence, DisputeState, MoneyState};
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
-pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
-pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
+pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 pub use writer::{Pending, Writer, WriterConfig};
 
@@ -70,8 +76,9 @@ pub enum StoreError {
     /// The batch this request was applied in failed as a whole; none of it was written.
     #[error("the batch failed, nothing of it was written: {0}")]
     Batch(std::sync::Arc<StoreError>),
-    /// Another writer committed an idempotency key this batch was about to store; the batch
-    /// is rolled back and retried (it then replays that writer's result).
+    /// Another writer committed a row this batch was about to insert (an idempotency key, a
+    /// new customer); the batch is rolled back and retried (it then replays that writer's
+    /// result, or decides on the customer it created).
     #[error("a concurrent request committed the same idempotency key")]
     KeyRace,
     /// Internal to the pipelined writer: the batch before this one rolled back to retry, so
