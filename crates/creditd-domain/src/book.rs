@@ -42,7 +42,7 @@ pub const PROVISIONAL_SEQ: i64 = i64::MAX / 2;
 
 /// What storage read for a batch besides the customers' states. Decisions update it, so a
 /// later command of the batch sees what an earlier one did.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Facts {
     /// Customers that exist, with what a customer view shows besides the balances.
     pub profiles: HashMap<String, Profile>,
@@ -94,7 +94,7 @@ pub struct HoldRow {
 pub enum Effect {}
 
 /// Everything a batch writes, in the order it was decided.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Changes {
     /// Customers created, with their profile (their state is in [`Book::customers`]).
     pub customers_created: Vec<(String, Profile)>,
@@ -123,7 +123,7 @@ struct Context<'a> {
 }
 
 /// One batch: the locked customers' states, the facts, and what was decided so far.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Book {
     pub customers: BTreeMap<String, CustomerState>,
     pub facts: Facts,

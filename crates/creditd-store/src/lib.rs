@@ -1,6 +1,13 @@
 //! creditd's storage: the domain's verbs (apply a batch of commands, read balances, verify the
 //! books) on SQLite and PostgreSQL.
 //!
+//! There is one write path for balances: [`Writer`] queues [`creditd_domain::Request`]s and
+//! applies them in batches ([`crate::batch`]); the domain's [`creditd_domain::Book`] decides,
+//! storage only loads ([`crate::load`], [`crate::accounts`]) and persists
+//! ([`crate::persist`]). The writer keeps recently used accounts in memory
+//! ([`AccountCache`]), checked against each customer row's `version`, so several replicas
+//! stay correct. Reads go to the database and never wait for the writer.
+//!
 //! Both backends go through sqlx's `Any` driver with SQL both dialects accept (`$1`
 //! placeholders, `RETURNING`, `ON CONFLICT`, `CAST(SUM(..) AS BIGINT)`); each has its own
 //! migrations, and the few places where they differ ask [`Dialect`]. The one shared
