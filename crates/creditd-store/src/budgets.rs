@@ -1,17 +1,18 @@
-//! Budgets per API key of a customer, and [`Gating`]: what the writer decides limits and
-//! budgets on for the customers of one batch, loaded under their row locks and written back
-//! with the balance in the same transaction.
+//! Budgets per API key of a customer; the [`Gates`] a batch decides limits and budgets on
+//! (read under the customers' locks), and the rows those decisions write with the balance
+//! ([`Effect::Counter`], [`Effect::Units`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 use creditd_domain::calendar::Period;
-use creditd_domain::entitlement::{admit, applicable_plan, BudgetRule, Counted, Entitlement, PastDue, PlanRules};
+use creditd_domain::entitlement::{applicable_plan, BudgetRule, PastDue};
+use creditd_domain::gate::{budget_counter, feature_counter, Gates};
 use creditd_domain::views::Budget;
-use creditd_domain::{CommandError, Credits};
+use creditd_domain::{Book, Command, Credits, Effect};
 use sqlx::{AnyConnection, Row};
 
 use crate::catalog::Catalog;
+use crate::persist::Part;
 use crate::rowset::{RowSet, Ty};
 use crate::{Dialect, Result, Store};
 
@@ -22,16 +23,6 @@ pub struct NewBudget {
     pub name: Option<String>,
     pub limit: Credits,
     pub period: Period,
-}
-
-/// The counter a limited feature's uses are kept in.
-pub fn feature_counter(feature: &str) -> String {
-    format!("feature:{feature}")
-}
-
-/// The counter a budget's credits (micro-credits) are kept in.
-pub fn budget_counter(budget: &str) -> String {
-    format!("budget:{budget}")
 }
 
 fn parse_period(text: &str) -> Result<Period> {
@@ -177,195 +168,163 @@ async fn latest_subscriptions<'a>(
     Ok(latest)
 }
 
-/// A spend's customer, feature and budget, as gating needs them.
-pub(crate) struct SpendKey<'a> {
-    pub customer: &'a str,
-    pub feature: Option<&'a str>,
-    pub budget: Option<&'a str>,
-    /// When a budget's reservation was made (a hold's creation), else now.
-    pub placed_at: i64,
-}
-
-/// Limits and budgets of one batch's customers, decided in memory and written back with it.
-pub(crate) struct Gating {
-    catalog: Arc<Catalog>,
-    /// Customer → the plan that applies to it.
-    plans: HashMap<String, Option<String>>,
-    budgets: HashMap<(String, String), BudgetRule>,
-    /// (customer, counter, window start) → count, as loaded and as decided.
-    loaded: HashMap<(String, String, i64), i64>,
-    counts: HashMap<(String, String, i64), i64>,
-}
-
-impl Gating {
-    /// Loads what `spends` need. Call with the customers' rows locked.
-    pub(crate) async fn load(
-        conn: &mut AnyConnection,
-        dialect: Dialect,
-        catalog: Arc<Catalog>,
-        past_due: PastDue,
-        spends: &[SpendKey<'_>],
-        now: i64,
-    ) -> Result<Gating> {
-        let mut gating = Gating {
-            catalog,
-            plans: HashMap::new(),
-            budgets: HashMap::new(),
-            loaded: HashMap::new(),
-            counts: HashMap::new(),
-        };
-        let gated: BTreeSet<&str> = spends
-            .iter()
-            .filter(|s| s.feature.is_some_and(|f| gating.catalog.gated.contains(f)))
-            .map(|s| s.customer)
-            .collect();
-        if !gated.is_empty() {
-            let subs = latest_subscriptions(conn, dialect, gated.iter().copied()).await?;
-            for customer in gated {
-                let sub = subs.get(customer).map(|(s, p)| (s.as_str(), p.as_deref()));
-                let plan = applicable_plan(sub, gating.catalog.free_plan.as_deref(), past_due);
-                gating.plans.insert(customer.to_string(), plan.map(str::to_string));
-            }
-        }
-        let with_budget: BTreeSet<&str> = spends
-            .iter()
-            .filter(|s| s.budget.is_some())
-            .map(|s| s.customer)
-            .collect();
-        for customer in with_budget {
-            let rows = sqlx::query("SELECT id, spend_limit, period FROM budgets WHERE customer_id = $1")
-                .bind(customer)
-                .fetch_all(&mut *conn)
-                .await?;
-            for row in rows {
-                let rule = BudgetRule {
-                    id: row.try_get(0)?,
-                    limit: Credits::from_micros(row.try_get(1)?),
-                    period: parse_period(&row.try_get::<String, _>(2)?)?,
+/// Reads what the batch's spends are gated on, with their customers locked and admitted: the
+/// catalog's plans, the plan that applies to each customer spending a gated feature, and the
+/// budgets the spends (and the holds they finish) name. Nothing for spends that name neither.
+pub(crate) async fn gates(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    commands: &[&Command],
+    book: &mut Book,
+    catalog: &Catalog,
+    past_due: PastDue,
+) -> Result<()> {
+    let mut gated_customers = BTreeSet::new();
+    let mut budget_customers = BTreeSet::new();
+    for command in commands {
+        let (customer, feature, budget) = match command {
+            Command::Usage(u) => (u.customer.as_str(), Some(u.feature.as_str()), u.budget.is_some()),
+            Command::CreateHold(h) => (h.customer.as_str(), h.feature.as_deref(), h.budget.is_some()),
+            Command::CaptureHold { hold, .. } => {
+                let Some(owner) = book.facts.hold_owners.get(hold) else {
+                    continue;
                 };
-                gating.budgets.insert((customer.to_string(), rule.id.clone()), rule);
+                let reserved = book
+                    .customers
+                    .get(owner)
+                    .and_then(|s| s.holds.get(hold))
+                    .is_some_and(|h| h.budget.is_some());
+                (owner.as_str(), None, reserved)
             }
-        }
-        let keys: BTreeSet<(String, String, i64)> = spends.iter().flat_map(|s| gating.counter_keys(s, now)).collect();
-        for (customer, name, window) in keys {
-            let used = counter(conn, &customer, &name, window).await?;
-            gating.loaded.insert((customer.clone(), name.clone(), window), used);
-            gating.counts.insert((customer, name, window), used);
-        }
-        Ok(gating)
-    }
-
-    fn plan_rules(&self, customer: &str) -> Option<&PlanRules> {
-        let plan = self.plans.get(customer)?.as_ref()?;
-        self.catalog.plans.get(plan)
-    }
-
-    /// The counters a spend may change.
-    fn counter_keys(&self, spend: &SpendKey<'_>, now: i64) -> Vec<(String, String, i64)> {
-        let mut keys = Vec::new();
-        if let Some(feature) = spend.feature {
-            if let Some(rules) = self.plan_rules(spend.customer) {
-                if let Some(Entitlement::Limited { period, .. }) = rules.features.get(feature) {
-                    keys.push((
-                        spend.customer.to_string(),
-                        feature_counter(feature),
-                        period.window(now).0,
-                    ));
-                }
-            }
-        }
-        if let Some(budget) = spend.budget {
-            if let Some(rule) = self.budgets.get(&(spend.customer.to_string(), budget.to_string())) {
-                keys.push((
-                    spend.customer.to_string(),
-                    budget_counter(budget),
-                    rule.period.window(spend.placed_at).0,
-                ));
-            }
-        }
-        keys
-    }
-
-    fn count(&self, customer: &str, name: &str, window: i64) -> i64 {
-        self.counts
-            .get(&(customer.to_string(), name.to_string(), window))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn add(&mut self, customer: &str, name: String, window: i64, delta: i64) {
-        let used = self.counts.entry((customer.to_string(), name, window)).or_insert(0);
-        *used = (*used + delta).max(0);
-    }
-
-    /// Decides whether a spend of `amount` may go ahead (feature in plan and under its limit,
-    /// budget not exceeded). Nothing is counted until [`Gating::commit`].
-    pub(crate) fn decide(&self, spend: &SpendKey<'_>, amount: Credits, now: i64) -> Result<Admitted, CommandError> {
-        let counted = match spend.feature {
-            Some(feature) => admit(
-                &self.catalog.gated,
-                self.plan_rules(spend.customer),
-                feature,
-                |window| self.count(spend.customer, &feature_counter(feature), window),
-                now,
-            )
-            .map_err(CommandError::Refused)?,
-            None => None,
+            _ => continue,
         };
-        let budget = match spend.budget {
-            Some(id) => {
-                let rule = self
-                    .budgets
-                    .get(&(spend.customer.to_string(), id.to_string()))
-                    .ok_or_else(|| CommandError::BudgetNotFound(id.to_string()))?;
-                let window = rule.period.window(spend.placed_at).0;
-                let used = Credits::from_micros(self.count(spend.customer, &budget_counter(id), window));
-                if amount.is_positive() {
-                    rule.allow(used, amount, window).map_err(CommandError::Refused)?;
-                }
-                Some(window)
-            }
-            None => None,
-        };
-        Ok(Admitted { counted, budget })
-    }
-
-    /// Counts an admitted spend: one use of a limited feature (when `count_use`), `amount` of
-    /// the budget (negative gives back a reservation).
-    pub(crate) fn commit(&mut self, spend: &SpendKey<'_>, admitted: &Admitted, count_use: bool, amount: i64) {
-        if let (Some(feature), Some(counted), true) = (spend.feature, admitted.counted, count_use) {
-            let Counted { window_start, .. } = counted;
-            self.add(spend.customer, feature_counter(feature), window_start, 1);
+        if feature.is_some_and(|f| catalog.gated.contains(f)) {
+            gated_customers.insert(customer.to_string());
         }
-        if let (Some(budget), Some(window)) = (spend.budget, admitted.budget) {
-            self.add(spend.customer, budget_counter(budget), window, amount);
+        if budget {
+            budget_customers.insert(customer.to_string());
         }
     }
-
-    /// Gives a reservation back to its budget (a hold that expired), if the budget still exists.
-    pub(crate) fn give_back(&mut self, customer: &str, budget: &str, placed_at: i64, amount: i64) {
-        if let Some(rule) = self.budgets.get(&(customer.to_string(), budget.to_string())) {
-            let window = rule.period.window(placed_at).0;
-            self.add(customer, budget_counter(budget), window, -amount);
+    let mut gates = Gates {
+        gated: catalog.gated.clone(),
+        plans: catalog.plans.clone(),
+        ..Gates::default()
+    };
+    if !gated_customers.is_empty() {
+        let subs = latest_subscriptions(conn, dialect, gated_customers.iter().map(String::as_str)).await?;
+        for customer in gated_customers {
+            let sub = subs.get(&customer).map(|(s, p)| (s.as_str(), p.as_deref()));
+            let plan = applicable_plan(sub, catalog.free_plan.as_deref(), past_due).map(str::to_string);
+            gates.customer_plans.insert(customer, plan);
         }
     }
-
-    /// The counters that changed: (customer, counter, window start, used).
-    pub(crate) fn changed(&self) -> Vec<(&str, &str, i64, i64)> {
-        let mut out: Vec<_> = self
-            .counts
-            .iter()
-            .filter(|(k, v)| self.loaded.get(*k) != Some(*v))
-            .map(|((c, n, w), v)| (c.as_str(), n.as_str(), *w, *v))
-            .collect();
-        out.sort();
-        out
+    for customer in budget_customers {
+        let rows = sqlx::query("SELECT id, spend_limit, period FROM budgets WHERE customer_id = $1")
+            .bind(&customer)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            let rule = BudgetRule {
+                id: row.try_get(0)?,
+                limit: Credits::from_micros(row.try_get(1)?),
+                period: parse_period(&row.try_get::<String, _>(2)?)?,
+            };
+            gates.budgets.insert((customer.clone(), rule.id.clone()), rule);
+        }
     }
+    book.facts.gates = gates;
+    Ok(())
 }
 
-/// What [`Gating::decide`] admitted: the windows to count the spend in.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Admitted {
-    counted: Option<Counted>,
-    budget: Option<i64>,
+/// The counters and units the batch's decisions wrote: each counter once, as it ended up.
+pub(crate) fn effect_parts(dialect: Dialect, effects: &[Effect], per_part: usize) -> Vec<Part> {
+    let mut counters: HashMap<(&str, &str, i64), i64> = HashMap::new();
+    let mut units = Vec::new();
+    for effect in effects {
+        match effect {
+            Effect::Counter {
+                customer,
+                counter,
+                window_start,
+                used,
+            } => {
+                counters.insert((customer.as_str(), counter.as_str(), *window_start), *used);
+            }
+            Effect::Units {
+                reference,
+                kind,
+                customer,
+                feature,
+                priced,
+            } => {
+                for (unit, quantity) in &priced.units {
+                    units.push((reference, *kind, customer, feature, unit, *quantity, priced));
+                }
+            }
+        }
+    }
+    let mut counters: Vec<_> = counters.into_iter().collect();
+    counters.sort();
+    let mut parts = Vec::new();
+    for chunk in counters.chunks(per_part) {
+        let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text, Ty::Int, Ty::Int]);
+        for ((customer, counter, window), used) in chunk {
+            rows.push([(*customer).into(), (*counter).into(), (*window).into(), (*used).into()]);
+        }
+        parts.push(Part {
+            what: "counters saved",
+            rows,
+            // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
+            sql: |source, now| {
+                format!(
+                    "INSERT INTO usage_counters (customer_id, counter, window_start, used) \
+                     SELECT v.column1, v.column2, v.column3, v.column4 FROM {source} AS v WHERE ${now} IS NOT NULL \
+                     ON CONFLICT (customer_id, counter, window_start) DO UPDATE SET used = excluded.used"
+                )
+            },
+            rows_expected: Some(chunk.len()),
+            race: false,
+        });
+    }
+    for chunk in units.chunks(per_part) {
+        const TYPES: &[Ty] = &[
+            Ty::Text,
+            Ty::Text,
+            Ty::Text,
+            Ty::Text,
+            Ty::Text,
+            Ty::Int,
+            Ty::Int,
+            Ty::Int,
+            Ty::Int,
+        ];
+        let mut rows = RowSet::new(dialect, TYPES);
+        for (reference, kind, customer, feature, unit, quantity, priced) in chunk {
+            rows.push([
+                reference.as_str().into(),
+                (*kind).into(),
+                customer.as_str().into(),
+                feature.as_str().into(),
+                unit.as_str().into(),
+                (*quantity).into(),
+                priced.prices[*unit].micros().into(),
+                priced.per.into(),
+                priced.amount.micros().into(),
+            ]);
+        }
+        parts.push(Part {
+            what: "units recorded",
+            rows,
+            sql: |source, now| {
+                format!(
+                    "INSERT INTO usage_units (reference, kind, customer_id, feature, unit, quantity, price, per, amount, created_at) \
+                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, ${now} \
+                     FROM {source} AS v"
+                )
+            },
+            rows_expected: Some(chunk.len()),
+            race: false,
+        });
+    }
+    parts
 }

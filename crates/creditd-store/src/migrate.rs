@@ -39,6 +39,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
     },
     Migration {
+        version: 6,
+        name: "account_versions",
+        sql: include_str!("../migrations/sqlite/0006_account_versions.sql"),
+    },
+    Migration {
         version: 9,
         name: "entitlements",
         sql: include_str!("../migrations/sqlite/0009_entitlements.sql"),
@@ -70,6 +75,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "subscriptions",
         sql: include_str!("../migrations/postgres/0005_subscriptions.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "account_versions",
+        sql: include_str!("../migrations/postgres/0006_account_versions.sql"),
     },
     Migration {
         version: 9,

@@ -81,7 +81,9 @@ CREATE TABLE usage_units (
 );
 CREATE INDEX usage_units_feature ON usage_units (created_at, feature);
 
+-- The budget a hold reserves against, and the start of the window its reservation counts in.
 ALTER TABLE holds ADD COLUMN budget TEXT;
+ALTER TABLE holds ADD COLUMN budget_window BIGINT;
 
 -- Packages imported from Stripe by `creditd packages sync` (archived by it when their Price goes).
 ALTER TABLE packages ADD COLUMN synced BIGINT NOT NULL DEFAULT 0 CHECK (synced IN (0, 1));
