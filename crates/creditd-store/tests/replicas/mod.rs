@@ -18,6 +18,8 @@ use creditd_store::{
 
 use super::{assert_books_balance, c, grant_cmd, hold_cmd, new_customer, usage_cmd, Rng, T0};
 
+mod limits;
+
 on_both_backends!(
     two_replicas_with_every_command_kind_match_the_model,
     a_stale_cache_is_reloaded_after_the_other_replicas_writes,
