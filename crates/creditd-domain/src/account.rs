@@ -223,7 +223,6 @@ impl Account {
         Some(self.apply(index, EntryKind::Expire, Credits::from_micros(-remaining.micros())))
     }
 
-    /// Adds a new grant (already stored) and returns its entry.
     /// Whether `amount` more credits keep the balance within [`MAX_BALANCE`].
     pub fn can_credit(&self, amount: Credits) -> bool {
         self.balance.checked_add(amount).is_some_and(|b| b <= MAX_BALANCE)

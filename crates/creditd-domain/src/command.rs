@@ -3,11 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::allowance::AllowanceRequest;
 use crate::amount::Credits;
-use crate::views::{Customer, Grant, Hold, Usage};
+use crate::entitlement::Refusal;
+use crate::pricing::Priced;
+use crate::purchase::PaymentUpdate;
+use crate::refund::{Convergence, MoneyState};
+use crate::views::{Customer, Grant, Hold, Payment, Usage};
 
 /// Which kind of grant: where the credits came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GrantSource {
@@ -66,9 +71,16 @@ pub struct NewGrant {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewUsage {
     pub customer: String,
+    /// With `priced`, its amount.
     pub amount: Credits,
     pub feature: String,
     pub metadata: serde_json::Value,
+    /// Units priced on the feature's rate card: recorded with the usage.
+    #[serde(default)]
+    pub priced: Option<Priced>,
+    /// A budget of the customer's the spend counts against.
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 /// An operator taking credits away: drawn from live grants in spending order like usage,
@@ -85,10 +97,16 @@ pub struct NewDeduction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewHold {
     pub customer: String,
+    /// With `priced`, its amount.
     pub amount: Credits,
     pub ttl_seconds: i64,
     pub feature: Option<String>,
     pub metadata: serde_json::Value,
+    #[serde(default)]
+    pub priced: Option<Priced>,
+    /// A budget the hold reserves against (its capture counts, its release gives back).
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,9 +122,31 @@ pub enum Command {
         hold: String,
         amount: Option<Credits>,
         feature: Option<String>,
+        /// Units priced at capture (then `amount` is their price): recorded with the capture.
+        #[serde(default)]
+        priced: Option<Priced>,
     },
     ReleaseHold {
         hold: String,
+    },
+    /// A payment moved in Stripe: `Paid` grants its credits exactly once
+    /// ([`crate::purchase`]); a succeeded payment never moves back.
+    UpdatePayment {
+        payment: String,
+        update: PaymentUpdate,
+    },
+    /// A paid payment's credits brought to what Stripe's money says: clawed back, frozen,
+    /// unfrozen or restored ([`crate::refund`]).
+    ConvergePayment {
+        payment: String,
+        money: MoneyState,
+    },
+    /// An invoice's subscription allowance, once per invoice ([`crate::allowance`]).
+    GrantAllowance(AllowanceRequest),
+    /// Lapsed grants expired and lapsed holds released — what every command does first to
+    /// the accounts it touches — for a customer nobody touches.
+    Sweep {
+        customer: String,
     },
 }
 
@@ -119,7 +159,12 @@ impl Command {
             Command::Usage(u) => Some(&u.customer),
             Command::Deduct(d) => Some(&d.customer),
             Command::CreateHold(h) => Some(&h.customer),
-            Command::CaptureHold { .. } | Command::ReleaseHold { .. } => None,
+            Command::GrantAllowance(a) => Some(&a.customer),
+            Command::Sweep { customer } => Some(customer),
+            Command::CaptureHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::UpdatePayment { .. }
+            | Command::ConvergePayment { .. } => None,
         }
     }
 }
@@ -142,10 +187,22 @@ pub struct Request {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    Customer { customer: Customer, created: bool },
+    Customer {
+        customer: Customer,
+        created: bool,
+    },
     Grant(Grant),
     Usage(Usage),
     Hold(Hold),
+    /// The payment after the update, and whether credits were granted by it.
+    Payment {
+        payment: Payment,
+        granted: bool,
+    },
+    Converged(Convergence),
+    /// The allowance's grant; `None` when the invoice was handled before or grants nothing.
+    Allowance(Option<Grant>),
+    Swept,
 }
 
 /// Why a command did nothing. Serializable because idempotent replays return it again.
@@ -165,8 +222,15 @@ pub enum CommandError {
     HoldNotOpen { status: String },
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    #[error("no such payment: {0}")]
+    PaymentNotFound(String),
     #[error("a {kind} grant with reference {reference} already exists")]
     DuplicateGrantReference { kind: String, reference: String },
     #[error("the grant would take the balance past the limit of {limit} credits")]
     BalanceLimit { limit: Credits },
+    /// The plan or a budget refused the spend; nothing was deducted.
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error("no such budget: {0}")]
+    BudgetNotFound(String),
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::EntryKind;
 use crate::amount::Credits;
+use crate::calendar::Period;
 use crate::command::GrantSource;
+use crate::pricing::Priced;
 
 /// A customer: the app's own user id, with balances as exact decimal strings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +100,12 @@ pub struct Usage {
     /// One entry per grant drawn from, in spending order.
     pub entries: Vec<Entry>,
     pub created: i64,
+    /// The units and the prices they were charged at, for usage given in units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priced: Option<Priced>,
+    /// The budget the usage counted against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +162,12 @@ pub struct Hold {
     pub available: Credits,
     /// Entries written by a capture.
     pub entries: Vec<Entry>,
+    /// The budget the hold reserves against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Units priced when the hold was placed, or at its capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priced: Option<Priced>,
 }
 
 /// A credit package the app sells.
@@ -221,6 +235,77 @@ pub struct Plan {
     pub stripe_price: Option<String>,
     pub active: bool,
     pub created: i64,
+    /// The free plan: no Stripe price; its credits are granted by creditd every calendar
+    /// month (expiring at its end) to every customer without a paid subscription.
+    #[serde(default)]
+    pub free: bool,
+    /// Feature id → what the plan includes of it.
+    #[serde(default)]
+    pub features: std::collections::BTreeMap<String, PlanFeature>,
+}
+
+/// A feature on a plan: included (`true`), or included up to `limit` uses per `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PlanFeature {
+    Included(bool),
+    Limited { limit: i64, period: Period },
+}
+
+/// A feature the app sells, with its rate card when it is priced by units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Feature {
+    pub id: String,
+    pub name: String,
+    /// Unit → credits per `per` units. Empty for a feature used with an `amount`.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
+    pub prices: std::collections::BTreeMap<String, Credits>,
+    pub per: i64,
+    pub active: bool,
+    /// Whether some plan lists it: customers whose plan lacks it are refused.
+    pub gated: bool,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// What one of the app's keys (or team members) may spend of a customer's credits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Budget {
+    /// The app's own id for it, e.g. its API key id.
+    pub id: String,
+    pub customer: String,
+    pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "50"))]
+    pub limit: Credits,
+    pub period: Period,
+    /// Spent (and held) in the current period.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.5"))]
+    pub used: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "37.5"))]
+    pub remaining: Credits,
+    /// When the current period ends; null for `total`.
+    pub resets_at: Option<i64>,
+    pub created: i64,
+}
+
+/// A feature as it stands for one customer now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EntitlementView {
+    pub feature: String,
+    pub name: String,
+    /// Whether the customer may use it now (false when not in the plan or past its limit).
+    pub allowed: bool,
+    /// Whether the customer's plan includes it (always true for a feature no plan lists).
+    pub included: bool,
+    pub gated: bool,
+    pub limit: Option<i64>,
+    pub period: Option<Period>,
+    pub used: Option<i64>,
+    pub resets_at: Option<i64>,
 }
 
 /// A customer's subscription as creditd last saw it in Stripe.

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::app::{ApiRequest, SharedApp};
 use crate::error::ApiError;
 use crate::ids;
+use crate::list::{Paging, PAGING_PARAMS};
 use crate::product::Product;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,4 +176,74 @@ pub async fn retrieve(State(app): State<SharedApp>, Path(id): Path<String>) -> R
         .get(&id)
         .ok_or_else(|| ApiError::no_such("price", &id, "id"))?;
     Ok(Json(p.to_json()))
+}
+
+/// `GET /v1/prices`: newest first; `active`, `type` (`one_time`, `recurring`) and `product`
+/// filter.
+pub async fn list(State(app): State<SharedApp>, req: ApiRequest) -> Result<Json<Value>, ApiError> {
+    let p = &req.params;
+    p.allow_only(&[&PAGING_PARAMS[..], &["active", "type", "product"]].concat())?;
+    let paging = Paging::from_params(p)?;
+    let active = p.bool("active")?;
+    let kind = p.str("type");
+    if kind.is_some_and(|k| k != "one_time" && k != "recurring") {
+        return Err(ApiError::invalid(
+            "Invalid type: must be one of one_time or recurring",
+            Some("type"),
+        ));
+    }
+    let st = app.state.lock().await;
+    let mut prices: Vec<&Price> = st
+        .prices
+        .values()
+        .filter(|pr| active.is_none_or(|a| pr.active == a))
+        .filter(|pr| kind.is_none_or(|k| (k == "recurring") == pr.recurring.is_some()))
+        .filter(|pr| p.str("product").is_none_or(|id| pr.product == id))
+        .collect();
+    prices.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+    let items = prices.into_iter().map(Price::to_json).collect();
+    Ok(Json(paging.page("/v1/prices", "price", items)?))
+}
+
+/// `POST /v1/prices/{id}`: `active`, `nickname`, `metadata` (merged, as Stripe does; an empty
+/// value removes a key).
+pub async fn update(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+    req: ApiRequest,
+) -> Result<Json<Value>, ApiError> {
+    let p = &req.params;
+    p.allow_only(&["active", "nickname", "metadata"])?;
+    let mut st = app.state.lock().await;
+    let price = st
+        .prices
+        .get_mut(&id)
+        .ok_or_else(|| ApiError::no_such("price", &id, "id"))?;
+    if let Some(active) = p.bool("active")? {
+        price.active = active;
+    }
+    if let Some(nickname) = p.str("nickname") {
+        price.nickname = Some(nickname.to_owned());
+    }
+    merge_metadata(&mut price.metadata, p.metadata("metadata")?);
+    let body = price.to_json();
+    st.emit(
+        "price.updated",
+        body.clone(),
+        &req.request,
+        app.webhook_url().as_deref(),
+    );
+    app.commit(&st).await?;
+    Ok(Json(body))
+}
+
+/// Stripe's metadata update: keys set, keys given an empty value removed.
+pub fn merge_metadata(into: &mut BTreeMap<String, String>, update: BTreeMap<String, String>) {
+    for (k, v) in update {
+        if v.is_empty() {
+            into.remove(&k);
+        } else {
+            into.insert(k, v);
+        }
+    }
 }

@@ -90,3 +90,34 @@ pub async fn retrieve(State(app): State<SharedApp>, Path(id): Path<String>) -> R
         .ok_or_else(|| ApiError::no_such("product", &id, "id"))?;
     Ok(Json(p.to_json()))
 }
+
+/// `POST /v1/products/{id}`: `name`, `active`, `metadata` (merged).
+pub async fn update(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+    req: ApiRequest,
+) -> Result<Json<Value>, ApiError> {
+    let p = &req.params;
+    p.allow_only(&["name", "active", "metadata"])?;
+    let mut st = app.state.lock().await;
+    let product = st
+        .products
+        .get_mut(&id)
+        .ok_or_else(|| ApiError::no_such("product", &id, "id"))?;
+    if let Some(name) = p.str("name") {
+        product.name = name.to_owned();
+    }
+    if let Some(active) = p.bool("active")? {
+        product.active = active;
+    }
+    crate::price::merge_metadata(&mut product.metadata, p.metadata("metadata")?);
+    let body = product.to_json();
+    st.emit(
+        "product.updated",
+        body.clone(),
+        &req.request,
+        app.webhook_url().as_deref(),
+    );
+    app.commit(&st).await?;
+    Ok(Json(body))
+}

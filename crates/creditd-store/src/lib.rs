@@ -1,23 +1,35 @@
 //! creditd's storage: the domain's verbs (apply a batch of commands, read balances, verify the
 //! books) on SQLite and PostgreSQL.
 //!
+//! There is one write path for balances: [`Writer`] queues [`creditd_domain::Request`]s and
+//! applies them in batches ([`crate::batch`]); the domain's [`creditd_domain::Book`] decides,
+//! storage only loads ([`crate::load`], [`crate::accounts`]) and persists
+//! ([`crate::persist`]). The writer keeps recently used accounts in memory
+//! ([`AccountCache`]), checked against each customer row's `version`, so several replicas
+//! stay correct. Reads go to the database and never wait for the writer.
+//!
 //! Both backends go through sqlx's `Any` driver with SQL both dialects accept (`$1`
 //! placeholders, `RETURNING`, `ON CONFLICT`, `CAST(SUM(..) AS BIGINT)`); each has its own
 //! migrations, and the few places where they differ ask [`Dialect`]. The one shared
 //! implementation is what keeps the two backends from drifting apart; the conformance suite
 //! runs against both.
 
+mod accounts;
 mod admin;
-mod apply;
 mod batch;
+mod batch_keys;
 mod billing;
+mod budgets;
+mod catalog;
 mod event_queue;
 mod health;
 mod idempotency;
 mod keys;
+mod load;
 mod metrics;
 mod migrate;
 mod operator;
+mod persist;
 mod pipeline;
 mod read;
 mod reconcile;
@@ -37,18 +49,23 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+pub use accounts::AccountCache;
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
-pub use apply::ADMIN_ADJUSTMENT_FEATURE;
-pub use billing::{NewPackage, NewPayment, PaymentUpdate};
+pub use billing::{NewPackage, NewPayment};
+pub use budgets::NewBudget;
+pub use catalog::{Catalog, FeatureChange, NewFeature, CATALOG_TTL};
+pub use creditd_domain::allowance::{AllowanceKind, AllowanceRequest};
+pub use creditd_domain::book::ADMIN_ADJUSTMENT_FEATURE;
+pub use creditd_domain::purchase::PaymentUpdate;
+pub use creditd_domain::refund::{proportional, Convergence, DisputeState, MoneyState};
 pub use event_queue::{ClaimedEvent, Settled};
 pub use health::PoolConnections;
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
-pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
-pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
+pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 pub use writer::{Pending, Writer, WriterConfig};
 
@@ -75,8 +92,9 @@ pub enum StoreError {
     /// The batch this request was applied in failed as a whole; none of it was written.
     #[error("the batch failed, nothing of it was written: {0}")]
     Batch(std::sync::Arc<StoreError>),
-    /// Another writer committed an idempotency key this batch was about to store; the batch
-    /// is rolled back and retried (it then replays that writer's result).
+    /// Another writer committed a row this batch was about to insert (an idempotency key, a
+    /// new customer); the batch is rolled back and retried (it then replays that writer's
+    /// result, or decides on the customer it created).
     #[error("a concurrent request committed the same idempotency key")]
     KeyRace,
     /// Internal to the pipelined writer: the batch before this one rolled back to retry, so
@@ -108,6 +126,8 @@ pub struct Store {
     /// API keys revoked through this handle and its clones: a key cache of the same process
     /// watches it and forgets its keys at once, without waiting for the database's count.
     revoked_here: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Features and plan entitlements as gating last read them.
+    catalog_cache: std::sync::Arc<catalog::CatalogCache>,
 }
 
 /// `sqlite:` / `sqlite://` paths and `postgres://` / `postgresql://` URLs.
@@ -146,6 +166,7 @@ impl Store {
                     batches: writer.clone(),
                     writer,
                     revoked_here: Default::default(),
+                    catalog_cache: Default::default(),
                 })
             }
             Dialect::Postgres => {
@@ -164,6 +185,7 @@ impl Store {
                     pool,
                     batches,
                     revoked_here: Default::default(),
+                    catalog_cache: Default::default(),
                 })
             }
         }

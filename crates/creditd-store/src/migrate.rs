@@ -39,9 +39,19 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
     },
     Migration {
+        version: 6,
+        name: "account_versions",
+        sql: include_str!("../migrations/sqlite/0006_account_versions.sql"),
+    },
+    Migration {
         version: 7,
         name: "stripe_event_queue",
         sql: include_str!("../migrations/sqlite/0007_stripe_event_queue.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "entitlements",
+        sql: include_str!("../migrations/sqlite/0009_entitlements.sql"),
     },
     Migration {
         version: 10,
@@ -77,9 +87,19 @@ const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0005_subscriptions.sql"),
     },
     Migration {
+        version: 6,
+        name: "account_versions",
+        sql: include_str!("../migrations/postgres/0006_account_versions.sql"),
+    },
+    Migration {
         version: 7,
         name: "stripe_event_queue",
         sql: include_str!("../migrations/postgres/0007_stripe_event_queue.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "entitlements",
+        sql: include_str!("../migrations/postgres/0009_entitlements.sql"),
     },
     Migration {
         version: 10,
@@ -87,6 +107,10 @@ const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0010_key_revocations.sql"),
     },
 ];
+
+/// A SQLite migration that rebuilds a table others reference runs with foreign keys off
+/// (SQLite ignores the pragma inside a transaction, so it is set around it).
+const FOREIGN_KEYS_OFF: &str = "-- creditd: foreign-keys-off";
 
 /// Arbitrary constant: the advisory lock key that serializes migrations across replicas.
 const MIGRATION_LOCK_KEY: i64 = 0x0063_7265_6469_7464;
@@ -143,8 +167,22 @@ impl Store {
                     }
                     continue;
                 }
+                let keys_off = self.dialect == Dialect::Sqlite && migration.sql.contains(FOREIGN_KEYS_OFF);
+                if keys_off {
+                    conn.execute("PRAGMA foreign_keys = OFF").await?;
+                }
                 let mut tx = conn.begin().await?;
                 sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+                if keys_off {
+                    let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await?;
+                    if !broken.is_empty() {
+                        return Err(StoreError::Corrupt(format!(
+                            "migration {} would leave {} rows with broken foreign keys",
+                            migration.version,
+                            broken.len()
+                        )));
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO creditd_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -155,6 +193,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                if keys_off {
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
                 tracing::info!(version = migration.version, name = migration.name, "applied migration");
                 applied += 1;
             }

@@ -3,7 +3,6 @@
 use creditd_domain::views::{Customer, Entry, Grant, Hold};
 use creditd_domain::Credits;
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::rows::{self, ENTRY_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS};
@@ -69,15 +68,6 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
         subscription: None,
         created: row.try_get("created_at")?,
     })
-}
-
-pub(crate) async fn customer_on(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Option<Customer>> {
-    let row = sqlx::query(CUSTOMER_SELECT)
-        .bind(id)
-        .bind(now)
-        .fetch_optional(conn)
-        .await?;
-    row.as_ref().map(customer_row).transpose()
 }
 
 impl Store {

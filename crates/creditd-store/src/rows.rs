@@ -11,7 +11,7 @@ pub const GRANT_COLUMNS: &str =
     "id, customer_id, amount, remaining, priority, expires_at, source, reason, reference, created_at";
 pub const ENTRY_COLUMNS: &str =
     "id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at";
-pub const HOLD_COLUMNS: &str = "id, customer_id, amount, status, captured, feature, expires_at, created_at";
+pub const HOLD_COLUMNS: &str = "id, customer_id, amount, status, captured, feature, expires_at, created_at, budget";
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?} in the database"))
@@ -68,5 +68,7 @@ pub fn hold(row: &AnyRow) -> Result<Hold> {
         balance: Credits::ZERO,
         available: Credits::ZERO,
         entries: Vec::new(),
+        budget: row.try_get("budget")?,
+        priced: None,
     })
 }

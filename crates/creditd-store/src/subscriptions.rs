@@ -1,17 +1,19 @@
-//! Plans, subscriptions and their allowances: each paid invoice grants its period's credits
-//! exactly once (keyed by invoice), expiring at the period's end, with rollover up to a cap.
+//! Plans and subscriptions as Stripe reports them. Their allowances are a command
+//! ([`creditd_domain::Command::GrantAllowance`]) decided by [`creditd_domain::allowance`]
+//! and the writer's batch.
 
-use creditd_domain::command::NewGrant;
-use creditd_domain::views::{Grant, Plan, SubscriptionSummary};
-use creditd_domain::{Credits, GrantSource, IdKind};
+use std::collections::{BTreeMap, HashMap};
+
+use creditd_domain::entitlement::{Entitlement, PlanRules};
+use creditd_domain::views::{Plan, PlanFeature, SubscriptionSummary};
+use creditd_domain::{Credits, IdKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::apply::{grant_into, lock_account, save_account, write_movements, EntryContext};
 use crate::{Result, Store, StoreError};
 
 const PLAN_COLUMNS: &str =
-    "id, name, credits, price, currency, billing_interval, rollover_cap, stripe_price_id, active, created_at";
+    "id, name, credits, price, currency, billing_interval, rollover_cap, stripe_price_id, active, created_at, free";
 
 #[derive(Clone, Debug)]
 pub struct NewPlan {
@@ -22,6 +24,10 @@ pub struct NewPlan {
     pub interval: String,
     pub rollover_cap: Credits,
     pub stripe_price: Option<String>,
+    /// The free plan: price 0, no Stripe price, credits granted monthly by creditd.
+    pub free: bool,
+    /// Feature id → what the plan includes (every id must name a feature).
+    pub features: BTreeMap<String, Entitlement>,
 }
 
 /// A subscription as read from Stripe.
@@ -36,26 +42,6 @@ pub struct SubscriptionRecord {
     pub cancel_at_period_end: bool,
 }
 
-/// Why an invoice grants credits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AllowanceKind {
-    /// A new period (first invoice or renewal): the plan's credits, plus rollover.
-    Period,
-    /// A mid-period plan change: the difference to what this period already granted.
-    Change,
-}
-
-#[derive(Clone, Debug)]
-pub struct AllowanceRequest {
-    pub invoice: String,
-    pub subscription: String,
-    pub customer: String,
-    pub plan: Plan,
-    pub period_start: i64,
-    pub period_end: i64,
-    pub kind: AllowanceKind,
-}
-
 fn plan_row(row: &AnyRow) -> Result<Plan> {
     Ok(Plan {
         id: row.try_get("id")?,
@@ -68,14 +54,66 @@ fn plan_row(row: &AnyRow) -> Result<Plan> {
         stripe_price: row.try_get("stripe_price_id")?,
         active: row.try_get::<i64, _>("active")? == 1,
         created: row.try_get("created_at")?,
+        free: row.try_get::<i64, _>("free")? == 1,
+        features: BTreeMap::new(),
     })
+}
+
+/// A plan's entitlements as the API shows them.
+pub fn plan_feature_views(rules: Option<&PlanRules>) -> BTreeMap<String, PlanFeature> {
+    rules
+        .map(|r| {
+            r.features
+                .iter()
+                .map(|(f, e)| {
+                    let view = match *e {
+                        Entitlement::Included => PlanFeature::Included(true),
+                        Entitlement::Limited { limit, period } => PlanFeature::Limited { limit, period },
+                    };
+                    (f.clone(), view)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Replaces a plan's entitlements inside a transaction.
+async fn write_plan_features(
+    conn: &mut sqlx::AnyConnection,
+    plan: &str,
+    features: &BTreeMap<String, Entitlement>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM plan_features WHERE plan_id = $1")
+        .bind(plan)
+        .execute(&mut *conn)
+        .await?;
+    for (feature, entitlement) in features {
+        let (limit, period) = match entitlement {
+            Entitlement::Included => (None, None),
+            Entitlement::Limited { limit, period } => (Some(*limit), Some(period.as_str())),
+        };
+        sqlx::query("INSERT INTO plan_features (plan_id, feature_id, usage_limit, period) VALUES ($1, $2, $3, $4)")
+            .bind(plan)
+            .bind(feature)
+            .bind(limit)
+            .bind(period)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn with_features(mut plan: Plan, rules: &HashMap<String, PlanRules>) -> Result<Plan> {
+    plan.features = plan_feature_views(rules.get(&plan.id));
+    Ok(plan)
 }
 
 impl Store {
     pub async fn create_plan(&self, new: &NewPlan, now: i64) -> Result<Plan> {
         let id = format!("plan_{}", &IdKind::Package.new_id()[4..]);
+        let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)"
+            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)"
         ))
         .bind(&id)
         .bind(&new.name)
@@ -86,8 +124,12 @@ impl Store {
         .bind(new.rollover_cap.micros())
         .bind(&new.stripe_price)
         .bind(now)
-        .execute(&self.writer)
+        .bind(i64::from(new.free))
+        .execute(&mut *tx)
         .await?;
+        write_plan_features(&mut tx, &id, &new.features).await?;
+        tx.commit().await?;
+        self.catalog_changed();
         self.plan(&id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("plan vanished".into()))
@@ -95,11 +137,30 @@ impl Store {
 
     pub async fn plans(&self, include_archived: bool) -> Result<Vec<Plan>> {
         let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active = 1 OR $1 = 1 ORDER BY price, created_at, id");
+        let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&sql)
             .bind(i64::from(include_archived))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
-        rows.iter().map(plan_row).collect()
+        let rules = crate::catalog::plan_features(&mut conn).await?;
+        rows.iter().map(|r| with_features(plan_row(r)?, &rules)).collect()
+    }
+
+    /// Replaces what a plan includes; false when there is no such plan.
+    pub async fn set_plan_features(&self, id: &str, features: &BTreeMap<String, Entitlement>) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let found = sqlx::query("SELECT 1 FROM plans WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        write_plan_features(&mut tx, id, features).await?;
+        tx.commit().await?;
+        self.catalog_changed();
+        Ok(true)
     }
 
     pub async fn plan(&self, id: &str) -> Result<Option<Plan>> {
@@ -111,11 +172,14 @@ impl Store {
     }
 
     async fn plan_where(&self, column: &str, value: &str) -> Result<Option<Plan>> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE {column} = $1"))
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
-        row.as_ref().map(plan_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let rules = crate::catalog::plan_features(&mut conn).await?;
+        with_features(plan_row(&row)?, &rules).map(Some)
     }
 
     /// Records the Stripe Price created for a plan; the first one recorded wins.
@@ -138,6 +202,7 @@ impl Store {
             .bind(id)
             .execute(&self.writer)
             .await?;
+        self.catalog_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -203,102 +268,5 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Grants an invoice's allowance, once. A new period's allowance replaces the previous
-    /// period's: what is left of it expires now, except up to the plan's rollover cap, which
-    /// is carried into the new grant. Returns the grant, or `None` when the invoice was
-    /// already handled or grants nothing.
-    pub async fn grant_allowance(&self, request: &AllowanceRequest, now: i64) -> Result<Option<Grant>> {
-        let mut tx = self.writer.begin().await?;
-        let mut locked = lock_account(&mut tx, &request.customer, now).await?;
-        let seen = sqlx::query("SELECT 1 FROM allowances WHERE invoice_id = $1")
-            .bind(&request.invoice)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if seen.is_some() {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        // What the plan itself grants this period (rollover excluded): an upgrade tops up to it.
-        let (amount, reason, plan_part) = match request.kind {
-            AllowanceKind::Period => {
-                // The period just ended: what its allowance left unused rolls over, up to the cap.
-                // Lapsed grants may already have been swept (their expire entries say how much).
-                let previous = sqlx::query(
-                    "SELECT a.grant_id, (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
-                       WHERE e.grant_id = a.grant_id AND e.kind = 'expire') FROM allowances a \
-                     WHERE a.subscription_id = $1 AND a.grant_id IS NOT NULL AND a.period_end = $2",
-                )
-                .bind(&request.subscription)
-                .bind(request.period_start)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut expired = Vec::new();
-                let mut left = 0;
-                for row in &previous {
-                    let grant: String = row.try_get(0)?;
-                    left -= row.try_get::<i64, _>(1)?;
-                    expired.extend(locked.account.expire_now(&grant));
-                }
-                left += expired.iter().map(|m| -m.amount.micros()).sum::<i64>();
-                write_movements(&mut tx, &request.customer, &expired, &EntryContext::default(), now).await?;
-                let rollover = left.min(request.plan.rollover_cap.micros());
-                let amount = request.plan.credits.micros() + rollover;
-                let reason = if rollover > 0 {
-                    format!(
-                        "{} allowance, with {} rolled over",
-                        request.plan.name,
-                        Credits::from_micros(rollover)
-                    )
-                } else {
-                    format!("{} allowance", request.plan.name)
-                };
-                (amount, reason, request.plan.credits.micros())
-            }
-            AllowanceKind::Change => {
-                let this_period: i64 = sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM allowances WHERE subscription_id = $1 AND period_end = $2",
-                )
-                .bind(&request.subscription)
-                .bind(request.period_end)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-                let amount = (request.plan.credits.micros() - this_period).max(0);
-                (amount, format!("upgrade to {}", request.plan.name), amount)
-            }
-        };
-        let grant = if amount > 0 {
-            let new = NewGrant {
-                customer: request.customer.clone(),
-                amount: Credits::from_micros(amount),
-                priority: creditd_domain::account::DEFAULT_PRIORITY,
-                expires_at: Some(request.period_end),
-                source: GrantSource::Subscription,
-                reason: Some(reason),
-                reference: Some(request.invoice.clone()),
-            };
-            Some(grant_into(&mut tx, &mut locked, &new, now).await?)
-        } else {
-            None
-        };
-        sqlx::query(
-            "INSERT INTO allowances (invoice_id, subscription_id, customer_id, grant_id, credits, period_start, period_end, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&request.invoice)
-        .bind(&request.subscription)
-        .bind(&request.customer)
-        .bind(grant.as_ref().map(|g| g.id.clone()))
-        .bind(plan_part)
-        .bind(request.period_start)
-        .bind(request.period_end)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        save_account(&mut tx, &locked).await?;
-        tx.commit().await?;
-        Ok(grant)
     }
 }

@@ -47,6 +47,8 @@ on_both_backends!(
 
 #[path = "batching/mod.rs"]
 mod batching;
+#[path = "replicas/mod.rs"]
+mod replicas;
 
 const T0: i64 = 1_700_000_000;
 
@@ -101,6 +103,8 @@ fn usage_cmd(customer: &str, amount: &str) -> Command {
         amount: c(amount),
         feature: "chat".into(),
         metadata: serde_json::json!({"model": "m"}),
+        priced: None,
+        budget: None,
     })
 }
 
@@ -111,6 +115,8 @@ fn hold_cmd(customer: &str, amount: &str, ttl_seconds: i64) -> Command {
         ttl_seconds,
         feature: Some("stream".into()),
         metadata: serde_json::json!({}),
+        priced: None,
+        budget: None,
     })
 }
 
@@ -234,6 +240,7 @@ async fn holds_reserve_capture_and_release(db: &TestDb) {
         hold: h1.clone(),
         amount: Some(c("2.5")),
         feature: None,
+        priced: None,
     };
     let Outcome::Hold(hold) = one(store, capture, T0 + 1).await.unwrap() else {
         panic!()
@@ -246,6 +253,7 @@ async fn holds_reserve_capture_and_release(db: &TestDb) {
         hold: h1,
         amount: None,
         feature: None,
+        priced: None,
     };
     assert!(matches!(
         one(store, again, T0 + 2).await,
@@ -258,6 +266,7 @@ async fn holds_reserve_capture_and_release(db: &TestDb) {
         hold: h2.clone(),
         amount: Some(c("3")),
         feature: None,
+        priced: None,
     };
     assert!(matches!(
         one(store, over, T0).await,
@@ -271,6 +280,7 @@ async fn holds_reserve_capture_and_release(db: &TestDb) {
         hold: h2,
         amount: Some(c("3")),
         feature: Some("extra".into()),
+        priced: None,
     };
     let Outcome::Hold(hold) = one(store, over, T0).await.unwrap() else {
         panic!()
@@ -307,6 +317,7 @@ async fn holds_expire_and_release_themselves(db: &TestDb) {
         hold: h,
         amount: None,
         feature: None,
+        priced: None,
     };
     let err = one(store, capture, T0 + 32).await.unwrap_err();
     assert!(matches!(err, StoreError::Command(CommandError::HoldNotOpen { status }) if status == "expired"));
@@ -452,6 +463,7 @@ async fn concurrent_holds_and_captures_never_overspend(db: &TestDb) {
                     hold: hold.clone(),
                     amount: Some(c(&want.to_string())),
                     feature: None,
+                    priced: None,
                 };
                 match one(&store, capture, T0).await {
                     Ok(_) => (want, 1),
@@ -570,6 +582,7 @@ async fn random_commands_match_the_domain_model(db: &TestDb) {
                             hold: hold.clone(),
                             amount: Some(amount),
                             feature: None,
+                            priced: None,
                         },
                         now,
                     )

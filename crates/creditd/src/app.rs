@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use creditd_domain::views::Customer;
 use creditd_domain::{Command, Idempotency, Outcome, Request};
-use creditd_store::{Store, Writer};
+use creditd_store::{Store, StoreError, Writer};
 
 use crate::billing::Stripe;
 use crate::clock::Clock;
@@ -33,6 +33,7 @@ pub struct AppState {
 impl AppState {
     /// Starts the writer task: call inside the Tokio runtime.
     pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
+        store.set_past_due_policy(settings.past_due_plan);
         let writer = Writer::spawn(store.clone(), settings.writer());
         let keys =
             crate::key_cache::KeyCache::spawn(store.clone(), Duration::from_secs(settings.api_key_cache_seconds));
@@ -50,7 +51,7 @@ impl AppState {
         }
     }
 
-    /// Every ledger write goes through here, into the group-commit writer.
+    /// Every ledger write of a request goes through here, into the group-commit writer.
     pub async fn write(&self, command: Command, idempotency: Option<Idempotency>) -> Result<Outcome, ApiError> {
         let kind = crate::ops::observe::WriteKind::of(&command);
         let started_ms = crate::ops::observe::now_millis();
@@ -64,6 +65,16 @@ impl AppState {
         result
     }
 
+    /// A ledger write of creditd's own (fulfilment, refunds, allowances, sweeps), into the
+    /// same writer.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, StoreError> {
+        let request = Request {
+            command,
+            idempotency: None,
+        };
+        self.writer.submit(request, self.clock.now()).await
+    }
+
     /// The customer, or a 404 naming the id.
     pub async fn customer(&self, id: &str) -> Result<Customer, ApiError> {
         self.store
@@ -74,20 +85,47 @@ impl AppState {
 }
 
 /// Writes the expire entries of lapsed grants and releases lapsed holds for customers nobody
-/// touches (touched customers are swept inside their own writes). Safe on many replicas:
-/// each customer is swept under its row lock.
+/// touches (touched customers are swept inside their own writes), as [`Command::Sweep`]s
+/// through the writer, and grants the free plan's monthly credits. Safe on many replicas:
+/// each customer is swept under its row lock, and each month's free grant is unique per
+/// customer.
 pub fn spawn_sweeper(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match state.store.sweep(state.clock.now(), 500).await {
+            match sweep(&state, 500).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(customers = n, "swept expired grants and holds"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
             }
+            match crate::billing::free_plan::grant_monthly(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(customers = n, "granted the free plan's monthly credits"),
+                Err(e) => tracing::warn!(error = e.message, "free plan grants failed"),
+            }
         }
     })
+}
+
+/// One round of the sweeper: up to `limit` customers, queued at once so they share batches.
+async fn sweep(state: &AppState, limit: i64) -> Result<usize, StoreError> {
+    let now = state.clock.now();
+    let due = state.store.lapsed_customers(now, limit).await?;
+    let mut pending = Vec::with_capacity(due.len());
+    for customer in &due {
+        let request = Request {
+            command: Command::Sweep {
+                customer: customer.clone(),
+            },
+            idempotency: None,
+        };
+        pending.push(state.writer.enqueue(request, now)?);
+    }
+    for p in pending {
+        p.result().await?;
+    }
+    Ok(due.len())
 }
 
 /// Connects to Stripe as configured: real Stripe, or the built-in sandbox started here and

@@ -123,6 +123,10 @@ pub enum PackagesCommand {
     },
     /// List packages, archived ones included.
     List,
+    /// Import packages from Stripe: one-time Prices whose Price or Product has `credits_amount`
+    /// metadata; update changed ones, archive removed ones (needs Stripe, or a running `serve`
+    /// for its sandbox).
+    Sync,
     /// Stop selling a package (`pkg_…`).
     Archive { id: String },
 }
@@ -388,6 +392,15 @@ async fn packages_command(store: &Store, config: &Config, command: PackagesComma
                 println!("{}\t{}\t{} credits\t{price}\t{state}", p.id, p.name, p.credits);
             }
         }
+        PackagesCommand::Sync => {
+            let stripe = cli_stripe(config)?;
+            let report = crate::billing::package_sync::sync(store, &stripe.client, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for line in report.lines() {
+                println!("{line}");
+            }
+        }
         PackagesCommand::Archive { id } => {
             if !store.archive_package(&id).await? {
                 eprintln!("no active package {id}");
@@ -460,10 +473,12 @@ async fn plans_command(store: &Store, command: PlansCommand, now: i64) -> anyhow
             let spec = crate::billing::plans::PlanSpec {
                 name,
                 credits,
-                price,
-                currency,
+                price: Some(price),
+                currency: Some(currency),
                 interval,
                 rollover_cap,
+                free: false,
+                features: Default::default(),
             };
             match crate::billing::plans::create(store, spec, now).await {
                 Ok(p) => println!(

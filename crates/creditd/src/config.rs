@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use creditd_domain::entitlement::PastDue;
 use creditd_domain::rate_limit::Limit;
 use creditd_domain::Credits;
 
@@ -64,6 +65,8 @@ pub struct Settings {
     /// [`Settings::webhook_retry_max_ms`].
     pub webhook_retry_base_ms: u64,
     pub webhook_retry_max_ms: u64,
+    /// Which plan a `past_due` subscription's customer has: its plan (default) or the free plan.
+    pub past_due_plan: PastDue,
 }
 
 impl Default for Settings {
@@ -94,6 +97,7 @@ impl Default for Settings {
             shutdown_timeout_seconds: 20,
             webhook_retry_base_ms: 1_000,
             webhook_retry_max_ms: 3_600_000,
+            past_due_plan: PastDue::Plan,
         }
     }
 }
@@ -167,6 +171,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("low_balance_threshold", "CREDITD_LOW_BALANCE_THRESHOLD", ""),
     ("billing_frame_ancestors", "CREDITD_BILLING_FRAME_ANCESTORS", ""),
     ("cors_allowed_origins", "CREDITD_CORS_ALLOWED_ORIGINS", ""),
+    ("past_due_plan", "CREDITD_PAST_DUE_PLAN", ""),
 ];
 
 pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:12111";
@@ -329,6 +334,7 @@ impl Settings {
             window: std::time::Duration::from_micros(self.write_batch_window_us),
             queue_capacity: self.write_queue_capacity,
             pipeline: self.write_pipeline_depth,
+            ..creditd_store::WriterConfig::default()
         }
     }
 }
@@ -465,6 +471,11 @@ impl Config {
                 defaults.webhook_retry_max_ms,
                 int_in(1, 86_400_000),
             )?,
+            past_due_plan: r.parse("past_due_plan", defaults.past_due_plan, |s| match s {
+                "plan" => Ok(PastDue::Plan),
+                "free" => Ok(PastDue::Free),
+                _ => Err("must be plan or free".into()),
+            })?,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

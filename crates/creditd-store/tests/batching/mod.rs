@@ -38,6 +38,7 @@ fn small_batches() -> WriterConfig {
         window: Duration::from_millis(2),
         queue_capacity: 1024,
         pipeline: 2,
+        accounts: 64,
     }
 }
 
@@ -236,6 +237,7 @@ async fn concurrent_mixed_commands_match_a_sequential_model(db: &TestDb) {
                         hold: open[rng.next(open.len() as u64) as usize].clone(),
                         amount: Some(amount),
                         feature: None,
+                        priced: None,
                     },
                     Some(&key),
                 ),
@@ -390,6 +392,7 @@ async fn a_refused_command_mid_batch_affects_only_itself(db: &TestDb) {
                 hold,
                 amount: None,
                 feature: None,
+                priced: None,
             },
             None,
         ),

@@ -4,6 +4,7 @@
 //! base URL differs.
 
 mod billing;
+mod catalog;
 mod error;
 mod refunds;
 mod types;
@@ -23,6 +24,7 @@ use stripe_product::price::{CreatePrice, CreatePriceProductData, RetrievePrice};
 use stripe_shared::CheckoutSessionMode;
 use stripe_types::{Currency, Expandable, Object, RangeQueryTs};
 
+pub use catalog::CatalogPrice;
 pub use error::StripeError;
 pub use types::{
     BillingPortalSession, Charge, CheckoutParams, CheckoutSession, Dispute, Invoice, PaymentIntent,

@@ -355,6 +355,8 @@ fn usage(customer: &str) -> Command {
         amount: Credits::from_micros(DEBIT_MICROS),
         feature: "bench".into(),
         metadata: serde_json::json!({}),
+        priced: None,
+        budget: None,
     })
 }
 

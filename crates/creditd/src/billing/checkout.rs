@@ -112,10 +112,7 @@ pub async fn fulfill(state: &AppState, session_id: &str) -> Result<Option<(Payme
     };
     match update {
         Some(update) if payment.status != PaymentStatus::Succeeded => {
-            let (moved, granted) = state
-                .store
-                .update_payment(&payment.id, &update, state.clock.now())
-                .await?;
+            let (moved, granted) = super::update_payment(state, &payment.id, update).await?;
             crate::ops::observe::payment_moved(payment.status, &moved, granted);
             Ok(Some((moved, granted)))
         }

@@ -108,9 +108,14 @@ pub async fn create_customer(
     });
     match state.write(command, idem.for_app(&body)).await? {
         Outcome::Customer {
-            customer,
+            mut customer,
             created: true,
-        } => Ok((StatusCode::CREATED, Json(customer))),
+        } => {
+            if crate::billing::free_plan::grant_to(&state, &customer.id).await? {
+                customer = state.customer(&customer.id).await?;
+            }
+            Ok((StatusCode::CREATED, Json(customer)))
+        }
         Outcome::Customer {
             customer,
             created: false,

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use creditd_domain::entitlement::Refusal;
 use creditd_domain::{CommandError, Credits};
 use creditd_store::StoreError;
 use serde::Serialize;
@@ -110,6 +111,7 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::CustomerNotFound(_) => ApiError::not_found("customer_not_found", message),
             CommandError::HoldNotFound(_) => ApiError::not_found("hold_not_found", message),
+            CommandError::PaymentNotFound(_) => ApiError::not_found("payment_not_found", message),
             CommandError::InsufficientCredits { balance, available, .. } => ApiError {
                 balances: Some((balance, available)),
                 ..ApiError::new(StatusCode::PAYMENT_REQUIRED, "insufficient_credits", message)
@@ -122,6 +124,24 @@ impl From<CommandError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_reference", message)
             }
             CommandError::BalanceLimit { .. } => ApiError::new(StatusCode::CONFLICT, "balance_limit", message),
+            CommandError::Refused(refusal) => match refusal {
+                Refusal::FeatureNotInPlan { .. } => ApiError {
+                    param: Some("feature".into()),
+                    ..ApiError::new(StatusCode::FORBIDDEN, "feature_not_in_plan", message)
+                },
+                Refusal::LimitReached { .. } => ApiError {
+                    param: Some("feature".into()),
+                    ..ApiError::new(StatusCode::FORBIDDEN, "limit_reached", message)
+                },
+                Refusal::BudgetExceeded { .. } => ApiError {
+                    param: Some("budget".into()),
+                    ..ApiError::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message)
+                },
+            },
+            CommandError::BudgetNotFound(_) => ApiError {
+                param: Some("budget".into()),
+                ..ApiError::not_found("budget_not_found", message)
+            },
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The JSON API: thin handlers that extract, call the store, and map errors once.
 
+pub mod catalog;
 pub mod cors;
 pub mod customers;
 pub mod doc;
+pub mod entitlements;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -33,7 +35,7 @@ use error::ApiError;
     // Referenced only from parameters, which do not collect their schemas.
     components(schemas(doc::CustomerId, doc::EventStatus, doc::StripeId, doc::UsageGroup)),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "customer tokens"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "catalog"), (name = "customer tokens"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -84,9 +86,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(spend::get_hold))
         .routes(routes!(spend::capture_hold))
         .routes(routes!(spend::release_hold))
-        .routes(routes!(spend::check))
+        .routes(routes!(entitlements::check))
+        .routes(routes!(entitlements::entitlements))
+        .routes(routes!(entitlements::put_budget, entitlements::list_budgets))
+        .routes(routes!(catalog::create_feature, catalog::list_features))
+        .routes(routes!(catalog::update_feature))
+        .routes(routes!(catalog::archive_feature))
+        .routes(routes!(payments::update_plan))
         .routes(routes!(payments::list_packages, payments::create_package))
         .routes(routes!(payments::archive_package))
+        .routes(routes!(payments::sync_packages))
         .routes(routes!(payments::create_checkout))
         .routes(routes!(payments::fulfill_checkout))
         .routes(routes!(payments::create_payment_intent))
@@ -121,6 +130,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/billing", axum::routing::get(crate::pages::billing::page))
         .route("/billing/checkout", axum::routing::post(crate::pages::billing::buy))
+        .route(
+            "/billing/subscribe",
+            axum::routing::post(crate::pages::billing::subscribe),
+        )
+        .route("/billing/portal", axum::routing::post(crate::pages::billing::portal))
+        .route(
+            "/billing/unsubscribe",
+            axum::routing::post(crate::pages::billing::cancel_subscription),
+        )
         .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))

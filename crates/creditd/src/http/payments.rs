@@ -1,5 +1,6 @@
 //! Packages, purchases (Checkout and PaymentIntents) and payments.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use axum::extract::{Path, State};
@@ -251,6 +252,20 @@ pub(crate) fn created(value: impl Serialize) -> Result<(StatusCode, Value), ApiE
     ))
 }
 
+/// Import packages from Stripe: active one-time Prices whose Price or Product has
+/// `credits_amount` metadata become packages; changed ones are updated, removed ones archived,
+/// recurring ones refused by name.
+#[utoipa::path(post, path = "/v1/packages/sync", tag = "purchases",
+    responses((status = 200, body = crate::billing::package_sync::SyncReport), (status = 401, body = ErrorBody),
+              (status = 502, body = ErrorBody, description = "stripe_error")))]
+pub async fn sync_packages(
+    State(state): State<AppState>,
+    _key: SecretKey,
+) -> Result<Json<crate::billing::package_sync::SyncReport>, ApiError> {
+    let report = crate::billing::package_sync::sync(&state.store, &state.stripe.client, state.clock.now()).await?;
+    Ok(Json(report))
+}
+
 /// Stop selling a package.
 #[utoipa::path(post, path = "/v1/packages/{id}/archive", tag = "purchases", params(("id" = String, Path, description = "`pkg_…`")),
     responses((status = 200, body = Package), (status = 404, body = ErrorBody, description = "`package_not_found`")))]
@@ -407,7 +422,7 @@ pub struct SubscriptionCheckoutOut {
     pub plan: String,
 }
 
-async fn subscribe(
+pub(crate) async fn subscribe(
     state: &AppState,
     idempotency: Option<Idempotency>,
     customer: creditd_domain::views::Customer,
@@ -422,6 +437,12 @@ async fn subscribe(
             param: Some("plan".into()),
             ..ApiError::new(StatusCode::CONFLICT, "plan_archived", format!("{plan_id} is archived"))
         });
+    }
+    if plan.free {
+        return Err(ApiError::invalid(
+            "plan",
+            format!("{plan_id} is the free plan: customers without a subscription have it"),
+        ));
     }
     if let Some(current) = state.store.subscription_of(&customer.id).await? {
         if matches!(
@@ -462,13 +483,20 @@ pub struct PlanList {
 pub struct PlanIn {
     #[schema(value_type = Name)]
     pub name: String,
-    #[schema(value_type = PositiveCredits)]
+    /// Credits each paid period grants (the free plan: each calendar month).
+    #[schema(value_type = NonNegativeCredits)]
     pub credits: Credits,
-    /// Minor units per period (2000 = 20.00 usd).
-    #[schema(value_type = MinorUnits)]
-    pub price: i64,
-    #[schema(value_type = Currency)]
-    pub currency: String,
+    /// Minor units per period (2000 = 20.00 usd); not for the free plan.
+    #[schema(value_type = Option<MinorUnits>)]
+    pub price: Option<i64>,
+    #[schema(value_type = Option<Currency>)]
+    pub currency: Option<String>,
+    /// The free plan: no price, its credits granted by creditd every month to every customer
+    /// without a paid subscription (at most one active free plan).
+    pub free: Option<bool>,
+    /// Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`.
+    #[schema(value_type = Option<Object>, example = json!({"chat": true, "images": {"limit": 3, "period": "day"}}))]
+    pub features: Option<BTreeMap<String, Value>>,
     /// `day`, `week`, `month` (default) or `year`.
     #[schema(value_type = Option<PlanInterval>)]
     pub interval: Option<String>,
@@ -498,6 +526,9 @@ pub async fn create_plan(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let idempotency = idem.for_app(&body);
     let input = body.value;
+    let features = plans::entitlements(&state.store, input.features.unwrap_or_default())
+        .await
+        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
     let spec = plans::PlanSpec {
         name: input.name,
         credits: input.credits,
@@ -505,6 +536,8 @@ pub async fn create_plan(
         currency: input.currency,
         interval: input.interval.unwrap_or_else(|| "month".into()),
         rollover_cap: input.rollover_cap.unwrap_or(Credits::ZERO),
+        free: input.free.unwrap_or(false),
+        features,
     };
     once(&state, idempotency, || async {
         let plan = plans::create(&state.store, spec, state.clock.now())
@@ -513,6 +546,35 @@ pub async fn create_plan(
         created(plan)
     })
     .await
+}
+
+/// What a plan includes, replaced as a whole.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanUpdate {
+    /// Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`.
+    #[schema(value_type = Object)]
+    pub features: BTreeMap<String, Value>,
+}
+
+/// Change what a plan includes; applies to the plan's customers from now on.
+#[utoipa::path(post, path = "/v1/plans/{id}", tag = "subscriptions", request_body = PlanUpdate,
+    responses((status = 200, body = Plan), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn update_plan(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    Path(id): Path<String>,
+    body: ApiJson<PlanUpdate>,
+) -> Result<Json<Plan>, ApiError> {
+    let features = plans::entitlements(&state.store, body.value.features)
+        .await
+        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+    let not_found = || ApiError::not_found("plan_not_found", format!("no such plan: {id}"));
+    if !state.store.set_plan_features(&id, &features).await? {
+        return Err(not_found());
+    }
+    state.store.plan(&id).await?.map(Json).ok_or_else(not_found)
 }
 
 #[derive(Deserialize, ToSchema)]

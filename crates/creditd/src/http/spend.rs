@@ -1,20 +1,22 @@
 //! The spend path: usage, two-phase holds, and the read-only check.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use creditd_domain::command::{NewHold, NewUsage};
 use creditd_domain::views::{Hold, Usage};
 use creditd_domain::{validate, Command, Credits, Outcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::http::catalog::priced_amount;
 use crate::http::customers::metadata;
 use crate::http::doc::{CustomerId, Feature, Metadata, NonNegativeCredits, PositiveCredits};
 use crate::http::error::{ApiError, ErrorBody};
 
-const INSUFFICIENT: &str = "`insufficient_credits`, with `balance` and `available`: nothing was spent";
 const OVERLOADED: &str = "`overloaded`: retry after `Retry-After` seconds";
 
 /// A hold id in the path.
@@ -26,17 +28,22 @@ pub struct HoldPath {
 }
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 
-/// Deducts credits for one AI request.
+/// Deducts credits for one AI request: an `amount`, or `units` of a priced feature.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageIn {
     #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = PositiveCredits)]
-    pub amount: Credits,
+    #[schema(value_type = Option<PositiveCredits>)]
+    pub amount: Option<Credits>,
+    /// Quantities of the feature's units, priced on its rate card (instead of `amount`).
+    #[schema(example = json!({"input_tokens": 1200, "output_tokens": 350}))]
+    pub units: Option<BTreeMap<String, i64>>,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
     #[schema(value_type = Feature)]
     pub feature: String,
+    /// A budget of the customer's (e.g. the app's API key id) this spend counts against.
+    pub budget: Option<String>,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
@@ -47,8 +54,12 @@ pub struct UsageIn {
 pub struct HoldIn {
     #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = PositiveCredits)]
-    pub amount: Credits,
+    #[schema(value_type = Option<PositiveCredits>)]
+    pub amount: Option<Credits>,
+    /// Units of `feature` to reserve at its current prices (instead of `amount`).
+    pub units: Option<BTreeMap<String, i64>>,
+    /// A budget the hold reserves against.
+    pub budget: Option<String>,
     /// Seconds until an uncaptured hold releases itself (default from the configuration; at
     /// most `max_hold_ttl_seconds`).
     pub ttl_seconds: Option<i64>,
@@ -65,33 +76,22 @@ pub struct CaptureIn {
     /// Defaults to the whole hold; `0` spends nothing.
     #[schema(value_type = Option<NonNegativeCredits>)]
     pub amount: Option<Credits>,
+    /// What the call really used, priced on the feature's current rate card (instead of `amount`).
+    pub units: Option<BTreeMap<String, i64>>,
     #[schema(value_type = Option<Feature>)]
     pub feature: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckIn {
-    #[schema(value_type = CustomerId)]
-    pub customer: String,
-    #[schema(value_type = PositiveCredits)]
-    pub amount: Credits,
-}
-
-/// Whether a spend of `amount` would be allowed now.
-#[derive(Serialize, ToSchema)]
-pub struct CheckOut {
-    pub allowed: bool,
-    #[schema(value_type = String)]
-    pub balance: Credits,
-    #[schema(value_type = String)]
-    pub available: Credits,
-    #[schema(value_type = String)]
-    pub requested: Credits,
-}
-
-fn feature(field: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn feature(field: &str, value: &str) -> Result<(), ApiError> {
     validate::feature(value).map_err(|m| ApiError::invalid(field, m))
+}
+
+/// A budget id names one of the app's keys or team members: the customer-id alphabet.
+pub(crate) fn budget_id(id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(id) => validate::customer_id(id).map_err(|m| ApiError::invalid("budget", m)),
+        None => Ok(()),
+    }
 }
 
 fn hold_outcome(outcome: Outcome) -> Result<Hold, ApiError> {
@@ -104,8 +104,8 @@ fn hold_outcome(outcome: Outcome) -> Result<Hold, ApiError> {
 /// Record usage: deduct credits, exactly once per idempotency key. 402 with the balance when
 /// the available credits do not cover it (nothing is deducted).
 #[utoipa::path(post, path = "/v1/usage", request_body = UsageIn, tag = "spending", params(IdempotencyKey),
-    responses((status = 200, body = Usage), (status = 402, body = ErrorBody, description = INSUFFICIENT),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+    responses((status = 200, body = Usage), (status = 402, body = ErrorBody, description = "`insufficient_credits` or `budget_exceeded`"), (status = 403, body = ErrorBody, description = "`feature_not_in_plan` or `limit_reached`"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found` or `budget_not_found`"),
               (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn record_usage(
     State(state): State<AppState>,
@@ -114,13 +114,18 @@ pub async fn record_usage(
     body: ApiJson<UsageIn>,
 ) -> Result<Json<Usage>, ApiError> {
     let input = &body.value;
-    let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
     feature("feature", &input.feature)?;
+    budget_id(input.budget.as_deref())?;
+    let (amount, priced) =
+        priced_amount(&state, Some(&input.feature), input.amount, input.units.as_ref(), true).await?;
+    let amount = amount.ok_or_else(|| ApiError::invalid("amount", "is required (or units)"))?;
     let command = Command::Usage(NewUsage {
         customer: input.customer.clone(),
         amount,
         feature: input.feature.clone(),
         metadata: metadata(input.metadata.clone())?,
+        priced,
+        budget: input.budget.clone(),
     });
     match state.write(command, idem.for_app(&body)).await? {
         Outcome::Usage(usage) => Ok(Json(usage)),
@@ -131,8 +136,8 @@ pub async fn record_usage(
 /// Place a hold: reserves credits (reduces available, not balance) until captured, released
 /// or expired.
 #[utoipa::path(post, path = "/v1/holds", request_body = HoldIn, tag = "spending", params(IdempotencyKey),
-    responses((status = 201, body = Hold), (status = 402, body = ErrorBody, description = INSUFFICIENT), (status = 400, body = ErrorBody),
-              (status = 404, body = ErrorBody, description = "`customer_not_found`"),
+    responses((status = 201, body = Hold), (status = 402, body = ErrorBody, description = "`insufficient_credits` or `budget_exceeded`"), (status = 403, body = ErrorBody, description = "`feature_not_in_plan` or `limit_reached`"), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`customer_not_found` or `budget_not_found`"),
               (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn create_hold(
     State(state): State<AppState>,
@@ -141,14 +146,23 @@ pub async fn create_hold(
     body: ApiJson<HoldIn>,
 ) -> Result<(StatusCode, Json<Hold>), ApiError> {
     let input = &body.value;
-    let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
+    if let Some(f) = &input.feature {
+        feature("feature", f)?;
+    }
+    budget_id(input.budget.as_deref())?;
+    let (amount, priced) = priced_amount(
+        &state,
+        input.feature.as_deref(),
+        input.amount,
+        input.units.as_ref(),
+        true,
+    )
+    .await?;
+    let amount = amount.ok_or_else(|| ApiError::invalid("amount", "is required (or units)"))?;
     let ttl_seconds = input.ttl_seconds.unwrap_or(state.settings.hold_ttl_seconds);
     if !(1..=state.settings.max_hold_ttl_seconds).contains(&ttl_seconds) {
         let max = state.settings.max_hold_ttl_seconds;
         return Err(ApiError::invalid("ttl_seconds", format!("must be between 1 and {max}")));
-    }
-    if let Some(f) = &input.feature {
-        feature("feature", f)?;
     }
     let command = Command::CreateHold(NewHold {
         customer: input.customer.clone(),
@@ -156,6 +170,8 @@ pub async fn create_hold(
         ttl_seconds,
         feature: input.feature.clone(),
         metadata: metadata(input.metadata.clone())?,
+        priced,
+        budget: input.budget.clone(),
     });
     let hold = hold_outcome(state.write(command, idem.for_app(&body)).await?)?;
     Ok((StatusCode::CREATED, Json(hold)))
@@ -163,7 +179,7 @@ pub async fn create_hold(
 
 /// Capture a hold.
 #[utoipa::path(post, path = "/v1/holds/{id}/capture", request_body = CaptureIn, tag = "spending", params(HoldPath, IdempotencyKey),
-    responses((status = 200, body = Hold), (status = 402, body = ErrorBody, description = INSUFFICIENT),
+    responses((status = 200, body = Hold), (status = 402, body = ErrorBody, description = "`insufficient_credits` or `budget_exceeded`"),
               (status = 404, body = ErrorBody, description = "`hold_not_found`"),
               (status = 409, body = ErrorBody, description = "`hold_not_open`, or `idempotency_key_reused`"),
               (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
@@ -175,17 +191,37 @@ pub async fn capture_hold(
     body: ApiJson<CaptureIn>,
 ) -> Result<Json<Hold>, ApiError> {
     let input = &body.value;
-    let amount = input
-        .amount
-        .map(|a| a.non_negative().map_err(|e| ApiError::invalid("amount", e)))
-        .transpose()?;
     if let Some(f) = &input.feature {
         feature("feature", f)?;
     }
+    let (amount, priced) = match &input.units {
+        None => {
+            let amount = input
+                .amount
+                .map(|a| a.non_negative().map_err(|e| ApiError::invalid("amount", e)));
+            (amount.transpose()?, None)
+        }
+        Some(units) => {
+            // Units are priced on the capture's feature, or else the hold's.
+            let feature = match &input.feature {
+                Some(f) => f.clone(),
+                None => state
+                    .store
+                    .hold(&id, state.clock.now())
+                    .await?
+                    .and_then(|h| h.feature)
+                    .ok_or_else(|| {
+                        ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
+                    })?,
+            };
+            priced_amount(&state, Some(&feature), input.amount, Some(units), false).await?
+        }
+    };
     let command = Command::CaptureHold {
         hold: id,
         amount,
         feature: input.feature.clone(),
+        priced,
     };
     hold_outcome(state.write(command, idem.for_app(&body)).await?).map(Json)
 }
@@ -220,25 +256,4 @@ pub async fn get_hold(
     let hold = state.store.hold(&id, state.clock.now()).await?;
     hold.map(Json)
         .ok_or_else(|| ApiError::not_found("hold_not_found", format!("no such hold: {id}")))
-}
-
-/// Would `amount` be allowed now? Changes nothing.
-#[utoipa::path(post, path = "/v1/check", request_body = CheckIn, tag = "spending",
-    responses((status = 200, body = CheckOut), (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
-pub async fn check(
-    State(state): State<AppState>,
-    _key: SecretKey,
-    body: ApiJson<CheckIn>,
-) -> Result<Json<CheckOut>, ApiError> {
-    let input = &body.value;
-    let amount = input.amount.positive().map_err(|e| ApiError::invalid("amount", e))?;
-    let check = state.store.check(&input.customer, amount, state.clock.now()).await?;
-    let check = check
-        .ok_or_else(|| ApiError::not_found("customer_not_found", format!("no such customer: {}", input.customer)))?;
-    Ok(Json(CheckOut {
-        allowed: check.allowed,
-        balance: check.balance,
-        available: check.available,
-        requested: amount,
-    }))
 }

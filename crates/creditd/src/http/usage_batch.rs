@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::http::doc::{Metadata, PositiveCredits};
 use crate::http::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::http::extract::{deserialize, fingerprint, ApiJson, IdempotencyKey, SecretKey};
 
@@ -25,12 +26,14 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct UsageRecordIn {
     pub customer: String,
-    #[schema(value_type = String, example = "1.25", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    #[schema(value_type = PositiveCredits)]
     pub amount: Credits,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
     pub feature: String,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
+    /// A budget of the customer's this record counts against, as on `POST /v1/usage`.
+    pub budget: Option<String>,
     /// Makes this record exactly-once, like `POST /v1/usage`'s `Idempotency-Key` header (the
     /// two share one key space: the same key and record replay each other). Without it, and
     /// with the request's `Idempotency-Key: K`, the record's key is `K/<index>` (from 0).
@@ -149,6 +152,8 @@ fn record_request(index: usize, mut json: serde_json::Value, header_key: Option<
         amount,
         feature: record.feature,
         metadata,
+        priced: None,
+        budget: record.budget,
     });
     Ok(Request { command, idempotency })
 }

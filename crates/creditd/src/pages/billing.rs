@@ -12,7 +12,6 @@
 //! cross-site POSTs and subresources; the Buy form also carries a CSRF token derived from the
 //! cookie, which another site can neither read nor compute.
 
-use std::fmt::Write;
 use std::sync::LazyLock;
 
 use axum::extract::{Form, Query, State};
@@ -20,17 +19,12 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use creditd_domain::money::{self, PaymentStatus};
-use creditd_domain::views::{Customer, Entry, Package, Payment};
-use creditd_domain::{Credits, EntryKind};
-use creditd_store::{PageRequest, UsageBucket, SECONDS_PER_DAY};
+use creditd_store::{PageRequest, SECONDS_PER_DAY};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::chart::UsageChart;
-use super::{escape, format};
+use super::billing_view::{self, View, USAGE_DAYS};
 use crate::app::AppState;
-use crate::clock::{iso_minute, rfc3339};
 use crate::http::error::ApiError;
 use crate::http::extract::CustomerToken;
 
@@ -39,7 +33,6 @@ pub const COOKIE: &str = "creditd_billing";
 pub const MAX_SESSION_SECONDS: i64 = 8 * 3600;
 pub const LEDGER_PAGE: u32 = 20;
 pub const PAYMENTS_SHOWN: u32 = 20;
-pub const USAGE_DAYS: i64 = 30;
 
 const STYLE: &str = "\
 *{box-sizing:border-box}html{-webkit-text-size-adjust:100%}\
@@ -57,6 +50,9 @@ dl.stats{display:flex;flex-wrap:wrap;gap:.25rem 2rem;margin:.5rem 0 0}dl.stats d
 .packages p{margin:0}.price{font-size:1.3rem;font-weight:700}\
 form.buy{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap;margin-top:auto}\
 form.buy label{display:flex;flex-direction:column;font-size:.85rem;color:#4d5562}\
+.plans li.current{border:2px solid #0b57d0}.packages .includes{margin:0;padding-left:1.1rem}.packages .includes li{border:0;border-radius:0;padding:0;display:list-item}h3.sub{margin:1rem 0 .5rem}\
+button.secondary{background:#fff;color:#b3261e;border:1px solid #b3261e}button.secondary:hover{background:#fdecea}\
+.s-active,.s-trialing{background:#e3f4e8;color:#0a5c2b}.s-past_due,.s-canceling{background:#fff3d6;color:#6b4500}\
 input[type=number]{width:5rem;padding:.45rem;font-size:1rem;border:1px solid #8a919c;border-radius:6px}\
 button{font-size:1rem;padding:.55rem 1.2rem;border-radius:6px;border:0;background:#0b57d0;color:#fff;cursor:pointer;min-height:2.75rem}\
 button:hover{background:#0842a0}\
@@ -96,6 +92,13 @@ pub struct BuyForm {
     pub quantity: Option<String>,
 }
 
+/// The plan buttons: Subscribe, Switch (Stripe's portal) and Cancel.
+#[derive(Deserialize)]
+pub struct PlanForm {
+    pub csrf: Option<String>,
+    pub plan: Option<String>,
+}
+
 /// `GET /billing`: exchanges `?token=` for the session cookie, or renders the page.
 pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<BillingQuery>) -> Response {
     if let Some(token) = query.token {
@@ -130,7 +133,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
         starting_after: None,
     };
     let from = (now.div_euclid(SECONDS_PER_DAY) - (USAGE_DAYS - 1)) * SECONDS_PER_DAY;
-    let id = &customer.id;
+    let id = &token.customer;
     let (packages, payments, usage, ledger) = tokio::join!(
         state.store.packages(false),
         state.store.payments(id, &payments_page),
@@ -141,6 +144,22 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
         (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
         (Err(e), ..) | (_, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => return failure_page(&state, e.into()),
     };
+    let (plans, features, entitlements) = tokio::join!(
+        state.store.plans(false),
+        state.store.features(false),
+        crate::http::entitlements::entitlements_of(&state, id),
+    );
+    let (plans, features, entitlements) = match (plans, features, entitlements) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), ..) | (_, Err(e), _) => return failure_page(&state, e.into()),
+        (.., Err(e)) => return failure_page(&state, e),
+    };
+    let mut customer = customer;
+    customer.subscription = match state.store.subscription_of(id).await {
+        Ok(s) => s,
+        Err(e) => return failure_page(&state, e.into()),
+    };
+    let gated: Vec<_> = entitlements.data.into_iter().filter(|e| e.gated).collect();
     let view = View {
         customer: &customer,
         threshold: state.settings.low_balance_threshold,
@@ -152,8 +171,12 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
         ledger_has_more: ledger.has_more,
         ledger_paged: query.ledger_after.is_some(),
         now,
+        plans: &plans,
+        plan: entitlements.plan.as_deref(),
+        features: &features,
+        entitlements: &gated,
     };
-    respond(&state, StatusCode::OK, render(&view))
+    respond(&state, StatusCode::OK, billing_view::render(&view, STYLE))
 }
 
 /// `POST /billing/checkout`: the Buy button. Starts Checkout for the session's customer and
@@ -199,6 +222,101 @@ pub async fn buy(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         Err(e) if e.status.is_client_error() => {
             message_with_back(&state, e.status, "This purchase could not start", &e.message)
         }
+        Err(e) => failure_page(&state, e),
+    }
+}
+
+/// The session's customer, when the form carries the session's CSRF token; else the page
+/// that says why not.
+fn form_session(state: &AppState, headers: &HeaderMap, csrf: Option<&str>) -> Result<CustomerToken, Box<Response>> {
+    let (cookie, token) = session(state, headers)?;
+    if !csrf.is_some_and(|sent| constant_time_eq(sent, &csrf_token(&cookie))) {
+        return Err(Box::new(message_with_back(
+            state,
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Reload the billing page and try again.",
+        )));
+    }
+    Ok(token)
+}
+
+/// `POST /billing/subscribe`: a plan's Subscribe button, through Stripe Checkout.
+pub async fn subscribe(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PlanForm>) -> Response {
+    let token = match form_session(&state, &headers, form.csrf.as_deref()) {
+        Ok(token) => token,
+        Err(response) => return *response,
+    };
+    let customer = match state.customer(&token.customer).await {
+        Ok(c) => c,
+        Err(e) => return failure_page(&state, e),
+    };
+    let plan = form.plan.unwrap_or_default();
+    match crate::http::payments::subscribe(&state, None, customer, &plan, None, None).await {
+        Ok((_, out)) => match out["url"].as_str() {
+            Some(url) => redirect(url, None),
+            None => failure_page(&state, ApiError::internal("Checkout Session without a url")),
+        },
+        Err(e) if e.status.is_client_error() => {
+            message_with_back(&state, e.status, "This plan could not start", &e.message)
+        }
+        Err(e) => failure_page(&state, e),
+    }
+}
+
+/// `POST /billing/portal`: Switch, in Stripe's customer portal, which returns to this page.
+pub async fn portal(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PlanForm>) -> Response {
+    let token = match form_session(&state, &headers, form.csrf.as_deref()) {
+        Ok(token) => token,
+        Err(response) => return *response,
+    };
+    let result = async {
+        let customer = state.customer(&token.customer).await?;
+        let stripe_customer = crate::billing::stripe_customer(&state, &customer).await?;
+        let back = format!("{}/billing", state.stripe.public_url);
+        let session = state
+            .stripe
+            .client
+            .create_billing_portal_session(&stripe_customer, Some(&back))
+            .await
+            .map_err(crate::billing::BillingError::from)?;
+        Ok::<_, ApiError>(session.url)
+    }
+    .await;
+    match result {
+        Ok(url) => redirect(&url, None),
+        Err(e) => failure_page(&state, e),
+    }
+}
+
+/// `POST /billing/unsubscribe`: Cancel, at the end of the period (the plan's credits stay until then).
+pub async fn cancel_subscription(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PlanForm>,
+) -> Response {
+    let token = match form_session(&state, &headers, form.csrf.as_deref()) {
+        Ok(token) => token,
+        Err(response) => return *response,
+    };
+    let result = async {
+        let Some(sub) = state.store.subscription_of(&token.customer).await? else {
+            return Err(ApiError::invalid("plan", "there is no subscription to cancel"));
+        };
+        let key = format!("creditd-cancel-{}", sub.id);
+        state
+            .stripe
+            .client
+            .set_cancel_at_period_end(&sub.id, true, &key)
+            .await
+            .map_err(crate::billing::BillingError::from)?;
+        crate::billing::subscriptions::converge_subscription(&state, &sub.id).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => redirect("../billing#plans", None),
+        Err(e) if e.status.is_client_error() => message_with_back(&state, e.status, "Nothing to cancel", &e.message),
         Err(e) => failure_page(&state, e),
     }
 }
@@ -323,22 +441,12 @@ fn respond(state: &AppState, status: StatusCode, html: String) -> Response {
 }
 
 fn message_page(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<section><h1>{}</h1><p>{}</p></section>",
-        escape(title),
-        escape(message)
-    );
-    respond(state, status, document(title, &body))
+    respond(state, status, billing_view::message(title, message, false, STYLE))
 }
 
 /// A message on a page under `/billing/`, with the way back to the billing page.
 fn message_with_back(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<section><h1>{}</h1><p>{}</p><p><a href=\"../billing\">Back to billing</a></p></section>",
-        escape(title),
-        escape(message)
-    );
-    respond(state, status, document(title, &body))
+    respond(state, status, billing_view::message(title, message, true, STYLE))
 }
 
 fn failure_page(state: &AppState, e: ApiError) -> Response {
@@ -350,241 +458,14 @@ fn failure_page(state: &AppState, e: ApiError) -> Response {
     message_page(state, e.status, "Billing is unavailable", &message)
 }
 
-fn document(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{} · Billing</title><style>{STYLE}</style></head>\
-         <body><a class=\"skip\" href=\"#main\">Skip to content</a><div class=\"wrap\" id=\"main\">{body}</div></body></html>",
-        escape(title)
-    )
-}
-
-/// Everything the page shows.
-pub struct View<'a> {
-    pub customer: &'a Customer,
-    pub threshold: Credits,
-    pub csrf: &'a str,
-    pub packages: &'a [Package],
-    pub payments: &'a [Payment],
-    pub usage: &'a [UsageBucket],
-    pub ledger: &'a [Entry],
-    pub ledger_has_more: bool,
-    pub ledger_paged: bool,
-    pub now: i64,
-}
-
-pub fn render(view: &View) -> String {
-    let who = view.customer.email.as_deref().unwrap_or(&view.customer.id);
-    let body = format!(
-        "<header><h1>Billing</h1><p class=\"muted\">Account {}</p></header><main>{}{}{}{}{}</main>\
-         <footer>Times are in UTC. Amounts in credits unless a currency is shown.</footer>",
-        escape(who),
-        balance_section(view),
-        packages_section(view),
-        usage_section(view),
-        payments_section(view),
-        ledger_section(view),
-    );
-    document("Billing", &body)
-}
-
-fn balance_section(view: &View) -> String {
-    let c = view.customer;
-    let mut out = format!(
-        "<section aria-labelledby=\"balance-h\"><h2 id=\"balance-h\">Balance</h2>\
-         <p class=\"big\" id=\"balance\">{} <span>credits</span></p><dl class=\"stats\">\
-         <div><dt>Available to spend</dt><dd id=\"available\">{}</dd></div>",
-        format::credits(c.balance),
-        format::credits(c.available)
-    );
-    if c.held.is_positive() {
-        let _ = write!(
-            out,
-            "<div><dt>Reserved for requests in progress</dt><dd>{}</dd></div>",
-            format::credits(c.held)
-        );
-    }
-    if c.frozen.is_positive() {
-        let _ = write!(
-            out,
-            "<div><dt>Frozen while a payment is disputed</dt><dd id=\"frozen\">{}</dd></div>",
-            format::credits(c.frozen)
-        );
-    }
-    out.push_str("</dl>");
-    if c.balance < Credits::ZERO {
-        let _ = write!(
-            out,
-            "<p class=\"alert err\" role=\"alert\"><strong>Your balance is negative.</strong> You owe {} credits \
-             (after a refund or a disputed payment). Buy credits below to settle it and keep using the app.</p>",
-            format::credits(c.balance.abs())
-        );
-    } else if c.available <= view.threshold {
-        let _ = write!(
-            out,
-            "<p class=\"alert warn\" role=\"status\"><strong>Your balance is low.</strong> {} credits left to spend. \
-             Buy more below so the app keeps working without interruption.</p>",
-            format::credits(c.available)
-        );
-    }
-    out.push_str("</section>");
-    out
-}
-
-fn packages_section(view: &View) -> String {
-    let mut out = String::from("<section aria-labelledby=\"buy-h\"><h2 id=\"buy-h\">Buy credits</h2>");
-    if view.packages.is_empty() {
-        out.push_str(
-            "<p class=\"muted\">No credit packages are on sale right now. Please check back later.</p></section>",
-        );
-        return out;
-    }
-    out.push_str("<ul class=\"packages\">");
-    for p in view.packages {
-        let price = money::display(p.price, &p.currency);
-        let _ = write!(
-            out,
-            "<li><h3>{name}</h3><p class=\"price\">{price}</p><p>{credits} credits</p>\
-             <form class=\"buy\" method=\"post\" action=\"billing/checkout\" target=\"_top\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"package\" value=\"{id}\">\
-             <label for=\"q-{id}\">Quantity<input id=\"q-{id}\" name=\"quantity\" type=\"number\" min=\"1\" max=\"100\" value=\"1\" \
-             inputmode=\"numeric\"></label><button type=\"submit\">Buy<span class=\"sr\"> {name}</span></button></form></li>",
-            name = escape(&p.name),
-            price = escape(&price),
-            credits = format::credits(p.credits),
-            csrf = escape(view.csrf),
-            id = escape(&p.id),
-        );
-    }
-    out.push_str("</ul><p class=\"muted\">You pay on Stripe's secure checkout page and come back here.</p></section>");
-    out
-}
-
-fn usage_section(view: &View) -> String {
-    let chart = UsageChart::build(view.usage, view.now, USAGE_DAYS);
-    let mut out = format!("<section aria-labelledby=\"usage-h\"><h2 id=\"usage-h\">Usage, last {USAGE_DAYS} days</h2>");
-    if chart.total() == Credits::ZERO {
-        out.push_str(
-            "<p class=\"muted\">No credits spent in the last 30 days. When you use the app, \
-             what each feature costs shows here day by day.</p>",
-        );
-    } else {
-        let _ = write!(
-            out,
-            "<p>{} credits spent.</p>{}",
-            format::credits(chart.total()),
-            chart.render()
-        );
-    }
-    out.push_str("</section>");
-    out
-}
-
-fn payments_section(view: &View) -> String {
-    let mut out = String::from("<section aria-labelledby=\"payments-h\"><h2 id=\"payments-h\">Payments</h2>");
-    if view.payments.is_empty() {
-        out.push_str(
-            "<p class=\"muted\">No payments yet. Buy a package above; your receipts will be listed here.</p></section>",
-        );
-        return out;
-    }
-    out.push_str(
-        "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Date</th><th scope=\"col\" class=\"num\">Credits</th>\
-         <th scope=\"col\" class=\"num\">Amount</th><th scope=\"col\">Status</th></tr></thead><tbody>",
-    );
-    for p in view.payments {
-        let (label, class) = match p.status {
-            PaymentStatus::Succeeded => ("Paid", "succeeded"),
-            PaymentStatus::Pending => ("Pending", "pending"),
-            PaymentStatus::Failed => ("Failed", "failed"),
-            PaymentStatus::Expired => ("Not completed", "expired"),
-        };
-        let receipt = match &p.receipt_url {
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => format!(
-                "<a href=\"{}\" rel=\"noopener noreferrer\" target=\"_blank\">Receipt<span class=\"sr\"> for the payment of {}</span></a>",
-                escape(url),
-                time_text(p.created)
-            ),
-            _ => String::new(),
-        };
-        let _ = write!(
-            out,
-            "<tr><td class=\"when\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"what\"><span class=\"status s-{class}\">{label}</span> {receipt}</td></tr>",
-            time(p.created),
-            format::credits_exact(p.credits),
-            escape(&money::display(p.amount, &p.currency)),
-        );
-    }
-    out.push_str("</tbody></table></div></section>");
-    out
-}
-
-fn ledger_section(view: &View) -> String {
-    let mut out = String::from("<section aria-labelledby=\"ledger-h\" id=\"ledger\"><h2 id=\"ledger-h\">Activity</h2>");
-    if view.ledger.is_empty() {
-        out.push_str(if view.ledger_paged {
-            "<p class=\"muted\">No older activity.</p>"
-        } else {
-            "<p class=\"muted\">No activity yet. Credits you receive and spend will be listed here.</p>"
-        });
-    } else {
-        out.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Date</th><th scope=\"col\">What</th>\
-             <th scope=\"col\" class=\"num\">Change</th><th scope=\"col\" class=\"num\">Balance after</th></tr></thead><tbody>",
-        );
-        for e in view.ledger {
-            let what = match (e.kind, &e.feature) {
-                (EntryKind::Grant, _) => "Credits added".to_string(),
-                (EntryKind::Usage, Some(f)) => format!("Used: {}", escape(f)),
-                (EntryKind::Usage, None) => "Used".to_string(),
-                (EntryKind::Expire, _) => "Expired unused".to_string(),
-                (EntryKind::Clawback, _) => "Taken back (refund or lost dispute)".to_string(),
-                (EntryKind::Freeze, _) => "Frozen during a payment dispute".to_string(),
-                (EntryKind::Unfreeze, _) => "Unfrozen after a payment dispute".to_string(),
-                (EntryKind::DebtPayment, _) => "Paid towards what you owed".to_string(),
-            };
-            let _ = write!(
-                out,
-                "<tr><td class=\"when\">{}</td><td class=\"what\">{what}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                time(e.created),
-                format::signed_credits(e.amount),
-                format::credits_exact(e.balance_after)
-            );
-        }
-        out.push_str("</tbody></table></div>");
-    }
-    let mut nav = String::new();
-    if view.ledger_paged {
-        nav.push_str("<a href=\"billing#ledger\">Newest activity</a>");
-    }
-    if let Some(last) = view.ledger.last().filter(|_| view.ledger_has_more) {
-        let _ = write!(
-            nav,
-            "<a href=\"billing?ledger_after={}#ledger\">Older activity</a>",
-            escape(&last.id)
-        );
-    }
-    if !nav.is_empty() {
-        let _ = write!(out, "<nav class=\"pages\" aria-label=\"Activity pages\">{nav}</nav>");
-    }
-    out.push_str("</section>");
-    out
-}
-
-fn time(unix: i64) -> String {
-    format!("<time datetime=\"{}\">{}</time>", rfc3339(unix), time_text(unix))
-}
-
-/// `2026-11-22 13:32`; the footer says the times are UTC.
-fn time_text(unix: i64) -> String {
-    iso_minute(unix).trim_end_matches(" UTC").to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use creditd_domain::calendar::Period;
+    use creditd_domain::views::{
+        Customer, EntitlementView, Entry, Feature, Package, Payment, Plan, PlanFeature, SubscriptionSummary,
+    };
+    use creditd_domain::{Credits, EntryKind};
 
     fn customer(balance: i64, held: i64) -> Customer {
         Customer {
@@ -601,14 +482,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frozen_credits_are_shown_when_there_are_some() {
-        let mut c = customer(20, 0);
-        assert!(!balance_section(&view(&c)).contains("Frozen"));
-        c.frozen = Credits::from_micros(7_000_000);
-        assert!(balance_section(&view(&c)).contains("Frozen while a payment is disputed"));
-    }
-
     fn view<'a>(c: &'a Customer) -> View<'a> {
         View {
             customer: c,
@@ -621,7 +494,23 @@ mod tests {
             ledger_has_more: false,
             ledger_paged: false,
             now: 1_800_000_000,
+            plans: &[],
+            plan: None,
+            features: &[],
+            entitlements: &[],
         }
+    }
+
+    fn render(view: &View) -> String {
+        billing_view::render(view, STYLE)
+    }
+
+    #[test]
+    fn frozen_credits_are_shown_when_there_are_some() {
+        let mut c = customer(20, 0);
+        assert!(!render(&view(&c)).contains("Frozen"));
+        c.frozen = Credits::from_micros(7_000_000);
+        assert!(render(&view(&c)).contains("Frozen while a payment is disputed"));
     }
 
     #[test]
@@ -650,8 +539,9 @@ mod tests {
         assert!(html.contains("No credit packages are on sale"));
         assert!(html.contains("No credits spent in the last 30 days"));
         assert!(html.contains("No activity yet"));
-        assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>") && html.contains("&#60;script&#62;"));
         assert!(html.starts_with("<!doctype html><html lang=\"en\">"));
+        assert!(!html.contains("id=\"plans\""), "no plans, no plans section");
     }
 
     #[test]
@@ -659,5 +549,169 @@ mod tests {
         assert_eq!(csrf_token("a"), csrf_token("a"));
         assert_ne!(csrf_token("a"), csrf_token("b"));
         assert!(constant_time_eq("abc", "abc") && !constant_time_eq("abc", "abd") && !constant_time_eq("ab", "abc"));
+    }
+
+    fn plan(id: &str, name: &str, free: bool, features: &[(&str, PlanFeature)]) -> Plan {
+        Plan {
+            id: id.into(),
+            name: name.into(),
+            credits: Credits::from_micros(if free { 5_000_000 } else { 1_000_000_000 }),
+            price: if free { 0 } else { 2000 },
+            currency: "usd".into(),
+            interval: "month".into(),
+            rollover_cap: Credits::ZERO,
+            stripe_price: None,
+            active: true,
+            created: 0,
+            free,
+            features: features.iter().map(|(f, e)| (f.to_string(), *e)).collect(),
+        }
+    }
+
+    fn feature(id: &str, name: &str) -> Feature {
+        Feature {
+            id: id.into(),
+            name: name.into(),
+            prices: Default::default(),
+            per: 1,
+            active: true,
+            gated: true,
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    /// The whole page for a subscriber: packages, plans, entitlements, a payment, the ledger.
+    #[test]
+    fn the_page_of_a_subscriber() {
+        let now = 1_800_000_000;
+        let mut c = customer(1_005, 2);
+        c.subscription = Some(SubscriptionSummary {
+            id: "sub_1".into(),
+            plan: Some("plan_pro".into()),
+            status: "active".into(),
+            current_period_start: Some(now - 86_400),
+            current_period_end: Some(now + 29 * 86_400),
+            cancel_at_period_end: true,
+        });
+        let images = PlanFeature::Limited {
+            limit: 3,
+            period: Period::Day,
+        };
+        let plans = [
+            plan(
+                "plan_free",
+                "Free",
+                true,
+                &[
+                    ("chat", PlanFeature::Included(true)),
+                    (
+                        "images",
+                        PlanFeature::Limited {
+                            limit: 1,
+                            period: Period::Month,
+                        },
+                    ),
+                ],
+            ),
+            plan(
+                "plan_pro",
+                "Pro <best>",
+                false,
+                &[
+                    ("chat", PlanFeature::Included(true)),
+                    ("gpt-4o", PlanFeature::Included(true)),
+                    ("images", images),
+                ],
+            ),
+        ];
+        let features = [
+            feature("chat", "Chat"),
+            feature("gpt-4o", "GPT-4o"),
+            feature("images", "Images"),
+        ];
+        let entitlements = [
+            EntitlementView {
+                feature: "chat".into(),
+                name: "Chat".into(),
+                allowed: true,
+                included: true,
+                gated: true,
+                limit: None,
+                period: None,
+                used: None,
+                resets_at: None,
+            },
+            EntitlementView {
+                feature: "images".into(),
+                name: "Images".into(),
+                allowed: true,
+                included: true,
+                gated: true,
+                limit: Some(3),
+                period: Some(Period::Day),
+                used: Some(1),
+                resets_at: Some(1_800_028_800),
+            },
+        ];
+        let packages = [Package {
+            id: "pkg_1".into(),
+            name: "Starter".into(),
+            credits: Credits::from_micros(100_000_000),
+            price: 500,
+            currency: "usd".into(),
+            stripe_price: None,
+            active: true,
+            created: 0,
+        }];
+        let payments = [Payment {
+            id: "pay_1".into(),
+            customer: "user_1".into(),
+            package: "pkg_1".into(),
+            quantity: 1,
+            credits: Credits::from_micros(100_000_000),
+            amount: 500,
+            currency: "usd".into(),
+            status: creditd_domain::money::PaymentStatus::Succeeded,
+            flow: "checkout".into(),
+            checkout_session: Some("cs_1".into()),
+            payment_intent: None,
+            grant: None,
+            receipt_url: Some("https://pay.example/receipt".into()),
+            failure_message: None,
+            created: now - 3600,
+            updated: now - 3600,
+        }];
+        let ledger = [Entry {
+            id: "ent_1".into(),
+            customer: "user_1".into(),
+            grant: Some("grt_1".into()),
+            kind: EntryKind::Usage,
+            amount: Credits::from_micros(-1_250_000),
+            balance_after: Credits::from_micros(1_005_000_000),
+            reference: Some("use_1".into()),
+            feature: Some("gpt-4o".into()),
+            metadata: serde_json::json!({}),
+            created: now - 60,
+        }];
+        let view = View {
+            packages: &packages,
+            payments: &payments,
+            ledger: &ledger,
+            ledger_has_more: true,
+            plans: &plans,
+            plan: Some("plan_pro"),
+            features: &features,
+            entitlements: &entitlements,
+            ..view(&c)
+        };
+        let html = render(&view).replace(STYLE, "/* style */");
+        insta::assert_snapshot!(html);
+    }
+
+    #[test]
+    fn a_message_page() {
+        let html = billing_view::message("Your billing session has ended", "Open billing <again>.", true, STYLE);
+        insta::assert_snapshot!(html.replace(STYLE, "/* style */"));
     }
 }

@@ -1,6 +1,7 @@
 //! Server-rendered pages. No scripts, fonts or styles from anywhere but here.
 
 pub mod billing;
+pub mod billing_view;
 pub mod chart;
 pub mod format;
 pub mod success;
@@ -21,7 +22,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}\
+pub(crate) const STYLE: &str = "body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}\
 main{max-width:32rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 1px 3px #0002}\
 h1{font-size:1.4rem;margin:0 0 1rem}.big{font-size:2rem;font-weight:700}.muted{color:#555}\
 a{color:#0b57d0}.ok{color:#0a7a33}.warn{color:#9a5b00}.err{color:#b3261e}";

@@ -15,6 +15,7 @@ on_both_backends!(
     failed_events_come_first_and_retry_recovers_them,
     exports_stream_csv_for_a_date_range,
     catalog_creates_and_archives_packages,
+    catalog_manages_features_and_plan_entitlements_and_syncs_packages,
     every_admin_route_refuses_api_keys_customer_tokens_and_anonymous_requests,
     every_form_post_requires_the_sessions_csrf_token,
     logins_are_rate_limited_and_sessions_end,
@@ -169,8 +170,7 @@ async fn payment(app: &TestApp, customer: &str, package: &Package, quantity: i64
             message: "card declined".into(),
         }
     };
-    store
-        .update_payment(&payment.id, &update, app.clock.now())
+    creditd::billing::update_payment(&app.state(), &payment.id, update)
         .await
         .unwrap();
 }
@@ -586,6 +586,104 @@ async fn catalog_creates_and_archives_packages(app: &TestApp) {
     assert!(page.text.contains("archived") && page.text.contains("5.00 USD"));
 }
 
+async fn catalog_manages_features_and_plan_entitlements_and_syncs_packages(app: &TestApp) {
+    let admin = login(app).await;
+    let created = admin
+        .post_form(
+            app,
+            "/admin/catalog/features",
+            &[
+                ("id", "gpt-4o"),
+                ("name", "GPT-4o"),
+                ("prices", "input_tokens=2.5, output_tokens=10"),
+                ("per", "1000000"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let bad = admin
+        .post_form(
+            app,
+            "/admin/catalog/features",
+            &[("id", "x"), ("name", "X"), ("prices", "tokens"), ("per", "")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("unit=price"), "{}", bad.text);
+    let feature = app.get("/v1/features").await.body["data"][0].clone();
+    assert_eq!(
+        (feature["prices"]["input_tokens"].as_str(), feature["per"].as_i64()),
+        (Some("2.5"), Some(1_000_000))
+    );
+
+    let plan = app
+        .post(
+            "/v1/plans",
+            json!({"name": "Pro", "credits": "10", "price": 100, "currency": "usd"}),
+        )
+        .await;
+    let plan = plan.body["id"].as_str().unwrap().to_string();
+    let path = format!("/admin/catalog/plans/{plan}/features");
+    let saved = admin
+        .post_form(
+            app,
+            &path,
+            &[("features", r#"{"gpt-4o": {"limit": 5, "period": "day"}}"#)],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let listed = app.get("/v1/plans").await.body["data"][0].clone();
+    assert_eq!(listed["features"]["gpt-4o"], json!({"limit": 5, "period": "day"}));
+    let unknown = admin.post_form(app, &path, &[("features", r#"{"nope": true}"#)]).await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.text.contains("features.nope"), "{}", unknown.text);
+    let page = admin.get(app, "/admin/catalog").await;
+    assert!(page.text.contains("input_tokens 2.5, output_tokens 10 per 1000000") && page.text.contains("by plans"));
+
+    // The sync button imports a Stripe Price with credits_amount metadata.
+    let form = [("name", "Pack"), ("metadata[credits_amount]", "250")];
+    let base = app.sandbox.base_url.trim_end_matches('/').to_string();
+    let product: serde_json::Value = app
+        .client
+        .post(format!("{base}/v1/products"))
+        .bearer_auth(creditd::app::SANDBOX_SECRET_KEY)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let product = product["id"].as_str().unwrap().to_string();
+    let price = [
+        ("product", product.as_str()),
+        ("unit_amount", "900"),
+        ("currency", "usd"),
+    ];
+    let sent = app
+        .client
+        .post(format!("{base}/v1/prices"))
+        .bearer_auth(creditd::app::SANDBOX_SECRET_KEY)
+        .form(&price)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success());
+    let synced = admin.post_form(app, "/admin/catalog/packages/sync", &[]).await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    assert!(synced.text.contains("1 created"), "{}", synced.text);
+    let packages = app.get("/v1/packages").await.body["data"].clone();
+    assert_eq!(
+        (packages[0]["name"].as_str(), packages[0]["credits"].as_str()),
+        (Some("Pack"), Some("250"))
+    );
+    let archived = admin
+        .post_form(app, "/admin/catalog/features/gpt-4o/archive", &[])
+        .await;
+    assert_eq!(archived.status, 303);
+    assert_eq!(app.get("/v1/features").await.body["data"], json!([]));
+}
+
 /// Every dashboard route with a method, and whether it is a form POST.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin"),
@@ -597,6 +695,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/catalog"),
     ("POST", "/admin/catalog/packages"),
     ("POST", "/admin/catalog/packages/pkg_1/archive"),
+    ("POST", "/admin/catalog/packages/sync"),
+    ("POST", "/admin/catalog/features"),
+    ("POST", "/admin/catalog/features/chat/archive"),
+    ("POST", "/admin/catalog/plans/plan_1/features"),
     ("GET", "/admin/exports"),
     ("GET", "/admin/exports/ledger.csv"),
     ("GET", "/admin/exports/payments.csv"),

@@ -12,6 +12,7 @@ on_both_backends!(
     the_token_becomes_a_cookie_and_the_page_shows_that_customer_only,
     buy_needs_the_session_and_its_csrf_token_then_pays_through_checkout,
     the_ledger_pages_and_usage_is_charted,
+    the_plans_section_subscribes_through_checkout_and_cancels,
 );
 on_both_backends!(settings = framed_settings; an_app_allowed_to_frame_the_page_is_named_in_its_policy);
 
@@ -189,7 +190,7 @@ async fn buy_needs_the_session_and_its_csrf_token_then_pays_through_checkout(app
     let alice = sign_in(app, "alice").await;
     let bob = sign_in(app, "bob").await;
     let page = open(app, "/billing", Some(&alice)).await;
-    assert!(page.html.contains("Starter &lt;pack&gt;") && page.html.contains("5.00 USD"));
+    assert!(page.html.contains("Starter &#60;pack&#62;") && page.html.contains("5.00 USD"));
     let (alice_csrf, pkg) = (csrf(&page.html), package_id(&page.html));
     let bob_csrf = csrf(&open(app, "/billing", Some(&bob)).await.html);
     assert_ne!(alice_csrf, bob_csrf);
@@ -300,4 +301,102 @@ async fn the_ledger_pages_and_usage_is_charted(app: &TestApp) {
     );
     assert!(first.html.contains("<th scope=\"col\" class=\"num\">chat</th>"));
     assert!(first.html.contains("Your balance is low"), "2.6 credits left");
+}
+
+async fn form(app: &TestApp, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Page {
+    let response = browser()
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(serde_urlencoded::to_string(fields).unwrap())
+        .send()
+        .await
+        .unwrap();
+    Page {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        html: response.text().await.unwrap(),
+    }
+}
+
+async fn the_plans_section_subscribes_through_checkout_and_cancels(app: &TestApp) {
+    for (id, name) in [("chat", "Chat"), ("gpt-4o", "GPT-4o")] {
+        assert_eq!(
+            app.post("/v1/features", json!({"id": id, "name": name})).await.status,
+            201
+        );
+    }
+    let free = json!({"name": "Free", "free": true, "credits": "5", "features": {"chat": true}});
+    assert_eq!(app.post("/v1/plans", free).await.status, 201);
+    let pro = json!({"name": "Pro", "credits": "1000", "price": 2000, "currency": "usd",
+                     "features": {"chat": true, "gpt-4o": true}});
+    let pro = app.post("/v1/plans", pro).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.customer("alice").await;
+    let alice = sign_in(app, "alice").await;
+    let page = open(app, "/billing", Some(&alice)).await;
+    assert!(page.html.contains("Your plan: <strong>Free</strong>"), "{}", page.html);
+    assert!(page.html.contains("<li>GPT-4o</li>") && page.html.contains("20.00 USD / month"));
+    assert!(
+        page.html
+            .contains("<td class=\"what\">GPT-4o</td><td>Not in your plan</td>"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains(">Subscribe<span class=\"sr\"> to Pro</span>"));
+    let csrf = csrf(&page.html);
+    assert_eq!(
+        form(app, "/billing/subscribe", &alice, &[("plan", &pro)]).await.status,
+        403
+    );
+
+    // Stripe's clock and the ledger's agree, as in the subscription tests.
+    app.clock.set(app.sandbox.now().await);
+    let started = form(app, "/billing/subscribe", &alice, &[("csrf", &csrf), ("plan", &pro)]).await;
+    assert_eq!(started.status, 303, "{}", started.html);
+    let checkout_url = started.headers["location"].to_str().unwrap().to_string();
+    assert!(checkout_url.starts_with(&app.sandbox.base_url), "{checkout_url}");
+    let card = [
+        ("method", "card"),
+        ("card_number", "4242 4242 4242 4242"),
+        ("card_expiry", "12 / 34"),
+        ("card_cvc", "123"),
+        ("name", "Alice"),
+    ];
+    let paid = browser()
+        .post(&checkout_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(card).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    let success = browser()
+        .get(paid.headers()["location"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let success = success.text().await.unwrap();
+    assert!(success.contains("Subscription active"), "{success}");
+
+    let page = open(app, "/billing", Some(&alice)).await;
+    assert!(
+        page.html
+            .contains("Your plan: <strong>Pro</strong> <span class=\"status s-active\">Active</span>"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("<td class=\"what\">GPT-4o</td><td>Yes</td>"));
+    assert!(page.html.contains(">Cancel<span class=\"sr\"> Pro</span>"));
+    let cancelled = form(app, "/billing/unsubscribe", &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(cancelled.status, 303, "{}", cancelled.html);
+    let page = open(app, "/billing", Some(&alice)).await;
+    assert!(page.html.contains("Cancels at the end of the period"), "{}", page.html);
+    assert!(!page.html.contains(">Cancel<span"), "already canceling");
+    let check = app
+        .post("/v1/check", json!({"customer": "alice", "feature": "gpt-4o"}))
+        .await;
+    assert_eq!(check.body["allowed"], true, "the plan lasts until the period ends");
 }
