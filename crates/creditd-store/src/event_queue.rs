@@ -60,21 +60,30 @@ impl Store {
     }
 
     /// Takes the most overdue event no replica holds, for `lease_ms`. A retry (of a failed
-    /// event) counts as an attempt.
+    /// event) counts as an attempt. Looking finds nothing most of the time: that is a read,
+    /// so idle workers never take SQLite's write lock.
     pub async fn claim_stripe_event(&self, now_ms: i64, lease_ms: i64) -> Result<Option<ClaimedEvent>> {
         let free =
             "next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1)";
+        let due = sqlx::query(&format!(
+            "SELECT id FROM stripe_events WHERE {free} ORDER BY next_attempt_at, id LIMIT 1"
+        ))
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(due) = due else { return Ok(None) };
+        let id: String = due.try_get(0)?;
         // The condition is checked again on the row itself: of two replicas that picked the
         // same event, the second finds it locked (PostgreSQL re-reads the updated row).
         let sql = format!(
             "UPDATE stripe_events SET locked_until = $1 + $2, \
              attempts = attempts + CASE WHEN status = 'failed' THEN 1 ELSE 0 END \
-             WHERE id = (SELECT id FROM stripe_events WHERE {free} ORDER BY next_attempt_at, id LIMIT 1) AND {free} \
-             RETURNING id, payload, attempts"
+             WHERE id = $3 AND {free} RETURNING id, payload, attempts"
         );
         let row = sqlx::query(&sql)
             .bind(now_ms)
             .bind(lease_ms)
+            .bind(&id)
             .fetch_optional(&self.writer)
             .await?;
         row.map(|r| {
@@ -116,13 +125,5 @@ impl Store {
             .execute(&self.writer)
             .await?;
         Ok(())
-    }
-
-    /// When the next event is due (unix ms), if any.
-    pub async fn next_stripe_event_due(&self) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM stripe_events WHERE next_attempt_at IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
     }
 }

@@ -109,9 +109,11 @@ pub(crate) async fn deliver(app: &TestApp, payload: &str, secret: &str, t: i64) 
     app.send(request).await
 }
 
+/// Waits until the sandbox delivered everything and creditd handled what it received.
 async fn wait_until_delivered(app: &TestApp) {
     for _ in 0..200 {
         if app.sandbox.pending_deliveries().await == 0 {
+            app.wait_until_events_handled().await;
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
