@@ -70,10 +70,11 @@ pub struct CheckoutIn {
 }
 
 /// What starting a Checkout returns: a package purchase, or a subscription to a plan.
+// The document's schema of the answer only: the handlers write either object as JSON.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CheckoutCreated {
-    Package(CheckoutOut),
+    Package(Box<CheckoutOut>),
     Plan(SubscriptionCheckoutOut),
 }
 
