@@ -6,6 +6,7 @@ pub mod amount;
 pub mod command;
 pub mod ids;
 pub mod money;
+pub mod outbound;
 pub mod validate;
 pub mod views;
 

@@ -32,6 +32,11 @@ pub struct Customer {
     /// balance (which is then negative) and paid first by the next credits.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0"))]
     pub debt: Credits,
+    /// Available credits below this send `credits.low` (the customer's own threshold, or the
+    /// configured default).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1"))]
+    pub low_balance_threshold: Credits,
     /// Unix seconds.
     pub created: i64,
     /// The current (or last) subscription, when the customer has one.

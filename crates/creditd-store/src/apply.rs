@@ -5,11 +5,13 @@
 //! [`Account`], lets the domain decide, and writes back exactly the movements it returned.
 
 use creditd_domain::command::{NewCustomer, NewDeduction, NewGrant, NewHold, NewUsage};
+use creditd_domain::outbound::{AlertState, EventType};
 use creditd_domain::views::{Entry, Grant, Hold, HoldStatus, Usage};
 use creditd_domain::{Account, Command, CommandError, Credits, IdKind, Insufficient, Lot, Movement, Outcome, Taken};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
+use crate::outbox;
 use crate::rows::{self, HOLD_COLUMNS};
 use crate::{Result, Store, StoreError};
 
@@ -32,7 +34,7 @@ impl Store {
             let customer: String = row.try_get(0)?;
             let mut tx = self.writer.begin().await?;
             let locked = lock_account(&mut tx, &customer, now).await?;
-            save_account(&mut tx, &locked).await?;
+            save_account(&mut tx, &locked, now).await?;
             tx.commit().await?;
         }
         Ok(due.len())
@@ -100,6 +102,9 @@ async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) 
     let customer = crate::read::customer_on(conn, &new.id, now)
         .await?
         .ok_or_else(|| StoreError::Corrupt("customer vanished inside its transaction".into()))?;
+    if created {
+        outbox::emit(conn, EventType::CustomerCreated, Some(&new.id), &customer, now).await?;
+    }
     Ok(Outcome::Customer { customer, created })
 }
 
@@ -108,16 +113,25 @@ async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) 
 pub(crate) struct Locked {
     pub(crate) customer: String,
     pub(crate) account: Account,
+    /// Where the last change left the low-balance alert, and the customer's own threshold.
+    pub(crate) alert: AlertState,
+    pub(crate) threshold: Option<Credits>,
 }
 
 pub(crate) async fn lock_account(conn: &mut AnyConnection, customer: &str, now: i64) -> Result<Locked> {
-    let row = sqlx::query("UPDATE customers SET updated_at = $2 WHERE id = $1 RETURNING balance, held, debt")
+    let row = sqlx::query(
+        "UPDATE customers SET updated_at = $2 WHERE id = $1 \
+         RETURNING balance, held, debt, low_balance_threshold, balance_alert",
+    )
         .bind(customer)
         .bind(now)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| CommandError::CustomerNotFound(customer.to_string()))?;
     let (balance, held, debt): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let threshold = row.try_get::<Option<i64>, _>(3)?.map(Credits::from_micros);
+    let alert: String = row.try_get(4)?;
+    let alert = AlertState::parse(&alert).ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {alert:?}")))?;
     let lots = sqlx::query(
         "SELECT id, remaining, priority, expires_at, seq FROM grants WHERE customer_id = $1 AND remaining > 0",
     )
@@ -150,6 +164,8 @@ pub(crate) async fn lock_account(conn: &mut AnyConnection, customer: &str, now: 
     let mut locked = Locked {
         customer: customer.to_string(),
         account,
+        alert,
+        threshold,
     };
     let expired_holds: i64 = sqlx::query(
         "UPDATE holds SET status = 'expired', updated_at = $2 \
@@ -166,7 +182,9 @@ pub(crate) async fn lock_account(conn: &mut AnyConnection, customer: &str, now: 
         locked.account.release(Credits::from_micros(expired_holds));
     }
     let expired = locked.account.expire_due(now);
-    write_movements(conn, customer, &expired, &EntryContext::default(), now).await?;
+    for entry in write_movements(conn, customer, &expired, &EntryContext::default(), now).await? {
+        outbox::emit(conn, EventType::CreditsExpired, Some(customer), &entry, now).await?;
+    }
     Ok(locked)
 }
 
@@ -274,7 +292,7 @@ pub(crate) async fn write_movements(
     Ok(entries)
 }
 
-pub(crate) async fn save_account(conn: &mut AnyConnection, locked: &Locked) -> Result<()> {
+pub(crate) async fn save_account(conn: &mut AnyConnection, locked: &Locked, now: i64) -> Result<()> {
     locked.account.assert_consistent();
     sqlx::query("UPDATE customers SET balance = $2, held = $3, debt = $4 WHERE id = $1")
         .bind(&locked.customer)
@@ -283,7 +301,8 @@ pub(crate) async fn save_account(conn: &mut AnyConnection, locked: &Locked) -> R
         .bind(locked.account.debt.micros())
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    let available = locked.account.available();
+    outbox::save_alert(conn, &locked.customer, locked.alert, locked.threshold, available, now).await
 }
 
 pub(crate) fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> StoreError {
@@ -297,7 +316,7 @@ pub(crate) fn insufficient(account: &Account, requested: Credits, e: Insufficien
 pub(crate) async fn grant(conn: &mut AnyConnection, new: &NewGrant, now: i64) -> Result<Grant> {
     let mut locked = lock_account(conn, &new.customer, now).await?;
     let grant = grant_into(conn, &mut locked, new, now).await?;
-    save_account(conn, &locked).await?;
+    save_account(conn, &locked, now).await?;
     Ok(grant)
 }
 
@@ -362,7 +381,7 @@ pub(crate) async fn grant_into(
         .iter()
         .find(|l| l.grant_id == id)
         .map_or(Credits::ZERO, |l| l.remaining);
-    Ok(Grant {
+    let grant = Grant {
         id,
         customer: new.customer.clone(),
         amount: new.amount,
@@ -373,7 +392,9 @@ pub(crate) async fn grant_into(
         reason: new.reason.clone(),
         reference: new.reference.clone(),
         created: now,
-    })
+    };
+    outbox::emit(conn, EventType::CreditsGranted, Some(&new.customer), &grant, now).await?;
+    Ok(grant)
 }
 
 async fn usage(conn: &mut AnyConnection, new: &NewUsage, now: i64) -> Result<Usage> {
@@ -381,7 +402,7 @@ async fn usage(conn: &mut AnyConnection, new: &NewUsage, now: i64) -> Result<Usa
     let movements = match locked.account.debit(new.amount, now) {
         Ok(m) => m,
         Err(e) => {
-            save_account(conn, &locked).await?;
+            save_account(conn, &locked, now).await?;
             return Err(insufficient(&locked.account, new.amount, e));
         }
     };
@@ -392,7 +413,7 @@ async fn usage(conn: &mut AnyConnection, new: &NewUsage, now: i64) -> Result<Usa
         metadata: Some(&new.metadata),
     };
     let entries = write_movements(conn, &new.customer, &movements, &context, now).await?;
-    save_account(conn, &locked).await?;
+    save_account(conn, &locked, now).await?;
     Ok(Usage {
         id,
         customer: new.customer.clone(),
@@ -415,7 +436,7 @@ async fn deduct(conn: &mut AnyConnection, new: &NewDeduction, now: i64) -> Resul
     let movements = match locked.account.debit(new.amount, now) {
         Ok(m) => m,
         Err(e) => {
-            save_account(conn, &locked).await?;
+            save_account(conn, &locked, now).await?;
             return Err(insufficient(&locked.account, new.amount, e));
         }
     };
@@ -427,7 +448,7 @@ async fn deduct(conn: &mut AnyConnection, new: &NewDeduction, now: i64) -> Resul
         metadata: Some(&metadata),
     };
     let entries = write_movements(conn, &new.customer, &movements, &context, now).await?;
-    save_account(conn, &locked).await?;
+    save_account(conn, &locked, now).await?;
     Ok(Usage {
         id,
         customer: new.customer.clone(),
@@ -443,7 +464,7 @@ async fn deduct(conn: &mut AnyConnection, new: &NewDeduction, now: i64) -> Resul
 async fn create_hold(conn: &mut AnyConnection, new: &NewHold, now: i64) -> Result<Hold> {
     let mut locked = lock_account(conn, &new.customer, now).await?;
     if let Err(e) = locked.account.hold(new.amount) {
-        save_account(conn, &locked).await?;
+        save_account(conn, &locked, now).await?;
         return Err(insufficient(&locked.account, new.amount, e));
     }
     let id = IdKind::Hold.new_id();
@@ -461,7 +482,7 @@ async fn create_hold(conn: &mut AnyConnection, new: &NewHold, now: i64) -> Resul
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    save_account(conn, &locked).await?;
+    save_account(conn, &locked, now).await?;
     Ok(Hold {
         id,
         customer: new.customer.clone(),
@@ -498,7 +519,7 @@ async fn finish_hold(
         .await?;
     let mut hold = rows::hold(&row)?;
     if hold.status != HoldStatus::Open {
-        save_account(conn, &locked).await?;
+        save_account(conn, &locked, now).await?;
         return Err(CommandError::HoldNotOpen {
             status: hold.status.as_str().into(),
         }
@@ -510,7 +531,7 @@ async fn finish_hold(
             let movements = match locked.account.capture(hold.amount, amount, now) {
                 Ok(m) => m,
                 Err(e) => {
-                    save_account(conn, &locked).await?;
+                    save_account(conn, &locked, now).await?;
                     return Err(insufficient(&locked.account, amount, e));
                 }
             };
@@ -538,7 +559,7 @@ async fn finish_hold(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    save_account(conn, &locked).await?;
+    save_account(conn, &locked, now).await?;
     hold.status = status;
     hold.captured = captured;
     hold.balance = locked.account.balance;

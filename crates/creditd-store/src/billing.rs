@@ -3,6 +3,7 @@
 
 use creditd_domain::command::NewGrant;
 use creditd_domain::money::PaymentStatus;
+use creditd_domain::outbound::EventType;
 use creditd_domain::views::{Package, Payment};
 use creditd_domain::{CommandError, Credits, GrantSource, IdKind};
 use sqlx::any::AnyRow;
@@ -298,6 +299,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let payment = payment_row(&row)?;
+        let before = payment.status;
         let mut granted = false;
         if payment.status != PaymentStatus::Succeeded {
             match update {
@@ -369,6 +371,14 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let payment = payment_row(&row)?;
+        let event = match payment.status {
+            PaymentStatus::Succeeded => Some(EventType::PaymentSucceeded),
+            PaymentStatus::Failed => Some(EventType::PaymentFailed),
+            _ => None,
+        };
+        if let Some(event) = event.filter(|_| payment.status != before) {
+            crate::outbox::emit(&mut tx, event, Some(&payment.customer), &payment, now).await?;
+        }
         tx.commit().await?;
         Ok((payment, granted))
     }

@@ -15,6 +15,7 @@ mod idempotency;
 mod keys;
 mod migrate;
 mod operator;
+mod outbox;
 mod pipeline;
 mod read;
 mod reconcile;
@@ -25,6 +26,7 @@ mod rowset;
 mod subscriptions;
 pub mod testing;
 mod verify;
+mod webhooks;
 mod writer;
 
 use std::time::Duration;
@@ -44,7 +46,9 @@ pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
 pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
+pub use outbox::{default_low_balance_threshold, set_default_low_balance_threshold, CustomerUpdate, OutboundEvent};
 pub use verify::{Books, VerifyReport};
+pub use webhooks::{AfterAttempt, Attempt, AttemptRecord, ClaimedDelivery, Endpoint, EndpointHealth, EndpointUpdate, NewEndpoint};
 pub use writer::{Pending, Writer, WriterConfig};
 
 /// Which database a [`Store`] talks to.

@@ -38,6 +38,11 @@ const SQLITE: &[Migration] = &[
         name: "subscriptions",
         sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
     },
+    Migration {
+        version: 8,
+        name: "outbound",
+        sql: include_str!("../migrations/sqlite/0008_outbound.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -65,6 +70,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "subscriptions",
         sql: include_str!("../migrations/postgres/0005_subscriptions.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "outbound",
+        sql: include_str!("../migrations/postgres/0008_outbound.sql"),
     },
 ];
 

@@ -46,7 +46,7 @@ pub struct Check {
 
 /// Balance counts only grants live at `now`, and held only holds open at `now`: a grant
 /// that expired a second ago is gone from the balance even before its expire entry is written.
-const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, \
+const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, c.low_balance_threshold, \
     (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g \
        WHERE g.customer_id = c.id AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $2)) AS balance, \
     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h \
@@ -66,6 +66,9 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
         held: Credits::from_micros(held),
         frozen: Credits::from_micros(row.try_get("frozen")?),
         debt: Credits::from_micros(debt),
+        low_balance_threshold: row
+            .try_get::<Option<i64>, _>("low_balance_threshold")?
+            .map_or_else(crate::outbox::default_low_balance_threshold, Credits::from_micros),
         subscription: None,
         created: row.try_get("created_at")?,
     })

@@ -7,11 +7,13 @@
 
 use creditd_domain::command::NewGrant;
 use creditd_domain::money::PaymentStatus;
+use creditd_domain::outbound::EventType;
 use creditd_domain::views::Payment;
 use creditd_domain::{Credits, GrantSource, Lot};
 use sqlx::{AnyConnection, Row};
 
 use crate::apply::{grant_into, lock_account, save_account, write_movements, write_taken, EntryContext, Locked};
+use crate::outbox;
 use crate::{Result, Store, StoreError};
 
 /// Stripe's current view of a payment's money.
@@ -105,12 +107,18 @@ impl Store {
             tx.rollback().await?;
             return Ok(Convergence::default());
         }
-        let row = sqlx::query("SELECT credits_clawed_back, frozen_target FROM payments WHERE id = $1")
+        let row = sqlx::query(
+            "SELECT credits_clawed_back, frozen_target, amount_refunded, dispute_id, dispute_status FROM payments WHERE id = $1",
+        )
             .bind(payment_id)
             .fetch_one(&mut *tx)
             .await?;
         let clawed_now = Credits::from_micros(row.try_get(0)?);
         let frozen_target_now = Credits::from_micros(row.try_get(1)?);
+        let before = Before {
+            amount_refunded: row.try_get(2)?,
+            dispute: row.try_get::<Option<String>, _>(3)?.zip(row.try_get::<Option<String>, _>(4)?),
+        };
         let (clawed_target, frozen_target) = targets(&payment, state);
         let purchase_grant = payment.grant.clone();
         let mut locked = lock_account(&mut tx, &payment.customer, now).await?;
@@ -143,8 +151,13 @@ impl Store {
             let taken = locked
                 .account
                 .clawback(purchase_grant.as_deref(), Credits::from_micros(delta), now);
-            write_taken(&mut tx, &payment.customer, &taken, &context, now).await?;
+            let entries = write_taken(&mut tx, &payment.customer, &taken, &context, now).await?;
             done.clawed_back = Credits::from_micros(delta);
+            let data = serde_json::json!({
+                "object": "clawback", "customer": payment.customer, "payment": payment.id,
+                "amount": done.clawed_back, "reference": reference, "entries": entries,
+            });
+            outbox::emit(&mut tx, EventType::CreditsClawedBack, Some(&payment.customer), &data, now).await?;
         } else if delta < 0 {
             // A refund failed: the credits it took come back, as a grant of their own.
             let restore = NewGrant {
@@ -198,7 +211,8 @@ impl Store {
             .bind(done.frozen.micros() - done.unfrozen.micros())
             .execute(&mut *tx)
             .await?;
-        save_account(&mut tx, &locked).await?;
+        save_account(&mut tx, &locked, now).await?;
+        money_events(&mut tx, &payment, &before, state, &done, now).await?;
         tx.commit().await?;
         Ok(done)
     }
@@ -223,6 +237,49 @@ impl Store {
         .await?;
         crate::billing::payment_row(&row)
     }
+}
+
+/// A payment's money before a convergence.
+struct Before {
+    amount_refunded: i64,
+    /// (dispute id, status)
+    dispute: Option<(String, String)>,
+}
+
+/// `payment.refunded`, `dispute.created` and `dispute.closed`, for what Stripe's money did.
+async fn money_events(
+    conn: &mut AnyConnection,
+    payment: &Payment,
+    before: &Before,
+    state: &MoneyState,
+    done: &Convergence,
+    now: i64,
+) -> Result<()> {
+    let customer = Some(payment.customer.as_str());
+    if state.amount_refunded > before.amount_refunded {
+        let mut data = serde_json::to_value(payment).expect("payments serialize");
+        data["amount_refunded"] = state.amount_refunded.into();
+        data["refund"] = state.latest_refund.clone().into();
+        data["credits_clawed_back"] = serde_json::to_value(done.clawed_back).expect("credits serialize");
+        outbox::emit(conn, EventType::PaymentRefunded, customer, &data, now).await?;
+    }
+    let Some(dispute) = &state.dispute else { return Ok(()) };
+    let data = serde_json::json!({
+        "object": "dispute", "id": dispute.id, "status": dispute.status, "amount": dispute.amount,
+        "currency": payment.currency, "payment": payment.id, "customer": payment.customer,
+        "credits_frozen": done.frozen, "credits_restored": done.unfrozen, "credits_clawed_back": done.clawed_back,
+    });
+    let known = before.dispute.as_ref().filter(|(id, _)| *id == dispute.id);
+    if known.is_none() {
+        outbox::emit(conn, EventType::DisputeCreated, customer, &data, now).await?;
+    }
+    let was_open = known.is_none_or(|(_, status)| {
+        DisputeState { id: dispute.id.clone(), status: status.clone(), amount: dispute.amount }.is_open()
+    });
+    if was_open && matches!(dispute.status.as_str(), "won" | "lost") {
+        outbox::emit(conn, EventType::DisputeClosed, customer, &data, now).await?;
+    }
+    Ok(())
 }
 
 /// Returns every credit frozen for a payment to the grant it came from.

@@ -596,6 +596,7 @@ mod tests {
             held: Credits::from_micros(held * 1_000_000),
             frozen: Credits::ZERO,
             debt: Credits::ZERO,
+            low_balance_threshold: Credits::ZERO,
             created: 0,
             subscription: None,
         }
