@@ -75,14 +75,17 @@ pub(crate) async fn run(conn: &mut AnyConnection, command: &Command, now: i64) -
 }
 
 async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) -> Result<Outcome> {
+    // A customer starts where its signup bonus leaves it: no alert for being created low.
+    let (alert, _) = outbox::alert_events(AlertState::Ok, None, new.signup_bonus);
     let inserted = sqlx::query(
-        "INSERT INTO customers (id, email, metadata, balance, held, created_at, updated_at) \
-         VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO customers (id, email, metadata, balance, held, created_at, updated_at, balance_alert) \
+         VALUES ($1, $2, $3, 0, 0, $4, $4, $5) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&new.id)
     .bind(&new.email)
     .bind(new.metadata.to_string())
     .bind(now)
+    .bind(alert.as_str())
     .execute(&mut *conn)
     .await?
     .rows_affected();

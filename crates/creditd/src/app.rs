@@ -28,7 +28,10 @@ pub struct AppState {
 impl AppState {
     /// Starts the writer task: call inside the Tokio runtime.
     pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
+        creditd_store::set_default_low_balance_threshold(settings.low_balance_threshold);
         let writer = Writer::spawn(store.clone(), settings.writer());
+        // Every replica delivers; the database coordinates them.
+        crate::outbound::spawn(store.clone(), settings.outbound.clone());
         let keys = Arc::new(crate::key_cache::KeyCache::new(Duration::from_secs(
             settings.api_key_cache_seconds,
         )));

@@ -26,7 +26,8 @@ pub struct Settings {
     pub reconcile_window_seconds: i64,
     /// Verifies the app's customer tokens (`/v1/me`, `/billing`); `None`: both are off.
     pub customer_tokens: Option<CustomerTokens>,
-    /// The billing page warns when available credits are at or below this.
+    /// The billing page warns when available credits are at or below this, and `credits.low`
+    /// is sent when they fall below it (for customers without a threshold of their own).
     pub low_balance_threshold: Credits,
     /// Origins allowed to frame the billing page (CSP `frame-ancestors`); `None`: nobody.
     pub billing_frame_ancestors: Option<String>,
@@ -43,6 +44,10 @@ pub struct Settings {
     /// How long a verified API key is trusted without asking the database (0: always ask).
     /// A revoked key keeps working for at most this long on replicas that saw it.
     pub api_key_cache_seconds: u64,
+    /// Delivery of outbound events to the app's endpoints.
+    pub outbound: crate::outbound::DeliveryConfig,
+    /// After `rotate-secret`, the old secret keeps signing beside the new one this long.
+    pub webhook_secret_overlap_seconds: i64,
 }
 
 impl Default for Settings {
@@ -64,6 +69,8 @@ impl Default for Settings {
             write_queue_capacity: 8192,
             write_pipeline_depth: 2,
             api_key_cache_seconds: 0,
+            outbound: crate::outbound::DeliveryConfig::default(),
+            webhook_secret_overlap_seconds: 86_400,
         }
     }
 }
@@ -348,6 +355,8 @@ impl Config {
                 int_in(1, 1_000_000),
             )?,
             api_key_cache_seconds: r.parse("api_key_cache_seconds", defaults.api_key_cache_seconds, int_in(0, 3600))?,
+            outbound: defaults.outbound.clone(),
+            webhook_secret_overlap_seconds: defaults.webhook_secret_overlap_seconds,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

@@ -9,5 +9,6 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod key_cache;
+pub mod outbound;
 pub mod pages;
 pub mod tokens;

@@ -10,6 +10,7 @@ pub mod me;
 pub mod payments;
 pub mod spend;
 pub mod webhook;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -27,7 +28,7 @@ use error::ApiError;
     info(title = "creditd", description = "Prepaid credits and Stripe billing for AI apps. Amounts are exact decimal strings (up to 6 decimals)."),
     modifiers(&SecretKeyAuth),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "customer tokens"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "customer tokens"), (name = "webhooks"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -56,7 +57,7 @@ impl Modify for SecretKeyAuth {
 pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(customers::create_customer))
-        .routes(routes!(customers::get_customer))
+        .routes(routes!(customers::get_customer, customers::update_customer))
         .routes(routes!(customers::create_grant, customers::list_grants))
         .routes(routes!(customers::list_ledger))
         .routes(routes!(spend::record_usage))
@@ -81,6 +82,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(webhook::receive))
         .routes(routes!(events::list_events))
         .routes(routes!(events::retry_event))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::list_outbound_events))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();
