@@ -90,6 +90,13 @@ async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) 
     .await?
     .rows_affected();
     let created = inserted == 1;
+    if created {
+        // Announced as created, before its signup bonus arrives (`credits.granted`).
+        let customer = crate::read::customer_on(conn, &new.id, now)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("customer vanished inside its transaction".into()))?;
+        outbox::emit(conn, EventType::CustomerCreated, Some(&new.id), &customer, now).await?;
+    }
     if created && new.signup_bonus.is_positive() {
         let bonus = NewGrant {
             customer: new.id.clone(),
@@ -105,9 +112,6 @@ async fn create_customer(conn: &mut AnyConnection, new: &NewCustomer, now: i64) 
     let customer = crate::read::customer_on(conn, &new.id, now)
         .await?
         .ok_or_else(|| StoreError::Corrupt("customer vanished inside its transaction".into()))?;
-    if created {
-        outbox::emit(conn, EventType::CustomerCreated, Some(&new.id), &customer, now).await?;
-    }
     Ok(Outcome::Customer { customer, created })
 }
 
