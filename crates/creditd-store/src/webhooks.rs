@@ -248,8 +248,8 @@ impl Store {
     }
 
     /// Creates a pending delivery of each undispatched event for every enabled endpoint that
-    /// wants it, oldest events first; returns how many events were dispatched. Endpoints
-    /// receive the events recorded after they were created.
+    /// wants it, oldest events first; returns how many events were dispatched. An endpoint
+    /// receives the events dispatched after it was created (a second or so of recent history).
     pub async fn dispatch_events(&self, now_ms: i64, limit: i64) -> Result<usize> {
         let mut conn = self.writer.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -258,7 +258,7 @@ impl Store {
             Dialect::Sqlite => "",
         };
         let sql = format!(
-            "SELECT id, type, created_at FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1{lock}"
+            "SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1{lock}"
         );
         let events = sqlx::query(&sql).bind(limit).fetch_all(&mut *tx).await?;
         if events.is_empty() {
@@ -274,12 +274,8 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let now = now_ms / 1000;
         for event in &events {
-            let (id, event_type, created): (String, String, i64) =
-                (event.try_get(0)?, event.try_get(1)?, event.try_get(2)?);
-            for endpoint in endpoints
-                .iter()
-                .filter(|e| e.created <= created && wants(&e.events, &event_type))
-            {
+            let (id, event_type): (String, String) = (event.try_get(0)?, event.try_get(1)?);
+            for endpoint in endpoints.iter().filter(|e| wants(&e.events, &event_type)) {
                 sqlx::query(
                     "INSERT INTO outbound_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_ms, \
                      lease_until_ms, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $5, $5) \

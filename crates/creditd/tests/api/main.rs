@@ -11,6 +11,7 @@ mod customers;
 mod errors;
 mod me;
 mod outbound;
+mod outbound_billing;
 mod purchases;
 mod receiver;
 mod refunds;

@@ -15,9 +15,9 @@ on_both_backends!(
     invoice_paid_is_granted_once_and_reconciliation_recovers_a_missed_renewal,
 );
 
-const MONTH: i64 = 31 * 86_400;
+pub(crate) const MONTH: i64 = 31 * 86_400;
 
-async fn plan(app: &TestApp, name: &str, credits: &str, price: i64, rollover: &str) -> String {
+pub(crate) async fn plan(app: &TestApp, name: &str, credits: &str, price: i64, rollover: &str) -> String {
     let body = json!({"name": name, "credits": credits, "price": price, "currency": "usd", "rollover_cap": rollover});
     let reply = app.post("/v1/plans", body).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
@@ -32,7 +32,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Subscribes through Checkout, paying on the hosted page with `card`.
-async fn subscribe(app: &TestApp, customer: &str, plan: &str, card: &str) {
+pub(crate) async fn subscribe(app: &TestApp, customer: &str, plan: &str, card: &str) {
     // Stripe's clock and the ledger's must agree for periods and expiries to line up.
     app.clock.set(app.sandbox.now().await);
     let reply = app
@@ -57,12 +57,12 @@ async fn subscribe(app: &TestApp, customer: &str, plan: &str, card: &str) {
     assert_eq!(paid.status(), 303);
 }
 
-async fn advance(app: &TestApp, seconds: i64) {
+pub(crate) async fn advance(app: &TestApp, seconds: i64) {
     app.sandbox.advance_clock(seconds).await.unwrap();
     app.clock.set(app.sandbox.now().await);
 }
 
-async fn wait_for(app: &TestApp, customer: &str, balance: &str) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, customer: &str, balance: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
         last = app.get(&format!("/v1/customers/{customer}")).await.body;
@@ -74,7 +74,7 @@ async fn wait_for(app: &TestApp, customer: &str, balance: &str) -> Value {
     panic!("{customer} never reached balance {balance}: {last}");
 }
 
-async fn wait_for_status(app: &TestApp, customer: &str, status: &str) -> Value {
+pub(crate) async fn wait_for_status(app: &TestApp, customer: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
         last = app.get(&format!("/v1/customers/{customer}")).await.body;
