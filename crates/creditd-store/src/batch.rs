@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use creditd_domain::outbound::AlertState;
 use creditd_domain::views::{Entry, Hold, HoldStatus, Usage};
 use creditd_domain::{Account, Command, CommandError, Credits, IdKind, Idempotency, Lot, Movement, Outcome, Request};
 use sqlx::{AnyConnection, Executor, Row};
@@ -24,6 +25,8 @@ use sqlx::{AnyConnection, Executor, Row};
 use crate::apply::{insufficient, is_recorded, is_transient, run, EntryContext, MAX_ATTEMPTS};
 use crate::pipeline::Order;
 use crate::rows::{self, HOLD_COLUMNS};
+use crate::crossing::Crossings;
+use crate::parts::{id_set, run_parts, Part};
 use crate::rowset::{RowSet, Ty, Val};
 use crate::{Dialect, Result, Store, StoreError};
 
@@ -205,7 +208,11 @@ impl Store {
             order.locked();
         }
         for (&i, command) in segment.iter().zip(&commands) {
-            results[i] = Some(state.decide(command, now));
+            let result = state.decide(command, now);
+            if let Ok(outcome) = &result {
+                state.observe(outcome);
+            }
+            results[i] = Some(result);
         }
         Ok(Some(state))
     }
@@ -376,55 +383,10 @@ fn key_parts(
             },
             rows_expected: chunk.len(),
             race: true,
+            at_most: false,
         });
     }
     parts
-}
-
-/// Runs writes: on SQLite each part as its own statement (in process: no round trips to
-/// save); on PostgreSQL all parts as one statement of data-modifying CTEs — one round trip.
-async fn run_parts(conn: &mut AnyConnection, dialect: Dialect, parts: Vec<Part>, now: i64) -> Result<()> {
-    if parts.is_empty() {
-        return Ok(());
-    }
-    match dialect {
-        Dialect::Sqlite => {
-            for part in &parts {
-                let (source, now_param) = part.rows.sql(1);
-                let sql = (part.sql)(&source, now_param);
-                let touched = part.rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
-                part.check(touched.rows_affected())?;
-            }
-        }
-        Dialect::Postgres => {
-            let (mut ctes, mut counts, mut next) = (Vec::new(), Vec::new(), 1);
-            for (i, part) in parts.iter().enumerate() {
-                let (source, now_param) = part.rows.sql(next);
-                next = now_param + 1;
-                ctes.push(format!("p{i} AS ({} RETURNING 1)", (part.sql)(&source, now_param)));
-                counts.push(format!("(SELECT count(*) FROM p{i})"));
-            }
-            let sql = format!("WITH {} SELECT {}", ctes.join(", "), counts.join(", "));
-            let mut query = sqlx::query(&sql);
-            for part in &parts {
-                query = part.rows.bind(query).bind(now);
-            }
-            let row = query.fetch_one(&mut *conn).await?;
-            for (i, part) in parts.iter().enumerate() {
-                part.check(row.try_get::<i64, _>(i)? as u64)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The ids as a one-column [`RowSet`], for `IN (SELECT column1 FROM … AS v)`.
-fn id_set<'a>(dialect: Dialect, ids: impl IntoIterator<Item = &'a str>) -> RowSet {
-    let mut rows = RowSet::new(dialect, &[Ty::Text]);
-    for id in ids {
-        rows.push([id.into()]);
-    }
-    rows
 }
 
 /// A hold the segment may capture or release.
@@ -451,6 +413,8 @@ struct Segment {
     holds: HashMap<String, HoldState>,
     new_holds: Vec<NewHoldRow>,
     entries: Vec<Entry>,
+    /// Low-balance alerts and auto top-ups the segment's commands raise.
+    crossings: Crossings,
 }
 
 impl Segment {
@@ -488,6 +452,7 @@ impl Segment {
             holds: HashMap::new(),
             new_holds: Vec::new(),
             entries: Vec::new(),
+            crossings: Crossings::default(),
         };
         if customers.is_empty() {
             return Ok(segment);
@@ -497,12 +462,13 @@ impl Segment {
         let (source, now_param) = ids.sql(1);
         let lock_sql = match dialect {
             Dialect::Postgres => format!(
-                "SELECT id, balance, held, debt FROM customers WHERE id IN (SELECT column1 FROM {source} AS v) \
-                 ORDER BY id FOR UPDATE"
+                "SELECT c.id, c.balance, c.held, c.debt, c.low_balance_threshold, c.balance_alert, a.threshold \
+                 FROM customers c LEFT JOIN auto_topups a ON a.customer_id = c.id AND a.enabled = 1 AND a.armed = 1 \
+                 WHERE c.id IN (SELECT column1 FROM {source} AS v) ORDER BY c.id FOR UPDATE OF c"
             ),
             Dialect::Sqlite => format!(
                 "UPDATE customers SET updated_at = ${now_param} WHERE id IN (SELECT column1 FROM {source} AS v) \
-                 RETURNING id, balance, held, debt"
+                 RETURNING id, balance, held, debt, low_balance_threshold, balance_alert, NULL"
             ),
         };
         let mut query = ids.bind(sqlx::query(&lock_sql));
@@ -511,12 +477,22 @@ impl Segment {
         }
         let mut balances: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
         for row in query.fetch_all(&mut *conn).await? {
-            balances.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?));
+            let id: String = row.try_get(0)?;
+            let alert: String = row.try_get(5)?;
+            let alert = AlertState::parse(&alert).ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {alert:?}")))?;
+            let threshold = row.try_get::<Option<i64>, _>(4)?.map(Credits::from_micros);
+            let topup = row.try_get::<Option<i64>, _>(6)?.map(Credits::from_micros);
+            segment.crossings.watch(&id, alert, threshold, topup);
+            balances.insert(id, (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?));
         }
         if balances.is_empty() {
             return Ok(segment);
         }
         let found = id_set(dialect, balances.keys().map(String::as_str));
+        if dialect == Dialect::Sqlite {
+            // (PostgreSQL reads them with the lock above.) SQLite's `RETURNING` cannot join.
+            segment.load_topups(conn, &found).await?;
+        }
         let (source, now_param) = found.sql(1);
         let lots_sql = format!(
             "SELECT customer_id, id, remaining, priority, expires_at, seq FROM grants \
@@ -567,11 +543,26 @@ impl Segment {
                 account.release(Credits::from_micros(amount));
             }
             let expired = account.expire_due(now);
-            segment.push_entries(&customer, &expired, &EntryContext::default(), now);
+            let entries = segment.push_entries(&customer, &expired, &EntryContext::default(), now);
+            segment.crossings.expired(&customer, &entries);
             segment.accounts.insert(customer, account);
         }
         segment.load_holds(conn, &hold_ids).await?;
         Ok(segment)
+    }
+
+    /// The auto top-up thresholds of the segment's customers that have one enabled and armed.
+    async fn load_topups(&mut self, conn: &mut AnyConnection, customers: &RowSet) -> Result<()> {
+        let sql = format!(
+            "SELECT customer_id, threshold FROM auto_topups WHERE enabled = 1 AND armed = 1 \
+             AND customer_id IN (SELECT column1 FROM {} AS v)",
+            customers.sql(1).0
+        );
+        for row in customers.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
+            let customer: String = row.try_get(0)?;
+            self.crossings.arm_topup(&customer, Credits::from_micros(row.try_get(1)?));
+        }
+        Ok(())
     }
 
     /// The holds to capture or release, read after the sweep: their status is final here.
@@ -615,6 +606,18 @@ impl Segment {
         self.accounts
             .get_mut(customer)
             .ok_or_else(|| CommandError::CustomerNotFound(customer.to_string()).into())
+    }
+
+    /// The alerts and top-ups a decided command raises.
+    fn observe(&mut self, outcome: &Outcome) {
+        let customer = match outcome {
+            Outcome::Usage(u) => &u.customer,
+            Outcome::Hold(h) => &h.customer,
+            _ => return,
+        };
+        if let Some(account) = self.accounts.get(customer) {
+            self.crossings.observe(customer, account);
+        }
     }
 
     /// The domain's decision on one command, against the state left by the commands before it.
@@ -746,6 +749,7 @@ impl Segment {
             Dialect::Postgres => usize::MAX,
         };
         let mut parts = self.parts(per_part);
+        parts.extend(self.crossings.parts(conn, self.dialect).await?);
         parts.extend(more);
         run_parts(conn, self.dialect, parts, now).await
     }
@@ -792,6 +796,7 @@ impl Segment {
                 },
                 rows_expected: chunk.len(),
                 race: false,
+                at_most: false,
             });
         }
         for chunk in self.new_holds.chunks(per_part) {
@@ -820,6 +825,7 @@ impl Segment {
                 },
                 rows_expected: chunk.len(),
                 race: false,
+                at_most: false,
             });
         }
         let finished: Vec<&Hold> = self.holds.values().filter(|s| s.changed).map(|s| &s.hold).collect();
@@ -845,6 +851,7 @@ impl Segment {
                 },
                 rows_expected: chunk.len(),
                 race: false,
+                at_most: false,
             });
         }
         let changed: Vec<(&str, i64)> = self
@@ -871,17 +878,19 @@ impl Segment {
                 },
                 rows_expected: chunk.len(),
                 race: false,
+                at_most: false,
             });
         }
         let accounts: Vec<(&String, &Account)> = self.accounts.iter().collect();
         for chunk in accounts.chunks(per_part) {
-            let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int, Ty::Int]);
+            let mut rows = RowSet::new(self.dialect, &[Ty::Text, Ty::Int, Ty::Int, Ty::Text]);
             for (id, account) in chunk {
                 account.assert_consistent();
                 rows.push([
                     id.as_str().into(),
                     account.balance.micros().into(),
                     account.held.micros().into(),
+                    self.crossings.state(id).as_str().into(),
                 ]);
             }
             parts.push(Part {
@@ -889,41 +898,15 @@ impl Segment {
                 rows,
                 sql: |source, now| {
                     format!(
-                        "UPDATE customers SET balance = v.column2, held = v.column3, updated_at = ${now} \
+                        "UPDATE customers SET balance = v.column2, held = v.column3, balance_alert = v.column4, updated_at = ${now} \
                          FROM {source} AS v WHERE customers.id = v.column1"
                     )
                 },
                 rows_expected: chunk.len(),
                 race: false,
+                at_most: false,
             });
         }
         parts
-    }
-}
-
-/// One multi-row write of a segment's flush.
-struct Part {
-    what: &'static str,
-    rows: RowSet,
-    /// The statement over the rows' derived table, with the number of the `now` parameter.
-    sql: fn(&str, usize) -> String,
-    /// Every row names an existing (locked) row or a new one: anything else is damage…
-    rows_expected: usize,
-    /// …except for idempotency keys, where it means another writer stored one first.
-    race: bool,
-}
-
-impl Part {
-    fn check(&self, touched: u64) -> Result<()> {
-        if touched != self.rows_expected as u64 && self.race {
-            return Err(StoreError::KeyRace);
-        }
-        if touched != self.rows_expected as u64 {
-            return Err(StoreError::Corrupt(format!(
-                "{} {} expected but {touched} written",
-                self.rows_expected, self.what
-            )));
-        }
-        Ok(())
     }
 }

@@ -16,6 +16,7 @@ on_both_backends!(settings = outbound_settings;
     a_rotated_secret_signs_beside_the_old_one,
     an_event_can_be_redelivered,
     a_slow_endpoint_delays_only_its_own_deliveries,
+    concurrent_spends_through_the_threshold_alert_once,
 );
 
 /// Deliveries polled often and retried within a second, so tests need not wait for the
@@ -236,4 +237,60 @@ async fn a_slow_endpoint_delays_only_its_own_deliveries(app: &TestApp) {
     assert!(started.elapsed() < Duration::from_millis(1400), "the fast endpoint waited {:?}", started.elapsed());
     assert_verified(&secret, &received);
     slow.wait_until("five slow deliveries", |r| r.len() >= 5).await;
+}
+
+async fn concurrent_spends_through_the_threshold_alert_once(app: &TestApp) {
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(app, &receiver, json!(["credits.low", "credits.depleted", "credits.restored"])).await;
+    app.customer("eve").await;
+    app.grant("eve", "95").await;
+    let set = app.post("/v1/customers/eve", json!({"low_balance_threshold": "50"})).await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    // 64 spends at once take available from 100 through 50 to 36.
+    let spends = (0..64).map(|i| {
+        let body = json!({"customer": "eve", "amount": "1", "feature": "chat"});
+        async move { app.post_idem("/v1/usage", &format!("spend-{i}"), body).await }
+    });
+    for reply in futures::future::join_all(spends).await {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    // Holds count too: what they reserve is not available.
+    let hold = app.post("/v1/holds", json!({"customer": "eve", "amount": "36"})).await;
+    assert_eq!(hold.status, 201, "{}", hold.text);
+    let hold = hold.body["id"].as_str().unwrap().to_string();
+    let released = app.post(&format!("/v1/holds/{hold}/release"), json!({})).await;
+    assert_eq!(released.status, 200, "{}", released.text);
+    app.grant("eve", "30").await;
+    receiver
+        .wait_for_types(&["credits.low", "credits.depleted", "credits.restored"])
+        .await;
+    // Late duplicates would show up within a few delivery rounds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = receiver.received();
+    assert_verified(&secret, &received);
+    let listed = app.get("/v1/outbound-events?customer=eve&limit=100").await;
+    let mut alerts: Vec<(String, String)> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("credits.") && e["type"] != "credits.granted")
+        .map(|e| (e["type"].as_str().unwrap().to_string(), e["id"].as_str().unwrap().to_string()))
+        .collect();
+    alerts.reverse();
+    let types: Vec<&str> = alerts.iter().map(|(t, _)| t.as_str()).collect();
+    // 5 signup credits start low; the 95 restore them. Then one crossing down, one
+    // depletion (the hold), none for the release (36 is still below 50), and the grant that
+    // brings 66 restores them, once.
+    assert_eq!(types, ["credits.restored", "credits.low", "credits.depleted", "credits.restored"]);
+    let mut sent: Vec<&str> = received.iter().map(|r| r.id.as_str()).collect();
+    let mut recorded: Vec<&str> = alerts.iter().map(|(_, id)| id.as_str()).collect();
+    sent.sort_unstable();
+    recorded.sort_unstable();
+    assert_eq!(sent, recorded, "each delivered once");
+    let low = received.iter().find(|r| r.event_type() == "credits.low").unwrap().json();
+    let available: f64 = low["data"]["available"].as_str().unwrap().parse().unwrap();
+    assert!((36.0..50.0).contains(&available), "raised by the spend that crossed: {low}");
+    let depleted = received.iter().find(|r| r.event_type() == "credits.depleted").unwrap().json();
+    assert_eq!((depleted["data"]["available"].clone(), depleted["data"]["held"].clone()), (json!("0"), json!("36")));
+    assert_eq!(app.get("/v1/customers/eve").await.body["available"], "66");
 }
