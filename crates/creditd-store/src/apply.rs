@@ -309,7 +309,8 @@ pub(crate) async fn save_account(conn: &mut AnyConnection, locked: &Locked, now:
         .execute(&mut *conn)
         .await?;
     let available = locked.account.available();
-    outbox::save_alert(conn, &locked.customer, locked.alert, locked.threshold, available, now).await
+    outbox::save_alert(conn, &locked.customer, locked.alert, locked.threshold, available, now).await?;
+    crate::autotopup::after_change(conn, &locked.customer, available, now).await
 }
 
 pub(crate) fn insufficient(account: &Account, requested: Credits, e: Insufficient) -> StoreError {

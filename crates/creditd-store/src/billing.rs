@@ -378,6 +378,7 @@ impl Store {
         };
         if let Some(event) = event.filter(|_| payment.status != before) {
             crate::outbox::emit(&mut tx, event, Some(&payment.customer), &payment, now).await?;
+            crate::autotopup::finish_run_of_payment(&mut tx, &payment, now).await?;
         }
         tx.commit().await?;
         Ok((payment, granted))

@@ -152,6 +152,7 @@ impl Crossings {
                     low_balance_threshold: threshold.unwrap_or_else(crate::outbox::default_low_balance_threshold),
                     created: row.try_get(4)?,
                     subscription: None,
+        auto_topup: None,
             });
         }
         Ok(views)

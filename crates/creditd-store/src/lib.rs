@@ -9,6 +9,7 @@
 
 mod admin;
 mod apply;
+mod autotopup;
 mod batch;
 mod billing;
 mod crossing;
@@ -40,6 +41,7 @@ use sqlx::Executor;
 
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
 pub use apply::ADMIN_ADJUSTMENT_FEATURE;
+pub use autotopup::{AutoTopup, AutoTopupSettings, TopupRun, MAX_CONSECUTIVE_FAILURES};
 pub use billing::{NewPackage, NewPayment, PaymentUpdate};
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};

@@ -70,6 +70,7 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
             .try_get::<Option<i64>, _>("low_balance_threshold")?
             .map_or_else(crate::outbox::default_low_balance_threshold, Credits::from_micros),
         subscription: None,
+        auto_topup: None,
         created: row.try_get("created_at")?,
     })
 }

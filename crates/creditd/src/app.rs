@@ -35,14 +35,16 @@ impl AppState {
         let keys = Arc::new(crate::key_cache::KeyCache::new(Duration::from_secs(
             settings.api_key_cache_seconds,
         )));
-        AppState {
+        let state = AppState {
             writer,
             keys,
             store,
             clock,
             settings: Arc::new(settings),
             stripe: Arc::new(stripe),
-        }
+        };
+        crate::billing::autotopup::spawn(state.clone(), state.settings.auto_topup_poll);
+        state
     }
 
     /// Every ledger write goes through here, into the group-commit writer.

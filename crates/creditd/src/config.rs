@@ -48,6 +48,8 @@ pub struct Settings {
     pub outbound: crate::outbound::DeliveryConfig,
     /// After `rotate-secret`, the old secret keeps signing beside the new one this long.
     pub webhook_secret_overlap_seconds: i64,
+    /// How often each replica looks for auto top-ups to pay.
+    pub auto_topup_poll: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             api_key_cache_seconds: 0,
             outbound: crate::outbound::DeliveryConfig::default(),
             webhook_secret_overlap_seconds: 86_400,
+            auto_topup_poll: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -357,6 +360,7 @@ impl Config {
             api_key_cache_seconds: r.parse("api_key_cache_seconds", defaults.api_key_cache_seconds, int_in(0, 3600))?,
             outbound: defaults.outbound.clone(),
             webhook_secret_overlap_seconds: defaults.webhook_secret_overlap_seconds,
+            auto_topup_poll: defaults.auto_topup_poll,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

@@ -113,6 +113,7 @@ pub async fn get_customer(
 ) -> Result<Json<Customer>, ApiError> {
     let mut customer = state.customer(&id).await?;
     customer.subscription = state.store.subscription_of(&id).await?;
+    customer.auto_topup = state.store.auto_topup(&id).await?.map(|t| t.view());
     Ok(Json(customer))
 }
 

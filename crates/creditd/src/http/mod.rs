@@ -1,5 +1,6 @@
 //! The JSON API: thin handlers that extract, call the store, and map errors once.
 
+pub mod autotopup;
 pub mod customers;
 pub mod error;
 pub mod events;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(customers::get_customer, customers::update_customer))
         .routes(routes!(customers::create_grant, customers::list_grants))
         .routes(routes!(customers::list_ledger))
+        .routes(routes!(autotopup::get_auto_topup, autotopup::set_auto_topup))
         .routes(routes!(spend::record_usage))
         .routes(routes!(spend::create_hold))
         .routes(routes!(spend::get_hold))

@@ -12,6 +12,7 @@ mod errors;
 mod me;
 mod outbound;
 mod outbound_billing;
+mod outbound_topup;
 mod purchases;
 mod receiver;
 mod refunds;
