@@ -3,11 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::allowance::AllowanceRequest;
 use crate::amount::Credits;
-use crate::views::{Customer, Grant, Hold, Usage};
+use crate::purchase::PaymentUpdate;
+use crate::refund::{Convergence, MoneyState};
+use crate::views::{Customer, Grant, Hold, Payment, Usage};
 
 /// Which kind of grant: where the credits came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GrantSource {
@@ -108,6 +111,25 @@ pub enum Command {
     ReleaseHold {
         hold: String,
     },
+    /// A payment moved in Stripe: `Paid` grants its credits exactly once
+    /// ([`crate::purchase`]); a succeeded payment never moves back.
+    UpdatePayment {
+        payment: String,
+        update: PaymentUpdate,
+    },
+    /// A paid payment's credits brought to what Stripe's money says: clawed back, frozen,
+    /// unfrozen or restored ([`crate::refund`]).
+    ConvergePayment {
+        payment: String,
+        money: MoneyState,
+    },
+    /// An invoice's subscription allowance, once per invoice ([`crate::allowance`]).
+    GrantAllowance(AllowanceRequest),
+    /// Lapsed grants expired and lapsed holds released — what every command does first to
+    /// the accounts it touches — for a customer nobody touches.
+    Sweep {
+        customer: String,
+    },
 }
 
 impl Command {
@@ -119,7 +141,12 @@ impl Command {
             Command::Usage(u) => Some(&u.customer),
             Command::Deduct(d) => Some(&d.customer),
             Command::CreateHold(h) => Some(&h.customer),
-            Command::CaptureHold { .. } | Command::ReleaseHold { .. } => None,
+            Command::GrantAllowance(a) => Some(&a.customer),
+            Command::Sweep { customer } => Some(customer),
+            Command::CaptureHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::UpdatePayment { .. }
+            | Command::ConvergePayment { .. } => None,
         }
     }
 }
@@ -142,10 +169,22 @@ pub struct Request {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    Customer { customer: Customer, created: bool },
+    Customer {
+        customer: Customer,
+        created: bool,
+    },
     Grant(Grant),
     Usage(Usage),
     Hold(Hold),
+    /// The payment after the update, and whether credits were granted by it.
+    Payment {
+        payment: Payment,
+        granted: bool,
+    },
+    Converged(Convergence),
+    /// The allowance's grant; `None` when the invoice was handled before or grants nothing.
+    Allowance(Option<Grant>),
+    Swept,
 }
 
 /// Why a command did nothing. Serializable because idempotent replays return it again.
@@ -165,6 +204,8 @@ pub enum CommandError {
     HoldNotOpen { status: String },
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    #[error("no such payment: {0}")]
+    PaymentNotFound(String),
     #[error("a {kind} grant with reference {reference} already exists")]
     DuplicateGrantReference { kind: String, reference: String },
 }

@@ -2,15 +2,23 @@
 //! commands that change them. Plain Rust with no I/O; storage and HTTP call into it.
 
 pub mod account;
+pub mod allowance;
 pub mod amount;
+pub mod book;
 pub mod command;
 pub mod ids;
 pub mod money;
+pub mod announce;
 pub mod outbound;
+pub mod purchase;
+pub mod refund;
+pub mod state;
 pub mod validate;
 pub mod views;
 
 pub use account::{Account, DebtMovement, EntryKind, Insufficient, Lot, Movement, Taken};
 pub use amount::{AmountError, Credits};
+pub use book::{Book, Changes, Effect, Facts};
 pub use command::{Command, CommandError, GrantSource, Idempotency, Outcome, Request};
 pub use ids::IdKind;
+pub use state::{CustomerState, OpenHold};

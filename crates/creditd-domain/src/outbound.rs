@@ -80,9 +80,10 @@ pub fn wants(events: &[String], event: &str) -> bool {
 
 /// Where a customer's available credits stand against its low-balance threshold, as left by
 /// the last change. An alert fires only when this changes, so each crossing fires once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AlertState {
     /// At or above the threshold: the next fall below it sends `credits.low`.
+    #[default]
     Ok,
     /// Below the threshold, above zero.
     Low,

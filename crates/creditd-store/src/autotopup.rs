@@ -1,14 +1,15 @@
 //! Auto top-up: a customer's settings, the runs that crossings queue (in the transaction of
 //! the change that crossed, see [`crate::crossing`] and [`after_change`]), and their end.
 //!
-//! A run is claimed by one replica under a lease, paid off-session, and finished by the
-//! payment's own fulfilment ([`finish_run_of_payment`]): `auto_topup.succeeded` is written
-//! with the grant, `auto_topup.failed` with the failure; the third failure in a row turns
-//! auto top-up off with the reason.
+//! A run is claimed by one replica under a lease, paid off-session (its credits arrive
+//! through the payment's normal fulfilment), and finished once ([`Store::finish_topup_run`]):
+//! `auto_topup.succeeded` or `auto_topup.failed`; the third failure in a row turns auto
+//! top-up off with the reason. A replica that dies mid-run leaves the lease to run out: the
+//! next one pays again with the same idempotency key, so Stripe charges once.
 
 use creditd_domain::outbound::EventType;
 use creditd_domain::views::Payment;
-use creditd_domain::{Credits, IdKind};
+use creditd_domain::Credits;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -94,6 +95,7 @@ impl Store {
     /// Saves a customer's settings. Turning it on (again) clears past failures and arms it:
     /// the next change that leaves available credits below the threshold tops up.
     pub async fn set_auto_topup(&self, customer: &str, s: &AutoTopupSettings, now: i64) -> Result<AutoTopup> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO auto_topups (customer_id, enabled, threshold, package_id, quantity, max_per_month, armed, \
              consecutive_failures, disabled_reason, created_at, updated_at) \
@@ -111,8 +113,10 @@ impl Store {
         .bind(s.quantity)
         .bind(s.max_per_month)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        bump_version(&mut tx, customer).await?;
+        tx.commit().await?;
         self.auto_topup(customer)
             .await?
             .ok_or_else(|| StoreError::Corrupt("auto top-up settings vanished".into()))
@@ -183,6 +187,18 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a run by its payment's outcome: succeeded, or failed (with the failure).
+    pub async fn finish_topup_run(&self, run: &TopupRun, payment: &Payment, now: i64) -> Result<()> {
+        let outcome = match (&payment.status, &payment.failure_message) {
+            (creditd_domain::money::PaymentStatus::Succeeded, _) => Ok(()),
+            (_, message) => Err(("payment_failed", message.as_deref().unwrap_or("the payment failed"))),
+        };
+        let mut tx = self.writer.begin().await?;
+        finish(&mut tx, &run.id, &run.customer, outcome, true, Some(payment), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The runs of one customer, newest first (for the API and the pages).
     pub async fn topup_runs(&self, customer: &str, limit: i64) -> Result<Vec<(String, String, Option<String>, i64)>> {
         let rows = sqlx::query(
@@ -199,57 +215,13 @@ impl Store {
     }
 }
 
-/// After a change outside the batch path (grants, clawbacks, expiry): credits back at or
-/// above the threshold re-arm auto top-up; an armed one below it queues a run.
-pub(crate) async fn after_change(conn: &mut AnyConnection, customer: &str, available: Credits, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE auto_topups SET armed = 1, updated_at = $3 WHERE customer_id = $1 AND enabled = 1 AND armed = 0 \
-         AND threshold <= $2",
-    )
-    .bind(customer)
-    .bind(available.micros())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    let crossed = sqlx::query(
-        "UPDATE auto_topups SET armed = 0, updated_at = $3 WHERE customer_id = $1 AND enabled = 1 AND armed = 1 \
-         AND threshold > $2 RETURNING package_id, quantity",
-    )
-    .bind(customer)
-    .bind(available.micros())
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = crossed {
-        sqlx::query(
-            "INSERT INTO auto_topup_runs (id, customer_id, package_id, quantity, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $5) \
-             ON CONFLICT (customer_id) WHERE status IN ('pending', 'processing') DO NOTHING",
-        )
-        .bind(IdKind::AutoTopupRun.new_id())
+/// Settings changed outside the writer: its cached copy of the customer is stale now.
+pub(crate) async fn bump_version(conn: &mut AnyConnection, customer: &str) -> Result<()> {
+    sqlx::query("UPDATE customers SET version = version + 1 WHERE id = $1")
         .bind(customer)
-        .bind(row.try_get::<String, _>(0)?)
-        .bind(row.try_get::<i64, _>(1)?)
-        .bind(now)
         .execute(&mut *conn)
         .await?;
-    }
     Ok(())
-}
-
-/// A payment of a run reached its end (inside [`Store::update_payment`]'s transaction).
-pub(crate) async fn finish_run_of_payment(conn: &mut AnyConnection, payment: &Payment, now: i64) -> Result<()> {
-    let row = sqlx::query("SELECT id FROM auto_topup_runs WHERE payment_id = $1 AND status = 'processing'")
-        .bind(&payment.id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(()) };
-    let run: String = row.try_get(0)?;
-    let outcome = match &payment.failure_message {
-        None => Ok(()),
-        Some(message) => Err(("payment_failed", message.as_str())),
-    };
-    finish(conn, &run, &payment.customer, outcome, true, Some(payment), now).await
 }
 
 async fn finish(
@@ -310,6 +282,7 @@ async fn finish(
             .bind(now)
             .execute(&mut *conn)
             .await?;
+        bump_version(conn, customer).await?;
     }
     let data = serde_json::json!({
         "object": "auto_topup", "id": run, "customer": customer, "status": status,

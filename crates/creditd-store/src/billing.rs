@@ -1,11 +1,10 @@
-//! Buying credits: packages, the Stripe customer of each customer, payments and their
-//! exactly-once fulfilment, and the record of Stripe's events.
+//! Buying credits: packages, the Stripe customer of each customer, payments, and the record
+//! of Stripe's events. A payment's fulfilment is a command
+//! ([`creditd_domain::Command::UpdatePayment`]) applied by the writer's batch.
 
-use creditd_domain::command::NewGrant;
 use creditd_domain::money::PaymentStatus;
-use creditd_domain::outbound::EventType;
 use creditd_domain::views::{Package, Payment};
-use creditd_domain::{CommandError, Credits, GrantSource, IdKind};
+use creditd_domain::{Credits, IdKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -33,21 +32,6 @@ pub struct NewPayment {
     pub quantity: i64,
     /// `checkout` or `payment_intent`.
     pub flow: &'static str,
-}
-
-/// How Stripe's state moved a payment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PaymentUpdate {
-    /// Paid: grant its credits (once) and record the receipt.
-    Paid {
-        reference: String,
-        payment_intent: Option<String>,
-        receipt_url: Option<String>,
-    },
-    Failed {
-        message: String,
-    },
-    Expired,
 }
 
 fn package_row(row: &AnyRow) -> Result<Package> {
@@ -277,111 +261,6 @@ impl Store {
             .map(payment_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page { data, has_more })
-    }
-
-    /// Brings a payment to what Stripe says. `Paid` grants its credits exactly once, in the same
-    /// transaction that marks it succeeded (the grant's reference is unique); a succeeded
-    /// payment never moves back. Returns the payment and whether credits were granted now.
-    pub async fn update_payment(&self, id: &str, update: &PaymentUpdate, now: i64) -> Result<(Payment, bool)> {
-        let mut tx = self.writer.begin().await?;
-        // Lock the payment first (a write), so concurrent fulfilments queue here.
-        let locked = sqlx::query("UPDATE payments SET updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked != 1 {
-            return Err(StoreError::Corrupt(format!("no payment {id}")));
-        }
-        let row = sqlx::query(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let payment = payment_row(&row)?;
-        let before = payment.status;
-        let mut granted = false;
-        if payment.status != PaymentStatus::Succeeded {
-            match update {
-                PaymentUpdate::Paid {
-                    reference,
-                    payment_intent,
-                    receipt_url,
-                } => {
-                    let grant = NewGrant {
-                        customer: payment.customer.clone(),
-                        amount: payment.credits,
-                        priority: creditd_domain::account::DEFAULT_PRIORITY,
-                        expires_at: None,
-                        source: GrantSource::Purchase,
-                        reason: Some(format!("purchase {}", payment.id)),
-                        reference: Some(reference.clone()),
-                    };
-                    let grant_id = match crate::apply::grant(&mut tx, &grant, now).await {
-                        Ok(g) => {
-                            granted = true;
-                            g.id
-                        }
-                        Err(StoreError::Command(CommandError::DuplicateGrantReference { .. })) => {
-                            sqlx::query("SELECT id FROM grants WHERE source = 'purchase' AND reference = $1")
-                                .bind(reference)
-                                .fetch_one(&mut *tx)
-                                .await?
-                                .try_get(0)?
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    sqlx::query(
-                        "UPDATE payments SET status = 'succeeded', grant_id = $2, receipt_url = COALESCE($3, receipt_url), \
-                         payment_intent_id = COALESCE(payment_intent_id, $4), failure_message = NULL WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(grant_id)
-                    .bind(receipt_url)
-                    .bind(payment_intent)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                PaymentUpdate::Failed { message } => {
-                    sqlx::query("UPDATE payments SET status = 'failed', failure_message = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(message)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                PaymentUpdate::Expired => {
-                    sqlx::query("UPDATE payments SET status = 'expired' WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        } else if let PaymentUpdate::Paid {
-            receipt_url: Some(url), ..
-        } = update
-        {
-            sqlx::query("UPDATE payments SET receipt_url = COALESCE(receipt_url, $2) WHERE id = $1")
-                .bind(id)
-                .bind(url)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let row = sqlx::query(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let payment = payment_row(&row)?;
-        let event = match payment.status {
-            PaymentStatus::Succeeded => Some(EventType::PaymentSucceeded),
-            PaymentStatus::Failed => Some(EventType::PaymentFailed),
-            _ => None,
-        };
-        if let Some(event) = event.filter(|_| payment.status != before) {
-            crate::outbox::emit(&mut tx, event, Some(&payment.customer), &payment, now).await?;
-            crate::autotopup::finish_run_of_payment(&mut tx, &payment, now).await?;
-        }
-        tx.commit().await?;
-        Ok((payment, granted))
     }
 
     /// Records a received event (or counts another attempt of a known one) and returns it.

@@ -1,24 +1,33 @@
 //! creditd's storage: the domain's verbs (apply a batch of commands, read balances, verify the
 //! books) on SQLite and PostgreSQL.
 //!
+//! There is one write path for balances: [`Writer`] queues [`creditd_domain::Request`]s and
+//! applies them in batches ([`crate::batch`]); the domain's [`creditd_domain::Book`] decides,
+//! storage only loads ([`crate::load`], [`crate::accounts`]) and persists
+//! ([`crate::persist`]). The writer keeps recently used accounts in memory
+//! ([`AccountCache`]), checked against each customer row's `version`, so several replicas
+//! stay correct. Reads go to the database and never wait for the writer.
+//!
 //! Both backends go through sqlx's `Any` driver with SQL both dialects accept (`$1`
 //! placeholders, `RETURNING`, `ON CONFLICT`, `CAST(SUM(..) AS BIGINT)`); each has its own
 //! migrations, and the few places where they differ ask [`Dialect`]. The one shared
 //! implementation is what keeps the two backends from drifting apart; the conformance suite
 //! runs against both.
 
+mod accounts;
 mod admin;
-mod apply;
 mod autotopup;
 mod batch;
+mod batch_keys;
 mod billing;
-mod crossing;
+mod effects;
 mod idempotency;
 mod keys;
+mod load;
 mod migrate;
 mod operator;
 mod outbox;
-mod parts;
+mod persist;
 mod pipeline;
 mod read;
 mod reconcile;
@@ -39,18 +48,21 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+pub use accounts::AccountCache;
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
-pub use apply::ADMIN_ADJUSTMENT_FEATURE;
 pub use autotopup::{AutoTopup, AutoTopupSettings, TopupRun, MAX_CONSECUTIVE_FAILURES};
-pub use billing::{NewPackage, NewPayment, PaymentUpdate};
+pub use billing::{NewPackage, NewPayment};
+pub use creditd_domain::allowance::{AllowanceKind, AllowanceRequest};
+pub use creditd_domain::book::ADMIN_ADJUSTMENT_FEATURE;
+pub use creditd_domain::purchase::PaymentUpdate;
+pub use creditd_domain::refund::{proportional, Convergence, DisputeState, MoneyState};
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
-pub use refunds::{proportional, Convergence, DisputeState, MoneyState};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
-pub use subscriptions::{AllowanceKind, AllowanceRequest, NewPlan, SubscriptionRecord};
 pub use outbox::{default_low_balance_threshold, set_default_low_balance_threshold, CustomerUpdate, OutboundEvent};
+pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 pub use webhooks::{AfterAttempt, Attempt, AttemptRecord, ClaimedDelivery, Endpoint, EndpointHealth, EndpointUpdate, NewEndpoint};
 pub use writer::{Pending, Writer, WriterConfig};
@@ -78,8 +90,9 @@ pub enum StoreError {
     /// The batch this request was applied in failed as a whole; none of it was written.
     #[error("the batch failed, nothing of it was written: {0}")]
     Batch(std::sync::Arc<StoreError>),
-    /// Another writer committed an idempotency key this batch was about to store; the batch
-    /// is rolled back and retried (it then replays that writer's result).
+    /// Another writer committed a row this batch was about to insert (an idempotency key, a
+    /// new customer); the batch is rolled back and retried (it then replays that writer's
+    /// result, or decides on the customer it created).
     #[error("a concurrent request committed the same idempotency key")]
     KeyRace,
     /// Internal to the pipelined writer: the batch before this one rolled back to retry, so

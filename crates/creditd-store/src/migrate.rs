@@ -39,6 +39,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0005_subscriptions.sql"),
     },
     Migration {
+        version: 6,
+        name: "account_versions",
+        sql: include_str!("../migrations/sqlite/0006_account_versions.sql"),
+    },
+    Migration {
         version: 8,
         name: "outbound",
         sql: include_str!("../migrations/sqlite/0008_outbound.sql"),
@@ -70,6 +75,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "subscriptions",
         sql: include_str!("../migrations/postgres/0005_subscriptions.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "account_versions",
+        sql: include_str!("../migrations/postgres/0006_account_versions.sql"),
     },
     Migration {
         version: 8,

@@ -187,7 +187,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "UPDATE customers SET email = COALESCE($2, email), metadata = COALESCE($3, metadata), \
-             low_balance_threshold = CASE WHEN $4 = 1 THEN $5 ELSE low_balance_threshold END, updated_at = $6 \
+             low_balance_threshold = CASE WHEN $4 = 1 THEN $5 ELSE low_balance_threshold END, updated_at = $6, \
+             version = version + 1 \
              WHERE id = $1 RETURNING balance_alert, low_balance_threshold",
         )
         .bind(id)

@@ -3,7 +3,6 @@
 use creditd_domain::views::{Customer, Entry, Grant, Hold};
 use creditd_domain::Credits;
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::rows::{self, ENTRY_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS};
@@ -75,7 +74,8 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
     })
 }
 
-pub(crate) async fn customer_on(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Option<Customer>> {
+/// The customer as of `now`, read inside the caller's transaction.
+pub(crate) async fn customer_on(conn: &mut sqlx::AnyConnection, id: &str, now: i64) -> Result<Option<Customer>> {
     let row = sqlx::query(CUSTOMER_SELECT)
         .bind(id)
         .bind(now)

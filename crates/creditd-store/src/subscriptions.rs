@@ -1,14 +1,13 @@
-//! Plans, subscriptions and their allowances: each paid invoice grants its period's credits
-//! exactly once (keyed by invoice), expiring at the period's end, with rollover up to a cap.
+//! Plans and subscriptions as Stripe reports them. Their allowances are a command
+//! ([`creditd_domain::Command::GrantAllowance`]) decided by [`creditd_domain::allowance`]
+//! and the writer's batch.
 
-use creditd_domain::command::NewGrant;
-use creditd_domain::views::{Grant, Plan, SubscriptionSummary};
+use creditd_domain::views::{Plan, SubscriptionSummary};
 use creditd_domain::outbound::EventType;
-use creditd_domain::{Credits, GrantSource, IdKind};
+use creditd_domain::{Credits, IdKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::apply::{grant_into, lock_account, save_account, write_movements, EntryContext};
 use crate::{Result, Store, StoreError};
 
 const PLAN_COLUMNS: &str =
@@ -35,26 +34,6 @@ pub struct SubscriptionRecord {
     pub current_period_start: i64,
     pub current_period_end: i64,
     pub cancel_at_period_end: bool,
-}
-
-/// Why an invoice grants credits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AllowanceKind {
-    /// A new period (first invoice or renewal): the plan's credits, plus rollover.
-    Period,
-    /// A mid-period plan change: the difference to what this period already granted.
-    Change,
-}
-
-#[derive(Clone, Debug)]
-pub struct AllowanceRequest {
-    pub invoice: String,
-    pub subscription: String,
-    pub customer: String,
-    pub plan: Plan,
-    pub period_start: i64,
-    pub period_end: i64,
-    pub kind: AllowanceKind,
 }
 
 fn plan_row(row: &AnyRow) -> Result<Plan> {
@@ -244,102 +223,5 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Grants an invoice's allowance, once. A new period's allowance replaces the previous
-    /// period's: what is left of it expires now, except up to the plan's rollover cap, which
-    /// is carried into the new grant. Returns the grant, or `None` when the invoice was
-    /// already handled or grants nothing.
-    pub async fn grant_allowance(&self, request: &AllowanceRequest, now: i64) -> Result<Option<Grant>> {
-        let mut tx = self.writer.begin().await?;
-        let mut locked = lock_account(&mut tx, &request.customer, now).await?;
-        let seen = sqlx::query("SELECT 1 FROM allowances WHERE invoice_id = $1")
-            .bind(&request.invoice)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if seen.is_some() {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        // What the plan itself grants this period (rollover excluded): an upgrade tops up to it.
-        let (amount, reason, plan_part) = match request.kind {
-            AllowanceKind::Period => {
-                // The period just ended: what its allowance left unused rolls over, up to the cap.
-                // Lapsed grants may already have been swept (their expire entries say how much).
-                let previous = sqlx::query(
-                    "SELECT a.grant_id, (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
-                       WHERE e.grant_id = a.grant_id AND e.kind = 'expire') FROM allowances a \
-                     WHERE a.subscription_id = $1 AND a.grant_id IS NOT NULL AND a.period_end = $2",
-                )
-                .bind(&request.subscription)
-                .bind(request.period_start)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut expired = Vec::new();
-                let mut left = 0;
-                for row in &previous {
-                    let grant: String = row.try_get(0)?;
-                    left -= row.try_get::<i64, _>(1)?;
-                    expired.extend(locked.account.expire_now(&grant));
-                }
-                left += expired.iter().map(|m| -m.amount.micros()).sum::<i64>();
-                write_movements(&mut tx, &request.customer, &expired, &EntryContext::default(), now).await?;
-                let rollover = left.min(request.plan.rollover_cap.micros());
-                let amount = request.plan.credits.micros() + rollover;
-                let reason = if rollover > 0 {
-                    format!(
-                        "{} allowance, with {} rolled over",
-                        request.plan.name,
-                        Credits::from_micros(rollover)
-                    )
-                } else {
-                    format!("{} allowance", request.plan.name)
-                };
-                (amount, reason, request.plan.credits.micros())
-            }
-            AllowanceKind::Change => {
-                let this_period: i64 = sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM allowances WHERE subscription_id = $1 AND period_end = $2",
-                )
-                .bind(&request.subscription)
-                .bind(request.period_end)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-                let amount = (request.plan.credits.micros() - this_period).max(0);
-                (amount, format!("upgrade to {}", request.plan.name), amount)
-            }
-        };
-        let grant = if amount > 0 {
-            let new = NewGrant {
-                customer: request.customer.clone(),
-                amount: Credits::from_micros(amount),
-                priority: creditd_domain::account::DEFAULT_PRIORITY,
-                expires_at: Some(request.period_end),
-                source: GrantSource::Subscription,
-                reason: Some(reason),
-                reference: Some(request.invoice.clone()),
-            };
-            Some(grant_into(&mut tx, &mut locked, &new, now).await?)
-        } else {
-            None
-        };
-        sqlx::query(
-            "INSERT INTO allowances (invoice_id, subscription_id, customer_id, grant_id, credits, period_start, period_end, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&request.invoice)
-        .bind(&request.subscription)
-        .bind(&request.customer)
-        .bind(grant.as_ref().map(|g| g.id.clone()))
-        .bind(plan_part)
-        .bind(request.period_start)
-        .bind(request.period_end)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        save_account(&mut tx, &locked, now).await?;
-        tx.commit().await?;
-        Ok(grant)
     }
 }

@@ -1,6 +1,7 @@
 //! The group-commit writer: one task per process takes requests from a bounded queue, closes
-//! a batch on size or a short window, applies it with [`Store::apply`] in one transaction and
-//! answers every request with its own result.
+//! a batch on size or a short window, applies it in one transaction ([`crate::batch`]) and
+//! answers every request with its own result. It owns the accounts: recently used
+//! customers' states stay in its [`AccountCache`] between batches.
 //!
 //! On SQLite one batch is in flight at a time. On PostgreSQL the next batch forms while one
 //! runs and starts as soon as that one holds its row locks (up to [`WriterConfig::pipeline`]
@@ -14,6 +15,7 @@ use std::time::Duration;
 use creditd_domain::{Outcome, Request};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use crate::accounts::AccountCache;
 use crate::pipeline::{until_locked, Order, Stage};
 use crate::{Result, Store, StoreError};
 
@@ -31,6 +33,8 @@ pub struct WriterConfig {
     pub queue_capacity: usize,
     /// Batches in flight at once on PostgreSQL (SQLite: always one).
     pub pipeline: usize,
+    /// Customers whose accounts stay in memory between batches (0: none).
+    pub accounts: usize,
 }
 
 impl Default for WriterConfig {
@@ -40,6 +44,7 @@ impl Default for WriterConfig {
             window: Duration::ZERO,
             queue_capacity: 4096,
             pipeline: 2,
+            accounts: 10_000,
         }
     }
 }
@@ -102,6 +107,7 @@ async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterC
         crate::Dialect::Postgres => config.pipeline.max(1),
     };
     let slots = Arc::new(Semaphore::new(depth));
+    let cache = Arc::new(AccountCache::new(config.accounts));
     let mut prev: Option<watch::Receiver<Stage>> = None;
     let mut carried: Option<Job> = None;
     loop {
@@ -128,8 +134,9 @@ async fn write_loop(store: Store, mut jobs: mpsc::Receiver<Job>, config: WriterC
         let (mut order, stage) = Order::new(prev.take());
         prev = Some(stage);
         let store = store.clone();
+        let cache = cache.clone();
         tokio::spawn(async move {
-            let results = store.apply_in_order(requests, now, Some(&mut order)).await;
+            let results = store.apply_in_order(requests, now, Some(&mut order), &cache).await;
             drop(slot);
             assert_eq!(results.len(), replies.len(), "one result per request");
             for (reply, result) in replies.into_iter().zip(results) {

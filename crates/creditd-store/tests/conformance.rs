@@ -47,6 +47,8 @@ on_both_backends!(
 
 #[path = "batching/mod.rs"]
 mod batching;
+#[path = "replicas/mod.rs"]
+mod replicas;
 
 const T0: i64 = 1_700_000_000;
 

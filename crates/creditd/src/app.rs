@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use creditd_domain::views::Customer;
 use creditd_domain::{Command, Idempotency, Outcome, Request};
-use creditd_store::{Store, Writer};
+use creditd_store::{Store, StoreError, Writer};
 
 use crate::billing::Stripe;
 use crate::clock::Clock;
@@ -47,13 +47,23 @@ impl AppState {
         state
     }
 
-    /// Every ledger write goes through here, into the group-commit writer.
+    /// Every ledger write of a request goes through here, into the group-commit writer.
     pub async fn write(&self, command: Command, idempotency: Option<Idempotency>) -> Result<Outcome, ApiError> {
         let request = Request { command, idempotency };
         self.writer
             .submit(request, self.clock.now())
             .await
             .map_err(ApiError::from)
+    }
+
+    /// A ledger write of creditd's own (fulfilment, refunds, allowances, sweeps), into the
+    /// same writer.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, StoreError> {
+        let request = Request {
+            command,
+            idempotency: None,
+        };
+        self.writer.submit(request, self.clock.now()).await
     }
 
     /// The customer, or a 404 naming the id.
@@ -66,20 +76,40 @@ impl AppState {
 }
 
 /// Writes the expire entries of lapsed grants and releases lapsed holds for customers nobody
-/// touches (touched customers are swept inside their own writes). Safe on many replicas:
-/// each customer is swept under its row lock.
+/// touches (touched customers are swept inside their own writes), as [`Command::Sweep`]s
+/// through the writer. Safe on many replicas: each customer is swept under its row lock.
 pub fn spawn_sweeper(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match state.store.sweep(state.clock.now(), 500).await {
+            match sweep(&state, 500).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(customers = n, "swept expired grants and holds"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
             }
         }
     })
+}
+
+/// One round of the sweeper: up to `limit` customers, queued at once so they share batches.
+async fn sweep(state: &AppState, limit: i64) -> Result<usize, StoreError> {
+    let now = state.clock.now();
+    let due = state.store.lapsed_customers(now, limit).await?;
+    let mut pending = Vec::with_capacity(due.len());
+    for customer in &due {
+        let request = Request {
+            command: Command::Sweep {
+                customer: customer.clone(),
+            },
+            idempotency: None,
+        };
+        pending.push(state.writer.enqueue(request, now)?);
+    }
+    for p in pending {
+        p.result().await?;
+    }
+    Ok(due.len())
 }
 
 /// Connects to Stripe as configured: real Stripe, or the built-in sandbox started here and

@@ -261,6 +261,7 @@ impl Settings {
             window: std::time::Duration::from_micros(self.write_batch_window_us),
             queue_capacity: self.write_queue_capacity,
             pipeline: self.write_pipeline_depth,
+            ..creditd_store::WriterConfig::default()
         }
     }
 }

@@ -38,6 +38,7 @@ fn small_batches() -> WriterConfig {
         window: Duration::from_millis(2),
         queue_capacity: 1024,
         pipeline: 2,
+        accounts: 64,
     }
 }
 

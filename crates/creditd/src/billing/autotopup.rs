@@ -129,9 +129,16 @@ async fn pay(state: &AppState, run: &TopupRun) -> Result<(), BillingError> {
             let update = PaymentUpdate::Failed {
                 message: format!("{code}: {message}"),
             };
-            store.update_payment(&payment.id, &update, now).await?;
+            super::update_payment(state, &payment.id, update).await?;
         }
         Err(e) => return Err(e.into()),
+    }
+    // Fulfilled here or by the webhook, whichever came first: the run ends once. A payment
+    // still processing leaves the run to a later round (same keys, no second charge).
+    if let Some(payment) = store.payment(&payment.id).await? {
+        if payment.status != creditd_domain::money::PaymentStatus::Pending {
+            store.finish_topup_run(run, &payment, now).await?;
+        }
     }
     Ok(())
 }

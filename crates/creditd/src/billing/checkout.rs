@@ -119,12 +119,9 @@ pub async fn fulfill(state: &AppState, session_id: &str) -> Result<Option<(Payme
         _ => None,
     };
     match update {
-        Some(update) if payment.status != PaymentStatus::Succeeded => Ok(Some(
-            state
-                .store
-                .update_payment(&payment.id, &update, state.clock.now())
-                .await?,
-        )),
+        Some(update) if payment.status != PaymentStatus::Succeeded => {
+            Ok(Some(super::update_payment(state, &payment.id, update).await?))
+        }
         _ => Ok(Some((payment, false))),
     }
 }

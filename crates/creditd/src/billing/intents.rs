@@ -101,12 +101,9 @@ pub async fn fulfill(state: &AppState, intent_id: &str) -> Result<Option<(Paymen
         _ => None,
     };
     match update {
-        Some(update) if payment.status != PaymentStatus::Succeeded => Ok(Some(
-            state
-                .store
-                .update_payment(&payment.id, &update, state.clock.now())
-                .await?,
-        )),
+        Some(update) if payment.status != PaymentStatus::Succeeded => {
+            Ok(Some(super::update_payment(state, &payment.id, update).await?))
+        }
         _ => Ok(Some((payment, false))),
     }
 }

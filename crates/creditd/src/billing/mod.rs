@@ -12,7 +12,9 @@ pub mod refunds;
 pub mod subscriptions;
 pub mod webhook;
 
-use creditd_domain::views::{Customer, Package};
+use creditd_domain::views::{Customer, Grant, Package, Payment};
+use creditd_domain::{Command, Outcome};
+use creditd_store::{AllowanceRequest, Convergence, MoneyState, PaymentUpdate, StoreError};
 use creditd_stripe::client::StripeClient;
 
 use crate::app::AppState;
@@ -58,6 +60,47 @@ impl From<BillingError> for ApiError {
             BillingError::Mismatch(m) => ApiError::internal(m),
         }
     }
+}
+
+/// Moves a payment through the writer: `Paid` grants its credits once, in the same batch
+/// that marks it succeeded. Returns the payment and whether credits were granted now.
+pub async fn update_payment(
+    state: &AppState,
+    id: &str,
+    update: PaymentUpdate,
+) -> Result<(Payment, bool), BillingError> {
+    let command = Command::UpdatePayment {
+        payment: id.to_string(),
+        update,
+    };
+    match state.submit(command).await? {
+        Outcome::Payment { payment, granted } => Ok((payment, granted)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Converges a paid payment's credits to Stripe's money through the writer.
+pub async fn converge_payment(state: &AppState, id: &str, money: MoneyState) -> Result<Convergence, BillingError> {
+    let command = Command::ConvergePayment {
+        payment: id.to_string(),
+        money,
+    };
+    match state.submit(command).await? {
+        Outcome::Converged(done) => Ok(done),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Grants an invoice's allowance through the writer, once per invoice.
+pub async fn grant_allowance(state: &AppState, request: AllowanceRequest) -> Result<Option<Grant>, BillingError> {
+    match state.submit(Command::GrantAllowance(request)).await? {
+        Outcome::Allowance(grant) => Ok(grant),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(outcome: Outcome) -> BillingError {
+    StoreError::Corrupt(format!("the writer answered with {outcome:?}")).into()
 }
 
 /// The Stripe customer for a creditd customer: created once (the idempotency key makes

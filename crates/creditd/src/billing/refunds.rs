@@ -46,10 +46,7 @@ pub async fn converge_charge(
             amount: d.amount,
         }),
     };
-    let done = state
-        .store
-        .converge_payment(&payment.id, &money, state.clock.now())
-        .await?;
+    let done = super::converge_payment(state, &payment.id, money).await?;
     if done.changed() {
         tracing::info!(payment = %payment.id, charge = %charge.id, ?done, "payment credits converged");
     }

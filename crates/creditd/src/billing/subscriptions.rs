@@ -123,7 +123,7 @@ pub async fn converge_invoice(state: &AppState, id: &str) -> Result<Option<Optio
         period_end: invoice.period_end,
         kind,
     };
-    let granted = state.store.grant_allowance(&request, state.clock.now()).await?;
+    let granted = super::grant_allowance(state, request).await?;
     if let Some(grant) = &granted {
         tracing::info!(invoice = %invoice.id, grant = %grant.id, credits = %grant.amount, "subscription allowance granted");
     }

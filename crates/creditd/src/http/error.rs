@@ -91,6 +91,7 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::CustomerNotFound(_) => ApiError::not_found("customer_not_found", message),
             CommandError::HoldNotFound(_) => ApiError::not_found("hold_not_found", message),
+            CommandError::PaymentNotFound(_) => ApiError::not_found("payment_not_found", message),
             CommandError::InsufficientCredits { balance, available, .. } => ApiError {
                 balances: Some((balance, available)),
                 ..ApiError::new(StatusCode::PAYMENT_REQUIRED, "insufficient_credits", message)

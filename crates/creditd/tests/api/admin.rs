@@ -169,8 +169,7 @@ async fn payment(app: &TestApp, customer: &str, package: &Package, quantity: i64
             message: "card declined".into(),
         }
     };
-    store
-        .update_payment(&payment.id, &update, app.clock.now())
+    creditd::billing::update_payment(&app.state(), &payment.id, update)
         .await
         .unwrap();
 }
