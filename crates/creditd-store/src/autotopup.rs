@@ -124,6 +124,16 @@ impl Store {
 
     /// Takes queued runs (and runs whose replica's lease ran out) until `now + lease`.
     pub async fn claim_topup_runs(&self, now: i64, lease_seconds: i64, limit: i64) -> Result<Vec<TopupRun>> {
+        // A read first: an idle replica takes no write lock.
+        let due = sqlx::query(
+            "SELECT 1 FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let lock = match self.dialect {
             crate::Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             crate::Dialect::Sqlite => "",

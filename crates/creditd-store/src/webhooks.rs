@@ -251,6 +251,13 @@ impl Store {
     /// wants it, oldest events first; returns how many events were dispatched. An endpoint
     /// receives the events dispatched after it was created (a second or so of recent history).
     pub async fn dispatch_events(&self, now_ms: i64, limit: i64) -> Result<usize> {
+        // A read first: an idle replica takes no write lock (SQLite has one for everyone).
+        let waiting = sqlx::query("SELECT 1 FROM outbound_events WHERE dispatched = 0 LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
         let mut conn = self.writer.acquire().await?;
         let mut tx = conn.begin().await?;
         let lock = match self.dialect {
@@ -300,6 +307,16 @@ impl Store {
 
     /// Takes up to `limit` due deliveries for this replica until `now_ms + lease_ms`.
     pub async fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<ClaimedDelivery>> {
+        let due = sqlx::query(
+            "SELECT 1 FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+             AND lease_until_ms <= $1 LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let lock = match self.dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
