@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/billing", axum::routing::get(crate::pages::billing::page))
         .route("/billing/checkout", axum::routing::post(crate::pages::billing::buy))
+        .route("/billing/auto-topup", axum::routing::post(crate::pages::autotopup::save_form))
         .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))

@@ -141,8 +141,13 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
         (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
         (Err(e), ..) | (_, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => return failure_page(&state, e.into()),
     };
+    let auto_topup = match state.store.auto_topup(id).await {
+        Ok(t) => t.map(|t| t.view()),
+        Err(e) => return failure_page(&state, e.into()),
+    };
     let view = View {
         customer: &customer,
+        auto_topup: auto_topup.as_ref(),
         threshold: state.settings.low_balance_threshold,
         csrf: &csrf_token(&cookie),
         packages: &packages,
@@ -220,7 +225,7 @@ fn exchange(state: &AppState, token: &str, verified: &CustomerToken) -> Response
 }
 
 /// The session's token from the cookie, or the page (and cookie removal) that says why not.
-fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerToken), Box<Response>> {
+pub(crate) fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerToken), Box<Response>> {
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -271,7 +276,7 @@ pub fn csrf_token(cookie: &str) -> String {
     hex::encode(&digest[..16])
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -282,7 +287,7 @@ fn link_error(e: &ApiError) -> String {
     )
 }
 
-fn redirect(location: &str, cookie: Option<String>) -> Response {
+pub(crate) fn redirect(location: &str, cookie: Option<String>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -332,7 +337,7 @@ fn message_page(state: &AppState, status: StatusCode, title: &str, message: &str
 }
 
 /// A message on a page under `/billing/`, with the way back to the billing page.
-fn message_with_back(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
+pub(crate) fn message_with_back(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
     let body = format!(
         "<section><h1>{}</h1><p>{}</p><p><a href=\"../billing\">Back to billing</a></p></section>",
         escape(title),
@@ -341,7 +346,7 @@ fn message_with_back(state: &AppState, status: StatusCode, title: &str, message:
     respond(state, status, document(title, &body))
 }
 
-fn failure_page(state: &AppState, e: ApiError) -> Response {
+pub(crate) fn failure_page(state: &AppState, e: ApiError) -> Response {
     let message = if e.status.is_server_error() {
         "Something went wrong on our side; it has been logged. Please try again in a minute.".to_string()
     } else {
@@ -363,6 +368,7 @@ fn document(title: &str, body: &str) -> String {
 /// Everything the page shows.
 pub struct View<'a> {
     pub customer: &'a Customer,
+    pub auto_topup: Option<&'a creditd_domain::views::AutoTopupView>,
     pub threshold: Credits,
     pub csrf: &'a str,
     pub packages: &'a [Package],
@@ -377,11 +383,12 @@ pub struct View<'a> {
 pub fn render(view: &View) -> String {
     let who = view.customer.email.as_deref().unwrap_or(&view.customer.id);
     let body = format!(
-        "<header><h1>Billing</h1><p class=\"muted\">Account {}</p></header><main>{}{}{}{}{}</main>\
+        "<header><h1>Billing</h1><p class=\"muted\">Account {}</p></header><main>{}{}{}{}{}{}</main>\
          <footer>Times are in UTC. Amounts in credits unless a currency is shown.</footer>",
         escape(who),
         balance_section(view),
         packages_section(view),
+        super::autotopup::section(view.auto_topup, view.packages, view.csrf),
         usage_section(view),
         payments_section(view),
         ledger_section(view),
@@ -613,6 +620,7 @@ mod tests {
 
     fn view<'a>(c: &'a Customer) -> View<'a> {
         View {
+            auto_topup: None,
             customer: c,
             threshold: Credits::from_micros(10_000_000),
             csrf: "abc",

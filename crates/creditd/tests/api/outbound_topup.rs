@@ -14,6 +14,7 @@ on_both_backends!(settings = topup_settings;
     auto_topup_settings_refuse_bad_input,
     concurrent_crossings_buy_one_top_up_and_the_monthly_limit_holds,
     three_failed_top_ups_turn_auto_topup_off,
+    the_billing_page_turns_auto_topup_on_and_shows_why_it_is_off,
 );
 
 fn topup_settings() -> creditd::config::Settings {
@@ -211,4 +212,47 @@ async fn three_failed_top_ups_turn_auto_topup_off(app: &TestApp) {
     assert_eq!(receiver.received().len(), 3);
     let failed = payments(app, "u").await.iter().filter(|p| p["status"] == "failed").count();
     assert_eq!(failed, 3, "each failure is a failed payment");
+}
+
+async fn post_form(app: &TestApp, cookie: Option<&str>, fields: &[(&str, &str)]) -> (u16, String) {
+    let mut request = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/billing/auto-topup"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(fields).unwrap());
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn the_billing_page_turns_auto_topup_on_and_shows_why_it_is_off(app: &TestApp) {
+    use crate::billing_page::{csrf, open, sign_in};
+    app.customer("u").await;
+    let pkg = package(app).await;
+    let cookie = sign_in(app, "u").await;
+    let page = open(app, "/billing", Some(&cookie)).await;
+    assert!(page.html.contains("Auto top-up"), "{}", page.html);
+    let token = csrf(&page.html);
+    let fields = [("csrf", token.as_str()), ("enabled", "on"), ("package", pkg.as_str()), ("threshold", "25")];
+    let (status, _) = post_form(app, Some(&cookie), &fields[1..]).await;
+    assert_eq!(status, 403, "no CSRF token, nothing saved");
+    assert_eq!(app.get("/v1/customers/u/auto-topup").await.status, 404);
+    let (status, _) = post_form(app, None, &fields).await;
+    assert_eq!(status, 401, "no session");
+    let bad = [("csrf", token.as_str()), ("enabled", "on"), ("package", pkg.as_str()), ("threshold", "lots")];
+    assert_eq!(post_form(app, Some(&cookie), &bad).await.0, 400);
+    let (status, body) = post_form(app, Some(&cookie), &fields).await;
+    assert_eq!(status, 303, "{body}");
+    let saved = app.get("/v1/customers/u/auto-topup").await.body;
+    assert_eq!((saved["enabled"].clone(), saved["threshold"].clone(), saved["package"].clone()), (json!(true), json!("25"), json!(pkg)));
+    let page = open(app, "/billing", Some(&cookie)).await;
+    assert!(page.html.contains("fewer than 25 credits"), "{}", page.html);
+    // Off again (the checkbox unticked).
+    let off = [("csrf", token.as_str()), ("package", pkg.as_str()), ("threshold", "25")];
+    assert_eq!(post_form(app, Some(&cookie), &off).await.0, 303);
+    assert_eq!(app.get("/v1/customers/u/auto-topup").await.body["enabled"], false);
 }
