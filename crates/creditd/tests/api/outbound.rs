@@ -17,6 +17,7 @@ on_both_backends!(settings = outbound_settings;
     an_event_can_be_redelivered,
     a_slow_endpoint_delays_only_its_own_deliveries,
     concurrent_spends_through_the_threshold_alert_once,
+    the_dashboard_lists_failing_endpoints_first_and_redelivers,
 );
 
 /// Deliveries polled often and retried within a second, so tests need not wait for the
@@ -293,4 +294,33 @@ async fn concurrent_spends_through_the_threshold_alert_once(app: &TestApp) {
     let depleted = received.iter().find(|r| r.event_type() == "credits.depleted").unwrap().json();
     assert_eq!((depleted["data"]["available"].clone(), depleted["data"]["held"].clone()), (json!("0"), json!("36")));
     assert_eq!(app.get("/v1/customers/eve").await.body["available"], "66");
+}
+
+async fn the_dashboard_lists_failing_endpoints_first_and_redelivers(app: &TestApp) {
+    let healthy = Receiver::start().await;
+    let down = Receiver::start().await;
+    down.answer(500);
+    let (healthy_id, _) = endpoint(app, &healthy, json!(["customer.created"])).await;
+    let (down_id, _) = endpoint(app, &down, json!(["customer.created"])).await;
+    app.customer("fay").await;
+    let first = healthy.wait_until("one delivery", |r| r.len() == 1).await;
+    down.wait_until("a failed attempt", |r| !r.is_empty()).await;
+    let admin = crate::admin::login(app).await;
+    let page = admin.get(app, "/admin/outbound").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let (down_at, healthy_at) = (page.text.find(&down_id).unwrap(), page.text.find(&healthy_id).unwrap());
+    assert!(down_at < healthy_at, "the failing endpoint is listed first");
+    assert!(page.text.contains("failing") && page.text.contains(">500<"), "{}", page.text);
+    let event = &first[0].id;
+    // Without the admin's session nothing is sent (every admin route's refusals: admin.rs).
+    let anonymous = app
+        .send(app.client.post(app.url(&format!("/admin/outbound/{event}/redeliver"))).form(&[("csrf", "x")]))
+        .await;
+    assert_ne!(anonymous.status, 303);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(healthy.received().len(), 1);
+    let again = admin.post_form(app, &format!("/admin/outbound/{event}/redeliver"), &[]).await;
+    assert_eq!(again.status, 303, "{}", again.text);
+    let both = healthy.wait_until("the redelivery", |r| r.len() == 2).await;
+    assert_eq!(both[1].id, *event);
 }
