@@ -123,7 +123,9 @@ impl Book {
         effects: &mut Vec<Effect>,
     ) {
         let Some(before) = before else { return };
-        let Some(after) = self.facts.payments.get(&before.payment.id) else { return };
+        let Some(after) = self.facts.payments.get(&before.payment.id) else {
+            return;
+        };
         let c = Some(customer);
         if after.payment.status != before.payment.status {
             match after.payment.status {
@@ -167,9 +169,15 @@ impl Book {
     /// The touched customer's available credits against its alerts and auto top-up.
     fn crossings(&mut self, customer: &str, effects: &mut Vec<Effect>) {
         let default = self.facts.low_balance_default;
-        let Some(state) = self.customers.get_mut(customer) else { return };
+        let Some(state) = self.customers.get_mut(customer) else {
+            return;
+        };
         let raised = step(state, default);
-        if state.alerts.topup.is_some_and(|t| t.armed && state.account.available() < t.threshold) {
+        if state
+            .alerts
+            .topup
+            .is_some_and(|t| t.armed && state.account.available() < t.threshold)
+        {
             if let Some(t) = state.alerts.topup.as_mut() {
                 t.armed = false;
             }
@@ -190,7 +198,11 @@ impl Book {
         };
         for event_type in raised {
             let mut effect = event(event_type, Some(customer), &view);
-            if let Effect::Event { profile_missing: missing, .. } = &mut effect {
+            if let Effect::Event {
+                profile_missing: missing,
+                ..
+            } = &mut effect
+            {
                 *missing = profile_missing;
             }
             effects.push(effect);

@@ -4,11 +4,11 @@
 pub mod account;
 pub mod allowance;
 pub mod amount;
+pub mod announce;
 pub mod book;
 pub mod command;
 pub mod ids;
 pub mod money;
-pub mod announce;
 pub mod outbound;
 pub mod purchase;
 pub mod refund;

@@ -150,7 +150,13 @@ pub const GIVE_UP_AFTER_MS: i64 = 3 * 24 * 3_600_000;
 /// When to try again after a failed attempt, or `None` to give up (`failed`). `delay_ms` is
 /// the schedule's delay ([`retry_delay_ms`] unless configured); `jitter` in `0..=1000` spreads
 /// it by up to ±20 % so endpoints coming back are not hit by every message at once.
-pub fn next_attempt_ms(first_attempt_ms: i64, now_ms: i64, delay_ms: i64, give_up_after_ms: i64, jitter: u32) -> Option<i64> {
+pub fn next_attempt_ms(
+    first_attempt_ms: i64,
+    now_ms: i64,
+    delay_ms: i64,
+    give_up_after_ms: i64,
+    jitter: u32,
+) -> Option<i64> {
     let spread = delay_ms / 5;
     let offset = spread * (i64::from(jitter.min(1000)) * 2 - 1000) / 1000;
     let at = now_ms.saturating_add(delay_ms.saturating_add(offset).max(1));
@@ -179,14 +185,26 @@ mod tests {
     fn a_fall_through_the_threshold_alerts_once_until_restored() {
         let t = c(10);
         assert_eq!(alerts(AlertState::Ok, t, c(12)), (AlertState::Ok, vec![]));
-        assert_eq!(alerts(AlertState::Ok, t, c(9)), (AlertState::Low, vec![EventType::CreditsLow]));
+        assert_eq!(
+            alerts(AlertState::Ok, t, c(9)),
+            (AlertState::Low, vec![EventType::CreditsLow])
+        );
         assert_eq!(alerts(AlertState::Low, t, c(5)), (AlertState::Low, vec![]));
-        assert_eq!(alerts(AlertState::Low, t, c(0)), (AlertState::Depleted, vec![EventType::CreditsDepleted]));
+        assert_eq!(
+            alerts(AlertState::Low, t, c(0)),
+            (AlertState::Depleted, vec![EventType::CreditsDepleted])
+        );
         assert_eq!(alerts(AlertState::Depleted, t, c(3)), (AlertState::Low, vec![]));
-        assert_eq!(alerts(AlertState::Low, t, c(10)), (AlertState::Ok, vec![EventType::CreditsRestored]));
+        assert_eq!(
+            alerts(AlertState::Low, t, c(10)),
+            (AlertState::Ok, vec![EventType::CreditsRestored])
+        );
         assert_eq!(
             alerts(AlertState::Ok, t, c(0)),
-            (AlertState::Depleted, vec![EventType::CreditsLow, EventType::CreditsDepleted])
+            (
+                AlertState::Depleted,
+                vec![EventType::CreditsLow, EventType::CreditsDepleted]
+            )
         );
         assert_eq!(
             alerts(AlertState::Ok, Credits::ZERO, c(0)),
@@ -202,6 +220,9 @@ mod tests {
         assert_eq!(next_attempt_ms(0, 0, 5_000, GIVE_UP_AFTER_MS, 500), Some(5_000));
         assert_eq!(next_attempt_ms(0, 0, 5_000, GIVE_UP_AFTER_MS, 0), Some(4_000));
         assert_eq!(next_attempt_ms(0, 0, 5_000, GIVE_UP_AFTER_MS, 1000), Some(6_000));
-        assert_eq!(next_attempt_ms(0, GIVE_UP_AFTER_MS - 1_000, 36_000_000, GIVE_UP_AFTER_MS, 500), None);
+        assert_eq!(
+            next_attempt_ms(0, GIVE_UP_AFTER_MS - 1_000, 36_000_000, GIVE_UP_AFTER_MS, 500),
+            None
+        );
     }
 }

@@ -364,7 +364,9 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
 
 /// `payment_intent_data[setup_future_usage]` (`off_session` or `on_session`), payment mode only.
 fn setup_future_usage(p: &Params, subscription_mode: bool) -> Result<Option<String>, ApiError> {
-    let Some(data) = p.map("payment_intent_data") else { return Ok(None) };
+    let Some(data) = p.map("payment_intent_data") else {
+        return Ok(None);
+    };
     if subscription_mode {
         return Err(ApiError::invalid(
             "payment_intent_data can only be used in payment mode.",

@@ -103,7 +103,11 @@ pub async fn update(
     if !st.customers.contains_key(&id) {
         return Err(ApiError::no_such("customer", &id, "id"));
     }
-    let default_pm = match p.map("invoice_settings").as_ref().and_then(|s| s.str("default_payment_method").map(str::to_owned)) {
+    let default_pm = match p
+        .map("invoice_settings")
+        .as_ref()
+        .and_then(|s| s.str("default_payment_method").map(str::to_owned))
+    {
         None => None,
         Some(pm) if st.payment_methods.contains_key(&pm) => Some(pm),
         Some(token) => {
@@ -131,7 +135,12 @@ pub async fn update(
         c.default_payment_method = default_pm;
     }
     let body = c.to_json();
-    st.emit("customer.updated", body.clone(), &req.request, app.webhook_url().as_deref());
+    st.emit(
+        "customer.updated",
+        body.clone(),
+        &req.request,
+        app.webhook_url().as_deref(),
+    );
     app.commit(&st).await?;
     Ok(Json(body))
 }

@@ -168,7 +168,11 @@ fn confirm(
         (payment::saved_method_outcome(&method), method)
     } else {
         payment::outcome_for_test_payment_method(&pm)
-            .or_else(|| st.payment_methods.get(&pm).map(|m| (payment::Outcome::Succeed, m.clone())))
+            .or_else(|| {
+                st.payment_methods
+                    .get(&pm)
+                    .map(|m| (payment::Outcome::Succeed, m.clone()))
+            })
             .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?
     };
     let result = payment::attempt(st, app, pi_id, method, outcome, request);

@@ -183,7 +183,8 @@ async fn load_alerts(conn: &mut AnyConnection, ids: &crate::rowset::RowSet) -> R
     let mut out = HashMap::new();
     for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
         let state: String = row.try_get(2)?;
-        let state = AlertState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {state:?}")))?;
+        let state =
+            AlertState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {state:?}")))?;
         let topup = match row.try_get::<Option<i64>, _>(3)? {
             Some(threshold) => Some(TopupTrigger {
                 threshold: Credits::from_micros(threshold),

@@ -190,7 +190,14 @@ impl Store {
 
     /// Ends a run that never reached a payment (no saved card, the monthly limit, an archived
     /// package): `auto_topup.failed`, counted like a declined card unless `counts` is false.
-    pub async fn fail_topup_run(&self, run: &TopupRun, code: &str, message: &str, counts: bool, now: i64) -> Result<()> {
+    pub async fn fail_topup_run(
+        &self,
+        run: &TopupRun,
+        code: &str,
+        message: &str,
+        counts: bool,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         finish(&mut tx, &run.id, &run.customer, Err((code, message)), counts, None, now).await?;
         tx.commit().await?;

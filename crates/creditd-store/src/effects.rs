@@ -105,7 +105,11 @@ type ProfileFields = Vec<(&'static str, serde_json::Value)>;
 
 /// Email, metadata and creation time of the customers whose alert events the batch raised
 /// without reading their profile (a rare read: only when a threshold is crossed).
-async fn missing_profiles(conn: &mut AnyConnection, dialect: Dialect, effects: &[Effect]) -> Result<HashMap<String, ProfileFields>> {
+async fn missing_profiles(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    effects: &[Effect],
+) -> Result<HashMap<String, ProfileFields>> {
     let ids: Vec<&str> = effects
         .iter()
         .filter_map(|e| match e {
@@ -132,7 +136,11 @@ async fn missing_profiles(conn: &mut AnyConnection, dialect: Dialect, effects: &
         let created: i64 = row.try_get(3)?;
         out.insert(
             row.try_get::<String, _>(0)?,
-            vec![("email", email.into()), ("metadata", metadata), ("created", created.into())],
+            vec![
+                ("email", email.into()),
+                ("metadata", metadata),
+                ("created", created.into()),
+            ],
         );
     }
     Ok(out)

@@ -58,13 +58,15 @@ pub use creditd_domain::purchase::PaymentUpdate;
 pub use creditd_domain::refund::{proportional, Convergence, DisputeState, MoneyState};
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
+pub use outbox::{default_low_balance_threshold, set_default_low_balance_threshold, CustomerUpdate, OutboundEvent};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
-pub use outbox::{default_low_balance_threshold, set_default_low_balance_threshold, CustomerUpdate, OutboundEvent};
 pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
-pub use webhooks::{AfterAttempt, Attempt, AttemptRecord, ClaimedDelivery, Endpoint, EndpointHealth, EndpointUpdate, NewEndpoint};
+pub use webhooks::{
+    AfterAttempt, Attempt, AttemptRecord, ClaimedDelivery, Endpoint, EndpointHealth, EndpointUpdate, NewEndpoint,
+};
 pub use writer::{Pending, Writer, WriterConfig};
 
 /// Which database a [`Store`] talks to.

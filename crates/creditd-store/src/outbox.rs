@@ -133,7 +133,11 @@ pub(crate) fn alert_events(
     threshold: Option<Credits>,
     available: Credits,
 ) -> (AlertState, Vec<EventType>) {
-    alerts(state, threshold.unwrap_or_else(default_low_balance_threshold), available)
+    alerts(
+        state,
+        threshold.unwrap_or_else(default_low_balance_threshold),
+        available,
+    )
 }
 
 /// Re-evaluates a locked customer's alert after a change and records what it raises.

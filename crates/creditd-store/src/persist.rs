@@ -129,7 +129,16 @@ pub(crate) async fn run_parts(conn: &mut AnyConnection, dialect: Dialect, parts:
 fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
     let mut parts = Vec::new();
     for chunk in book.changes.customers_created.chunks(per_part) {
-        const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Text, Ty::Int, Ty::Int, Ty::Int, Ty::Int, Ty::Text];
+        const TYPES: &[Ty] = &[
+            Ty::Text,
+            Ty::Text,
+            Ty::Text,
+            Ty::Int,
+            Ty::Int,
+            Ty::Int,
+            Ty::Int,
+            Ty::Text,
+        ];
         let mut rows = RowSet::new(dialect, TYPES);
         for (id, profile) in chunk {
             let state = &book.customers[id];

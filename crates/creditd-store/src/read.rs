@@ -45,7 +45,8 @@ pub struct Check {
 
 /// Balance counts only grants live at `now`, and held only holds open at `now`: a grant
 /// that expired a second ago is gone from the balance even before its expire entry is written.
-const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, c.low_balance_threshold, \
+const CUSTOMER_SELECT: &str =
+    "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, c.low_balance_threshold, \
     (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g \
        WHERE g.customer_id = c.id AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $2)) AS balance, \
     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h \

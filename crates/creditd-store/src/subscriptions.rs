@@ -2,8 +2,8 @@
 //! ([`creditd_domain::Command::GrantAllowance`]) decided by [`creditd_domain::allowance`]
 //! and the writer's batch.
 
-use creditd_domain::views::{Plan, SubscriptionSummary};
 use creditd_domain::outbound::EventType;
+use creditd_domain::views::{Plan, SubscriptionSummary};
 use creditd_domain::{Credits, IdKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;

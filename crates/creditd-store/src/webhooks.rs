@@ -264,9 +264,7 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
-        let sql = format!(
-            "SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1{lock}"
-        );
+        let sql = format!("SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1{lock}");
         let events = sqlx::query(&sql).bind(limit).fetch_all(&mut *tx).await?;
         if events.is_empty() {
             tx.rollback().await?;
@@ -337,7 +335,8 @@ impl Store {
         for row in &claimed {
             let event_id: String = row.try_get(1)?;
             let endpoint_id: String = row.try_get(2)?;
-            let (Some(event), Some(endpoint)) = (self.event_payload(&event_id).await?, self.endpoint(&endpoint_id).await?)
+            let (Some(event), Some(endpoint)) =
+                (self.event_payload(&event_id).await?, self.endpoint(&endpoint_id).await?)
             else {
                 continue;
             };
@@ -360,11 +359,17 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.writer)
             .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .transpose()
     }
 
     /// Records an attempt and what follows it, and gives up the lease.
-    pub async fn finish_attempt(&self, delivery: &ClaimedDelivery, attempt: &Attempt, next: AfterAttempt) -> Result<()> {
+    pub async fn finish_attempt(
+        &self,
+        delivery: &ClaimedDelivery,
+        attempt: &Attempt,
+        next: AfterAttempt,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, event_id, attempted_ms, status_code, \

@@ -562,7 +562,11 @@ async fn create_admin(store: &Store, email: &str, password_stdin: bool, now: i64
 
 async fn webhooks(store: &Store, command: WebhooksCommand, now: i64) -> anyhow::Result<i32> {
     match command {
-        WebhooksCommand::Create { url, events, description } => {
+        WebhooksCommand::Create {
+            url,
+            events,
+            description,
+        } => {
             let url = crate::outbound::check_url(&url).map_err(|m| anyhow::anyhow!("--url {m}"))?;
             let events = crate::outbound::check_events(events).map_err(|m| anyhow::anyhow!("--events {m}"))?;
             if let Some(d) = &description {

@@ -127,7 +127,10 @@ impl StripeClient {
 
     /// Like [`StripeClient::create_checkout_session`], and saves the card it is paid with for
     /// later off-session charges (`payment_intent_data[setup_future_usage]=off_session`).
-    pub async fn create_checkout_session_saving_card(&self, params: CheckoutParams) -> Result<CheckoutSession, StripeError> {
+    pub async fn create_checkout_session_saving_card(
+        &self,
+        params: CheckoutParams,
+    ) -> Result<CheckoutSession, StripeError> {
         self.checkout_session(params, true).await
     }
 
@@ -149,8 +152,9 @@ impl StripeClient {
         }
         if save_card {
             let mut data = stripe_checkout::checkout_session::CreateCheckoutSessionPaymentIntentData::new();
-            data.setup_future_usage =
-                Some(stripe_checkout::checkout_session::CreateCheckoutSessionPaymentIntentDataSetupFutureUsage::OffSession);
+            data.setup_future_usage = Some(
+                stripe_checkout::checkout_session::CreateCheckoutSessionPaymentIntentDataSetupFutureUsage::OffSession,
+            );
             req = req.payment_intent_data(data);
         }
         let session = req
@@ -191,15 +195,23 @@ impl StripeClient {
 
     /// Like [`StripeClient::create_payment_intent`], and saves the card it is paid with on the
     /// customer for later off-session charges (`setup_future_usage=off_session`).
-    pub async fn create_payment_intent_saving_card(&self, params: PaymentIntentParams) -> Result<PaymentIntent, StripeError> {
-        let req = Self::payment_intent_request(&params).setup_future_usage(stripe_shared::PaymentIntentSetupFutureUsage::OffSession);
+    pub async fn create_payment_intent_saving_card(
+        &self,
+        params: PaymentIntentParams,
+    ) -> Result<PaymentIntent, StripeError> {
+        let req = Self::payment_intent_request(&params)
+            .setup_future_usage(stripe_shared::PaymentIntentSetupFutureUsage::OffSession);
         self.send_payment_intent(req, &params.idempotency_key).await
     }
 
     /// Charges a saved payment method without the customer present: `off_session=true,
     /// confirm=true`. A decline (`authentication_required`, insufficient funds…) is
     /// [`StripeError::Card`].
-    pub async fn charge_off_session(&self, params: PaymentIntentParams, payment_method: &str) -> Result<PaymentIntent, StripeError> {
+    pub async fn charge_off_session(
+        &self,
+        params: PaymentIntentParams,
+        payment_method: &str,
+    ) -> Result<PaymentIntent, StripeError> {
         let req = Self::payment_intent_request(&params)
             .payment_method(payment_method)
             .off_session(stripe_core::payment_intent::CreatePaymentIntentOffSession::Bool(true))
@@ -216,7 +228,11 @@ impl StripeClient {
         req
     }
 
-    async fn send_payment_intent(&self, req: CreatePaymentIntent, idempotency_key: &str) -> Result<PaymentIntent, StripeError> {
+    async fn send_payment_intent(
+        &self,
+        req: CreatePaymentIntent,
+        idempotency_key: &str,
+    ) -> Result<PaymentIntent, StripeError> {
         let pi = req
             .customize()
             .request_strategy(idempotent(idempotency_key)?)
@@ -392,7 +408,10 @@ fn payment_intent(pi: stripe_shared::PaymentIntent) -> PaymentIntent {
         latest_charge: pi.latest_charge.as_ref().map(expandable_id),
         payment_method: pi.payment_method.as_ref().map(expandable_id),
         failure: pi.last_payment_error.as_ref().map(|e| {
-            let code = e.code.as_ref().map_or("card_declined".to_owned(), |c| c.as_str().to_owned());
+            let code = e
+                .code
+                .as_ref()
+                .map_or("card_declined".to_owned(), |c| c.as_str().to_owned());
             format!("{code}: {}", e.message.as_deref().unwrap_or("declined"))
         }),
         metadata: sorted(Some(pi.metadata)),

@@ -103,14 +103,23 @@ pub struct RedeliverForm {
 }
 
 /// `POST /admin/outbound/{id}/redeliver`: sends the event again, with the same `webhook-id`.
-pub async fn redeliver(State(state): State<AppState>, Path(id): Path<String>, form: AdminForm<RedeliverForm>) -> Response {
+pub async fn redeliver(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm<RedeliverForm>,
+) -> Response {
     let admin = form.admin;
     match state.store.redeliver(&id, crate::outbound::now_ms()).await {
         Ok(Some(_)) => {
             tracing::info!(admin = %admin.session.email, event = %id, "outbound event redelivered from the dashboard");
             Redirect::to("/admin/outbound").into_response()
         }
-        Ok(None) => error_page(&admin, Tab::Outbound, StatusCode::NOT_FOUND, &format!("No such event: {id}")),
+        Ok(None) => error_page(
+            &admin,
+            Tab::Outbound,
+            StatusCode::NOT_FOUND,
+            &format!("No such event: {id}"),
+        ),
         Err(e) => internal(&admin, Tab::Outbound, e),
     }
 }

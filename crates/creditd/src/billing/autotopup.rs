@@ -77,11 +77,21 @@ async fn pay(state: &AppState, run: &TopupRun) -> Result<(), BillingError> {
     };
     if let Some(max) = settings.max_per_month {
         if run.payment.is_none() && store.topups_since(&run.customer, month_start(now)).await? >= max {
-            return Ok(fail("max_per_month", format!("the limit of {max} top-ups this month was reached"), false).await?);
+            return Ok(fail(
+                "max_per_month",
+                format!("the limit of {max} top-ups this month was reached"),
+                false,
+            )
+            .await?);
         }
     }
     let Some(package) = store.package(&run.package).await?.filter(|p| p.active) else {
-        return Ok(fail("package_unavailable", format!("package {} is no longer sold", run.package), true).await?);
+        return Ok(fail(
+            "package_unavailable",
+            format!("package {} is no longer sold", run.package),
+            true,
+        )
+        .await?);
     };
     let Some(customer) = store.customer(&run.customer, now).await? else {
         return Ok(());
@@ -143,7 +153,11 @@ async fn pay(state: &AppState, run: &TopupRun) -> Result<(), BillingError> {
     Ok(())
 }
 
-async fn new_payment(state: &AppState, run: &TopupRun, package: creditd_domain::views::Package) -> Result<Payment, BillingError> {
+async fn new_payment(
+    state: &AppState,
+    run: &TopupRun,
+    package: creditd_domain::views::Package,
+) -> Result<Payment, BillingError> {
     let new = NewPayment {
         customer: run.customer.clone(),
         package,
@@ -151,7 +165,10 @@ async fn new_payment(state: &AppState, run: &TopupRun, package: creditd_domain::
         flow: "payment_intent",
     };
     let payment = state.store.create_payment(&new, state.clock.now()).await?;
-    state.store.attach_topup_payment(&run.id, &payment.id, state.clock.now()).await?;
+    state
+        .store
+        .attach_topup_payment(&run.id, &payment.id, state.clock.now())
+        .await?;
     Ok(payment)
 }
 

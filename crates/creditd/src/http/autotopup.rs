@@ -48,7 +48,12 @@ pub async fn save(state: &AppState, customer: &str, input: AutoTopupIn) -> Resul
     match state.store.package(&input.package).await? {
         Some(p) if p.active => {}
         Some(_) => return Err(ApiError::invalid("package", "is archived: pick a package that is sold")),
-        None => return Err(ApiError::invalid("package", format!("no such package: {}", input.package))),
+        None => {
+            return Err(ApiError::invalid(
+                "package",
+                format!("no such package: {}", input.package),
+            ))
+        }
     }
     let settings = AutoTopupSettings {
         enabled: input.enabled,
@@ -57,7 +62,10 @@ pub async fn save(state: &AppState, customer: &str, input: AutoTopupIn) -> Resul
         quantity,
         max_per_month: input.max_per_month,
     };
-    let saved = state.store.set_auto_topup(customer, &settings, state.clock.now()).await?;
+    let saved = state
+        .store
+        .set_auto_topup(customer, &settings, state.clock.now())
+        .await?;
     Ok(saved.view())
 }
 

@@ -85,7 +85,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(events::list_events))
         .routes(routes!(events::retry_event))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
-        .routes(routes!(webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::list_outbound_events))
@@ -101,7 +105,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/billing", axum::routing::get(crate::pages::billing::page))
         .route("/billing/checkout", axum::routing::post(crate::pages::billing::buy))
-        .route("/billing/auto-topup", axum::routing::post(crate::pages::autotopup::save_form))
+        .route(
+            "/billing/auto-topup",
+            axum::routing::post(crate::pages::autotopup::save_form),
+        )
         .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))
         .route("/billing/cancel", axum::routing::get(crate::pages::success::cancel))

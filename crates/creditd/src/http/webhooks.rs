@@ -283,7 +283,10 @@ pub async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     if !state.store.delete_endpoint(&id).await? {
-        return Err(ApiError::not_found("endpoint_not_found", format!("no such webhook endpoint: {id}")));
+        return Err(ApiError::not_found(
+            "endpoint_not_found",
+            format!("no such webhook endpoint: {id}"),
+        ));
     }
     Ok(Json(Deleted { id, deleted: true }))
 }
@@ -300,7 +303,12 @@ pub async fn rotate_secret(
     // Signatures follow the wall clock (see `outbound::now_ms`), and so does their overlap.
     let endpoint = state
         .store
-        .rotate_endpoint_secret(&id, &sign::new_secret(), now_ms() / 1000, state.settings.webhook_secret_overlap_seconds)
+        .rotate_endpoint_secret(
+            &id,
+            &sign::new_secret(),
+            now_ms() / 1000,
+            state.settings.webhook_secret_overlap_seconds,
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("endpoint_not_found", format!("no such webhook endpoint: {id}")))?;
     Ok(Json(EndpointOut::new(endpoint, true)))

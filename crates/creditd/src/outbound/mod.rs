@@ -129,7 +129,11 @@ async fn round(
         let claimed = store.claim_deliveries(now_ms(), config.lease_ms(), free).await?;
         let full = claimed.len() as i64 == free;
         for delivery in claimed {
-            let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let (store, client, config) = (store.clone(), client.clone(), config.clone());
             tokio::spawn(async move {
                 deliver(&store, &client, &config, &delivery).await;

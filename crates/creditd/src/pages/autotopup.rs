@@ -59,7 +59,9 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, Form(f
     };
     match save(&state, &token.customer, input).await {
         Ok(_) => redirect("../billing", None),
-        Err(e) if e.status.is_client_error() => message_with_back(&state, e.status, "Auto top-up was not saved", &e.message),
+        Err(e) if e.status.is_client_error() => {
+            message_with_back(&state, e.status, "Auto top-up was not saved", &e.message)
+        }
         Err(e) => failure_page(&state, e),
     }
 }
@@ -90,9 +92,8 @@ pub fn section(topup: Option<&AutoTopupView>, packages: &[Package], csrf: &str) 
                 out.push_str("<p id=\"topup-state\">Off.</p>");
             }
         }
-        None => out.push_str(
-            "<p id=\"topup-state\">Off. Turn it on and your next purchase saves your card for top-ups.</p>",
-        ),
+        None => out
+            .push_str("<p id=\"topup-state\">Off. Turn it on and your next purchase saves your card for top-ups.</p>"),
     }
     let enabled = topup.is_some_and(|t| t.enabled);
     let threshold = topup.map_or("10".to_string(), |t| t.threshold.to_string());

@@ -606,7 +606,7 @@ mod tests {
             low_balance_threshold: Credits::ZERO,
             created: 0,
             subscription: None,
-        auto_topup: None,
+            auto_topup: None,
         }
     }
 

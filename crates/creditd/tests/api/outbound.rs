@@ -59,7 +59,10 @@ async fn endpoints_are_managed_and_bad_input_is_refused(app: &TestApp) {
     let bad = [
         (json!({"url": "ftp://app.example/hooks"}), "url"),
         (json!({"url": "not a url"}), "url"),
-        (json!({"url": "https://app.example/h", "events": ["credits.lowish"]}), "events"),
+        (
+            json!({"url": "https://app.example/h", "events": ["credits.lowish"]}),
+            "events",
+        ),
         (json!({"url": "https://app.example/h", "events": []}), "events"),
         (json!({"url": "https://app.example/h", "colour": "red"}), "colour"),
     ];
@@ -73,27 +76,54 @@ async fn endpoints_are_managed_and_bad_input_is_refused(app: &TestApp) {
         );
     }
     let list = app.get("/v1/webhook-endpoints").await;
-    assert_eq!(list.body["data"].as_array().unwrap().len(), 1, "nothing written by bad requests");
+    assert_eq!(
+        list.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing written by bad requests"
+    );
     assert!(list.body["data"][0].get("secret").is_none(), "the secret is shown once");
 
     let updated = app
-        .post(&format!("/v1/webhook-endpoints/{id}"), json!({"enabled": false, "events": ["*"]}))
+        .post(
+            &format!("/v1/webhook-endpoints/{id}"),
+            json!({"enabled": false, "events": ["*"]}),
+        )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
-    assert_eq!((updated.body["enabled"].clone(), updated.body["events"].clone()), (json!(false), json!(["*"])));
+    assert_eq!(
+        (updated.body["enabled"].clone(), updated.body["events"].clone()),
+        (json!(false), json!(["*"]))
+    );
     let refused = app
-        .post(&format!("/v1/webhook-endpoints/{id}"), json!({"url": "javascript:alert(1)"}))
+        .post(
+            &format!("/v1/webhook-endpoints/{id}"),
+            json!({"url": "javascript:alert(1)"}),
+        )
         .await;
-    assert_eq!((refused.status, code(&refused)), (400, "invalid_request"), "{}", refused.text);
-    assert_eq!(app.get(&format!("/v1/webhook-endpoints/{id}")).await.body["url"], "https://app.example/hooks");
+    assert_eq!(
+        (refused.status, code(&refused)),
+        (400, "invalid_request"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        app.get(&format!("/v1/webhook-endpoints/{id}")).await.body["url"],
+        "https://app.example/hooks"
+    );
 
-    let rotated = app.post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), json!({})).await;
+    let rotated = app
+        .post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), json!({}))
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     assert_ne!(rotated.body["secret"], created.body["secret"]);
     assert!(rotated.body["previous_secret_expires_at"].is_i64());
 
     let deleted = app
-        .send(app.client.delete(app.url(&format!("/v1/webhook-endpoints/{id}"))).bearer_auth(&app.key))
+        .send(
+            app.client
+                .delete(app.url(&format!("/v1/webhook-endpoints/{id}")))
+                .bearer_auth(&app.key),
+        )
         .await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     let gone = app.get(&format!("/v1/webhook-endpoints/{id}")).await;
@@ -110,15 +140,30 @@ async fn customer_and_credit_events_are_signed_and_verified(app: &TestApp) {
     assert_eq!(app.post("/v1/customers/ada/grants", expiring).await.status, 201);
     // Raising the threshold above what is available is a fall below it: credits.low.
     let updated = app
-        .post("/v1/customers/ada", json!({"low_balance_threshold": "50", "email": "ada@example.com"}))
+        .post(
+            "/v1/customers/ada",
+            json!({"low_balance_threshold": "50", "email": "ada@example.com"}),
+        )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
-    assert_eq!((updated.body["low_balance_threshold"].clone(), updated.body["email"].clone()), (json!("50"), json!("ada@example.com")));
+    assert_eq!(
+        (
+            updated.body["low_balance_threshold"].clone(),
+            updated.body["email"].clone()
+        ),
+        (json!("50"), json!("ada@example.com"))
+    );
     app.grant("ada", "100").await;
     app.clock.advance(61);
     app.state().store.sweep(app.clock.now(), 100).await.unwrap();
     let received = receiver
-        .wait_for_types(&["customer.created", "credits.granted", "credits.low", "credits.restored", "credits.expired"])
+        .wait_for_types(&[
+            "customer.created",
+            "credits.granted",
+            "credits.low",
+            "credits.restored",
+            "credits.expired",
+        ])
         .await;
     assert_verified(&secret, &received);
     // Listed newest first, in the order of the changes.
@@ -147,19 +192,32 @@ async fn customer_and_credit_events_are_signed_and_verified(app: &TestApp) {
     assert_eq!(sent, recorded, "every event delivered once");
     let body = |t: &str| received.iter().find(|r| r.event_type() == t).unwrap().json();
     let low = body("credits.low");
-    assert_eq!((low["data"]["id"].clone(), low["data"]["available"].clone()), (json!("ada"), json!("25")));
+    assert_eq!(
+        (low["data"]["id"].clone(), low["data"]["available"].clone()),
+        (json!("ada"), json!("25"))
+    );
     assert!(low["timestamp"].as_str().unwrap().ends_with('Z'));
     let expired = body("credits.expired");
-    assert_eq!((expired["data"]["kind"].clone(), expired["data"]["amount"].clone()), (json!("expire"), json!("-20")));
+    assert_eq!(
+        (expired["data"]["kind"].clone(), expired["data"]["amount"].clone()),
+        (json!("expire"), json!("-20"))
+    );
     let created = body("customer.created");
     assert_eq!(created["data"]["id"], "ada");
     let signup = &events[1]["data"];
-    assert_eq!((signup["source"].clone(), signup["amount"].clone()), (json!("signup_bonus"), json!("5")));
+    assert_eq!(
+        (signup["source"].clone(), signup["amount"].clone()),
+        (json!("signup_bonus"), json!("5"))
+    );
 
-    let bad = app.post("/v1/customers/ada", json!({"low_balance_threshold": "1.0000001"})).await;
+    let bad = app
+        .post("/v1/customers/ada", json!({"low_balance_threshold": "1.0000001"}))
+        .await;
     assert_eq!(bad.status, 400, "{}", bad.text);
     assert!(bad.text.contains("low_balance_threshold"), "{}", bad.text);
-    let missing = app.post("/v1/customers/nobody", json!({"email": "x@example.com"})).await;
+    let missing = app
+        .post("/v1/customers/nobody", json!({"email": "x@example.com"}))
+        .await;
     assert_eq!(missing.status, 404);
 }
 
@@ -175,12 +233,24 @@ async fn a_receiver_that_is_down_gets_retries_with_the_same_webhook_id(app: &Tes
         .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let received_after = receiver.received();
-    assert_eq!(received_after.len(), received.len(), "nothing more once delivered: {received_after:?}");
-    assert!(received.iter().all(|r| r.id == received[0].id), "one webhook-id on every attempt");
-    assert!(received.iter().all(|r| r.body == received[0].body), "the same body on every attempt");
+    assert_eq!(
+        received_after.len(),
+        received.len(),
+        "nothing more once delivered: {received_after:?}"
+    );
+    assert!(
+        received.iter().all(|r| r.id == received[0].id),
+        "one webhook-id on every attempt"
+    );
+    assert!(
+        received.iter().all(|r| r.body == received[0].body),
+        "the same body on every attempt"
+    );
     assert_verified(&secret, &received);
 
-    let log = app.get(&format!("/v1/webhook-endpoints/{id}/deliveries?limit=100")).await;
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{id}/deliveries?limit=100"))
+        .await;
     assert_eq!(log.status, 200, "{}", log.text);
     let attempts = log.body["data"].as_array().unwrap();
     assert_eq!(attempts.len(), received.len());
@@ -189,23 +259,36 @@ async fn a_receiver_that_is_down_gets_retries_with_the_same_webhook_id(app: &Tes
     assert!(attempts[1..].iter().all(|a| a["status_code"] == 503));
     assert!(attempts.iter().all(|a| a["event"] == received[0].id.as_str()));
     let response = attempts[0]["response"].as_str().unwrap();
-    assert!(response.starts_with("answer 200") && response.len() == 1024, "the first KiB: {}", response.len());
+    assert!(
+        response.starts_with("answer 200") && response.len() == 1024,
+        "the first KiB: {}",
+        response.len()
+    );
     assert!(attempts.iter().all(|a| a["latency_ms"].as_i64().unwrap() >= 0));
 }
 
 async fn a_rotated_secret_signs_beside_the_old_one(app: &TestApp) {
     let receiver = Receiver::start().await;
     let (id, old) = endpoint(app, &receiver, json!(["customer.created"])).await;
-    let rotated = app.post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), json!({})).await;
+    let rotated = app
+        .post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), json!({}))
+        .await;
     let new = rotated.body["secret"].as_str().unwrap().to_string();
     app.customer("carol").await;
     let received = receiver.wait_until("one delivery", |r| !r.is_empty()).await;
-    assert_eq!(received[0].signature.split(' ').count(), 2, "two v1 signatures during the overlap");
+    assert_eq!(
+        received[0].signature.split(' ').count(),
+        2,
+        "two v1 signatures during the overlap"
+    );
     assert_verified(&old, &received);
     assert_verified(&new, &received);
     let stranger = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     if let Some(verdicts) = verify_official(stranger, &received) {
-        assert!(verdicts.iter().all(|(py, js)| py.is_err() && js.is_err()), "another secret is refused");
+        assert!(
+            verdicts.iter().all(|(py, js)| py.is_err() && js.is_err()),
+            "another secret is refused"
+        );
     }
 }
 
@@ -215,8 +298,15 @@ async fn an_event_can_be_redelivered(app: &TestApp) {
     app.customer("dan").await;
     let first = receiver.wait_until("one delivery", |r| r.len() == 1).await;
     let event = first[0].id.clone();
-    let again = app.post(&format!("/v1/outbound-events/{event}/redeliver"), json!({})).await;
-    assert_eq!((again.status, again.body["queued"].clone()), (200, json!(1)), "{}", again.text);
+    let again = app
+        .post(&format!("/v1/outbound-events/{event}/redeliver"), json!({}))
+        .await;
+    assert_eq!(
+        (again.status, again.body["queued"].clone()),
+        (200, json!(1)),
+        "{}",
+        again.text
+    );
     let both = receiver.wait_until("the redelivery", |r| r.len() == 2).await;
     assert_eq!(both[1].id, event, "a redelivery keeps its webhook-id");
     assert_verified(&secret, &both);
@@ -235,17 +325,28 @@ async fn a_slow_endpoint_delays_only_its_own_deliveries(app: &TestApp) {
     }
     let started = std::time::Instant::now();
     let received = fast.wait_until("five deliveries", |r| r.len() == 5).await;
-    assert!(started.elapsed() < Duration::from_millis(1400), "the fast endpoint waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "the fast endpoint waited {:?}",
+        started.elapsed()
+    );
     assert_verified(&secret, &received);
     slow.wait_until("five slow deliveries", |r| r.len() >= 5).await;
 }
 
 async fn concurrent_spends_through_the_threshold_alert_once(app: &TestApp) {
     let receiver = Receiver::start().await;
-    let (_, secret) = endpoint(app, &receiver, json!(["credits.low", "credits.depleted", "credits.restored"])).await;
+    let (_, secret) = endpoint(
+        app,
+        &receiver,
+        json!(["credits.low", "credits.depleted", "credits.restored"]),
+    )
+    .await;
     app.customer("eve").await;
     app.grant("eve", "95").await;
-    let set = app.post("/v1/customers/eve", json!({"low_balance_threshold": "50"})).await;
+    let set = app
+        .post("/v1/customers/eve", json!({"low_balance_threshold": "50"}))
+        .await;
     assert_eq!(set.status, 200, "{}", set.text);
     // 64 spends at once take available from 100 through 50 to 36.
     let spends = (0..64).map(|i| {
@@ -275,24 +376,51 @@ async fn concurrent_spends_through_the_threshold_alert_once(app: &TestApp) {
         .unwrap()
         .iter()
         .filter(|e| e["type"].as_str().unwrap().starts_with("credits.") && e["type"] != "credits.granted")
-        .map(|e| (e["type"].as_str().unwrap().to_string(), e["id"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["id"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     alerts.reverse();
     let types: Vec<&str> = alerts.iter().map(|(t, _)| t.as_str()).collect();
     // 5 signup credits start low; the 95 restore them. Then one crossing down, one
     // depletion (the hold), none for the release (36 is still below 50), and the grant that
     // brings 66 restores them, once.
-    assert_eq!(types, ["credits.restored", "credits.low", "credits.depleted", "credits.restored"]);
+    assert_eq!(
+        types,
+        [
+            "credits.restored",
+            "credits.low",
+            "credits.depleted",
+            "credits.restored"
+        ]
+    );
     let mut sent: Vec<&str> = received.iter().map(|r| r.id.as_str()).collect();
     let mut recorded: Vec<&str> = alerts.iter().map(|(_, id)| id.as_str()).collect();
     sent.sort_unstable();
     recorded.sort_unstable();
     assert_eq!(sent, recorded, "each delivered once");
-    let low = received.iter().find(|r| r.event_type() == "credits.low").unwrap().json();
+    let low = received
+        .iter()
+        .find(|r| r.event_type() == "credits.low")
+        .unwrap()
+        .json();
     let available: f64 = low["data"]["available"].as_str().unwrap().parse().unwrap();
-    assert!((36.0..50.0).contains(&available), "raised by the spend that crossed: {low}");
-    let depleted = received.iter().find(|r| r.event_type() == "credits.depleted").unwrap().json();
-    assert_eq!((depleted["data"]["available"].clone(), depleted["data"]["held"].clone()), (json!("0"), json!("36")));
+    assert!(
+        (36.0..50.0).contains(&available),
+        "raised by the spend that crossed: {low}"
+    );
+    let depleted = received
+        .iter()
+        .find(|r| r.event_type() == "credits.depleted")
+        .unwrap()
+        .json();
+    assert_eq!(
+        (depleted["data"]["available"].clone(), depleted["data"]["held"].clone()),
+        (json!("0"), json!("36"))
+    );
     assert_eq!(app.get("/v1/customers/eve").await.body["available"], "66");
 }
 
@@ -310,16 +438,26 @@ async fn the_dashboard_lists_failing_endpoints_first_and_redelivers(app: &TestAp
     assert_eq!(page.status, 200, "{}", page.text);
     let (down_at, healthy_at) = (page.text.find(&down_id).unwrap(), page.text.find(&healthy_id).unwrap());
     assert!(down_at < healthy_at, "the failing endpoint is listed first");
-    assert!(page.text.contains("failing") && page.text.contains(">500<"), "{}", page.text);
+    assert!(
+        page.text.contains("failing") && page.text.contains(">500<"),
+        "{}",
+        page.text
+    );
     let event = &first[0].id;
     // Without the admin's session nothing is sent (every admin route's refusals: admin.rs).
     let anonymous = app
-        .send(app.client.post(app.url(&format!("/admin/outbound/{event}/redeliver"))).form(&[("csrf", "x")]))
+        .send(
+            app.client
+                .post(app.url(&format!("/admin/outbound/{event}/redeliver")))
+                .form(&[("csrf", "x")]),
+        )
         .await;
     assert_ne!(anonymous.status, 303);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(healthy.received().len(), 1);
-    let again = admin.post_form(app, &format!("/admin/outbound/{event}/redeliver"), &[]).await;
+    let again = admin
+        .post_form(app, &format!("/admin/outbound/{event}/redeliver"), &[])
+        .await;
     assert_eq!(again.status, 303, "{}", again.text);
     let both = healthy.wait_until("the redelivery", |r| r.len() == 2).await;
     assert_eq!(both[1].id, *event);

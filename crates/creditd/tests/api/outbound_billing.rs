@@ -40,12 +40,19 @@ fn data_of<'a>(received: &'a [Value], event_type: &str) -> &'a Value {
 
 async fn payments_and_refunds_are_announced(app: &TestApp) {
     let receiver = Receiver::start().await;
-    let events = json!(["payment.succeeded", "payment.failed", "payment.refunded", "credits.clawed_back"]);
+    let events = json!([
+        "payment.succeeded",
+        "payment.failed",
+        "payment.refunded",
+        "credits.clawed_back"
+    ]);
     let (_, secret) = endpoint(app, &receiver, events).await;
     app.customer("u").await;
     let pi = buy(app, "u", "pm_card_visa").await;
     let package = app.get("/v1/packages").await.body["data"][0]["id"].clone();
-    let declined = app.post("/v1/payment-intents", json!({"customer": "u", "package": package})).await;
+    let declined = app
+        .post("/v1/payment-intents", json!({"customer": "u", "package": package}))
+        .await;
     let declined = declined.body["id"].as_str().unwrap().to_string();
     assert!(app
         .stripe
@@ -55,18 +62,42 @@ async fn payments_and_refunds_are_announced(app: &TestApp) {
     refund(app, &pi, Some(500), "half").await;
     wait_for(app, "u", "55", "0").await;
     let received = receiver
-        .wait_for_types(&["payment.succeeded", "payment.failed", "payment.refunded", "credits.clawed_back"])
+        .wait_for_types(&[
+            "payment.succeeded",
+            "payment.failed",
+            "payment.refunded",
+            "credits.clawed_back",
+        ])
         .await;
     assert_verified(&secret, &received);
     let bodies: Vec<Value> = received.iter().map(|r| r.json()).collect();
     let paid = data_of(&bodies, "payment.succeeded");
-    assert_eq!((paid["status"].clone(), paid["credits"].clone(), paid["payment_intent"].clone()), (json!("succeeded"), json!("100"), json!(pi)));
+    assert_eq!(
+        (
+            paid["status"].clone(),
+            paid["credits"].clone(),
+            paid["payment_intent"].clone()
+        ),
+        (json!("succeeded"), json!("100"), json!(pi))
+    );
     let failed = data_of(&bodies, "payment.failed");
-    assert_eq!((failed["status"].clone(), failed["payment_intent"].clone()), (json!("failed"), json!(declined)));
+    assert_eq!(
+        (failed["status"].clone(), failed["payment_intent"].clone()),
+        (json!("failed"), json!(declined))
+    );
     let refunded = data_of(&bodies, "payment.refunded");
-    assert_eq!((refunded["amount_refunded"].clone(), refunded["credits_clawed_back"].clone()), (json!(500), json!("50")));
+    assert_eq!(
+        (
+            refunded["amount_refunded"].clone(),
+            refunded["credits_clawed_back"].clone()
+        ),
+        (json!(500), json!("50"))
+    );
     let clawed = data_of(&bodies, "credits.clawed_back");
-    assert_eq!((clawed["amount"].clone(), clawed["customer"].clone()), (json!("50"), json!("u")));
+    assert_eq!(
+        (clawed["amount"].clone(), clawed["customer"].clone()),
+        (json!("50"), json!("u"))
+    );
     assert_eq!(clawed["entries"][0]["kind"], "clawback");
 }
 
@@ -88,15 +119,27 @@ async fn disputes_are_announced_when_opened_and_closed(app: &TestApp) {
     assert_verified(&secret, &received);
     let bodies: Vec<Value> = received.iter().map(|r| r.json()).collect();
     let created = data_of(&bodies, "dispute.created");
-    assert_eq!((created["id"].clone(), created["credits_frozen"].clone()), (json!(dispute.id), json!("100")));
+    assert_eq!(
+        (created["id"].clone(), created["credits_frozen"].clone()),
+        (json!(dispute.id), json!("100"))
+    );
     let closed = data_of(&bodies, "dispute.closed");
-    assert_eq!((closed["status"].clone(), closed["credits_restored"].clone()), (json!("won"), json!("100")));
+    assert_eq!(
+        (closed["status"].clone(), closed["credits_restored"].clone()),
+        (json!("won"), json!("100"))
+    );
     assert_eq!(bodies.iter().filter(|b| b["type"] == "dispute.closed").count(), 1);
 }
 
 async fn subscriptions_are_announced_through_their_life(app: &TestApp) {
     let receiver = Receiver::start().await;
-    let events = json!(["subscription.created", "subscription.updated", "subscription.canceled", "credits.granted", "credits.expired"]);
+    let events = json!([
+        "subscription.created",
+        "subscription.updated",
+        "subscription.canceled",
+        "credits.granted",
+        "credits.expired"
+    ]);
     let (_, secret) = endpoint(app, &receiver, events).await;
     let pro = plan(app, "Pro", "1000", 2000, "0").await;
     app.customer("u").await;
@@ -109,7 +152,9 @@ async fn subscriptions_are_announced_through_their_life(app: &TestApp) {
     advance(app, MONTH).await;
     wait_for_status(app, "u", "canceled").await;
     app.state().store.sweep(app.clock.now(), 100).await.unwrap();
-    let received = receiver.wait_for_types(&["subscription.canceled", "credits.expired"]).await;
+    let received = receiver
+        .wait_for_types(&["subscription.canceled", "credits.expired"])
+        .await;
     assert_verified(&secret, &received);
     let bodies: Vec<Value> = received.iter().map(|r| r.json()).collect();
     assert_eq!(data_of(&bodies, "subscription.created")["plan"], json!(pro));
@@ -121,7 +166,10 @@ async fn subscriptions_are_announced_through_their_life(app: &TestApp) {
         .expect("the allowance is announced");
     assert_eq!(allowance["data"]["amount"], "1000");
     assert_eq!(data_of(&bodies, "credits.expired")["amount"], "-1000");
-    assert_eq!(bodies.iter().filter(|b| b["type"] == "subscription.canceled").count(), 1);
+    assert_eq!(
+        bodies.iter().filter(|b| b["type"] == "subscription.canceled").count(),
+        1
+    );
 }
 
 async fn two_replicas_deliver_one_outbox_once(app: &TestApp) {

@@ -40,7 +40,10 @@ async fn enable(app: &TestApp, customer: &str, body: Value) -> Value {
 async fn buy_on_checkout(app: &TestApp, customer: &str, package: &str, card: &str) {
     let before = balance(app, customer).await;
     let reply = app
-        .post("/v1/checkout-sessions", json!({"customer": customer, "package": package}))
+        .post(
+            "/v1/checkout-sessions",
+            json!({"customer": customer, "package": package}),
+        )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     let url = reply.body["url"].as_str().unwrap();
@@ -87,7 +90,9 @@ async fn spend(app: &TestApp, customer: &str, amount: &str, key: &str) {
 }
 
 async fn payments(app: &TestApp, customer: &str) -> Vec<Value> {
-    app.get(&format!("/v1/payments?customer={customer}&limit=100")).await.body["data"]
+    app.get(&format!("/v1/payments?customer={customer}&limit=100"))
+        .await
+        .body["data"]
         .as_array()
         .unwrap()
         .clone()
@@ -97,14 +102,34 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
     app.customer("u").await;
     let pkg = package(app).await;
     let archived = package(app).await;
-    assert_eq!(app.post(&format!("/v1/packages/{archived}/archive"), json!({})).await.status, 200);
+    assert_eq!(
+        app.post(&format!("/v1/packages/{archived}/archive"), json!({}))
+            .await
+            .status,
+        200
+    );
     let bad = [
-        (json!({"enabled": true, "threshold": "ten", "package": pkg}), "threshold"),
+        (
+            json!({"enabled": true, "threshold": "ten", "package": pkg}),
+            "threshold",
+        ),
         (json!({"enabled": true, "threshold": "-1", "package": pkg}), "threshold"),
-        (json!({"enabled": true, "threshold": "10", "package": archived}), "package"),
-        (json!({"enabled": true, "threshold": "10", "package": "pkg_nothing"}), "package"),
-        (json!({"enabled": true, "threshold": "10", "package": pkg, "quantity": 0}), "quantity"),
-        (json!({"enabled": true, "threshold": "10", "package": pkg, "max_per_month": 0}), "max_per_month"),
+        (
+            json!({"enabled": true, "threshold": "10", "package": archived}),
+            "package",
+        ),
+        (
+            json!({"enabled": true, "threshold": "10", "package": "pkg_nothing"}),
+            "package",
+        ),
+        (
+            json!({"enabled": true, "threshold": "10", "package": pkg, "quantity": 0}),
+            "quantity",
+        ),
+        (
+            json!({"enabled": true, "threshold": "10", "package": pkg, "max_per_month": 0}),
+            "max_per_month",
+        ),
     ];
     for (body, field) in bad {
         let reply = app.post("/v1/customers/u/auto-topup", body.clone()).await;
@@ -112,27 +137,50 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
         assert!(reply.text.contains(field), "{body} names {field}: {}", reply.text);
     }
     let none = app.get("/v1/customers/u/auto-topup").await;
-    assert_eq!((none.status, code(&none)), (404, "auto_topup_not_found"), "nothing written");
+    assert_eq!(
+        (none.status, code(&none)),
+        (404, "auto_topup_not_found"),
+        "nothing written"
+    );
     let missing = app
-        .post("/v1/customers/nobody/auto-topup", json!({"enabled": true, "threshold": "10", "package": pkg}))
+        .post(
+            "/v1/customers/nobody/auto-topup",
+            json!({"enabled": true, "threshold": "10", "package": pkg}),
+        )
         .await;
     assert_eq!(missing.status, 404);
     let saved = enable(app, "u", json!({"enabled": true, "threshold": "10", "package": pkg})).await;
-    assert_eq!((saved["quantity"].clone(), saved["threshold"].clone()), (json!(1), json!("10")));
+    assert_eq!(
+        (saved["quantity"].clone(), saved["threshold"].clone()),
+        (json!(1), json!("10"))
+    );
     assert_eq!(app.get("/v1/customers/u").await.body["auto_topup"]["enabled"], true);
 }
 
 async fn concurrent_crossings_buy_one_top_up_and_the_monthly_limit_holds(app: &TestApp) {
     let receiver = Receiver::start().await;
-    let (_, secret) = endpoint(app, &receiver, json!(["auto_topup.succeeded", "auto_topup.failed", "payment.succeeded"])).await;
+    let (_, secret) = endpoint(
+        app,
+        &receiver,
+        json!(["auto_topup.succeeded", "auto_topup.failed", "payment.succeeded"]),
+    )
+    .await;
     app.customer("u").await;
     let pkg = package(app).await;
-    enable(app, "u", json!({"enabled": true, "threshold": "50", "package": pkg, "max_per_month": 1})).await;
+    enable(
+        app,
+        "u",
+        json!({"enabled": true, "threshold": "50", "package": pkg, "max_per_month": 1}),
+    )
+    .await;
     // The first purchase saves its card for later (setup_future_usage=off_session).
     buy_on_checkout(app, "u", &pkg, "4242 4242 4242 4242").await;
     let stripe_customer = app.db.store.stripe_customer("u").await.unwrap().unwrap();
     let saved = app.stripe.default_payment_method(&stripe_customer).await.unwrap();
-    assert!(saved.is_some_and(|pm| pm.starts_with("pm_")), "the card is the customer's default");
+    assert!(
+        saved.is_some_and(|pm| pm.starts_with("pm_")),
+        "the card is the customer's default"
+    );
     // 64 spends at once take 105 through 50 to 41: one crossing, one top-up.
     let spends = (0..64).map(|i| async move { spend(app, "u", "1", &format!("s{i}")).await });
     futures::future::join_all(spends).await;
@@ -143,7 +191,11 @@ async fn concurrent_crossings_buy_one_top_up_and_the_monthly_limit_holds(app: &T
     let all = payments(app, "u").await;
     assert_eq!(all.len(), 2, "the purchase and one top-up: {all:?}");
     assert!(all.iter().all(|p| p["status"] == "succeeded"));
-    let succeeded: Vec<_> = receiver.received().into_iter().filter(|r| r.event_type() == "auto_topup.succeeded").collect();
+    let succeeded: Vec<_> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.event_type() == "auto_topup.succeeded")
+        .collect();
     assert_eq!(succeeded.len(), 1);
     assert_eq!(succeeded[0].json()["data"]["payment"]["credits"], "100");
     assert_verified(&secret, &received);
@@ -181,7 +233,14 @@ async fn three_failed_top_ups_turn_auto_topup_off(app: &TestApp) {
     buy_on_checkout(app, "u", &pkg, "4000 0025 0000 3155").await;
     spend(app, "u", "60", "a").await;
     let first = receiver.wait_until("one failure", |r| !r.is_empty()).await;
-    assert_eq!(first[0].json()["data"]["failure_message"].as_str().unwrap().split(':').next(), Some("authentication_required"));
+    assert_eq!(
+        first[0].json()["data"]["failure_message"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next(),
+        Some("authentication_required")
+    );
     // 2. The customer's default card becomes one without funds (as in Stripe's dashboard);
     //    credits arriving re-arm auto top-up.
     let stripe_customer = app.db.store.stripe_customer("u").await.unwrap().unwrap();
@@ -192,7 +251,14 @@ async fn three_failed_top_ups_turn_auto_topup_off(app: &TestApp) {
     app.grant("u", "100").await;
     spend(app, "u", "100", "b").await;
     let second = receiver.wait_until("two failures", |r| r.len() == 2).await;
-    assert!(second[1].json()["data"]["failure_message"].as_str().unwrap().contains("insufficient funds"), "{:?}", second[1].body);
+    assert!(
+        second[1].json()["data"]["failure_message"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient funds"),
+        "{:?}",
+        second[1].body
+    );
     // 3. A card that attaches and pays once, then fails every later charge.
     buy_on_checkout(app, "u", &pkg, "4000 0000 0000 0341").await;
     spend(app, "u", "100", "c").await;
@@ -204,13 +270,20 @@ async fn three_failed_top_ups_turn_auto_topup_off(app: &TestApp) {
     assert_eq!(settings["enabled"], false);
     let reason = settings["disabled_reason"].as_str().unwrap();
     assert!(reason.starts_with("3 consecutive failures"), "{reason}");
-    assert_eq!(app.get("/v1/customers/u").await.body["auto_topup"]["disabled_reason"], reason);
+    assert_eq!(
+        app.get("/v1/customers/u").await.body["auto_topup"]["disabled_reason"],
+        reason
+    );
     // Off: another crossing charges nothing.
     app.grant("u", "100").await;
     spend(app, "u", "100", "d").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 3);
-    let failed = payments(app, "u").await.iter().filter(|p| p["status"] == "failed").count();
+    let failed = payments(app, "u")
+        .await
+        .iter()
+        .filter(|p| p["status"] == "failed")
+        .count();
     assert_eq!(failed, 3, "each failure is a failed payment");
 }
 
@@ -237,18 +310,35 @@ async fn the_billing_page_turns_auto_topup_on_and_shows_why_it_is_off(app: &Test
     let page = open(app, "/billing", Some(&cookie)).await;
     assert!(page.html.contains("Auto top-up"), "{}", page.html);
     let token = csrf(&page.html);
-    let fields = [("csrf", token.as_str()), ("enabled", "on"), ("package", pkg.as_str()), ("threshold", "25")];
+    let fields = [
+        ("csrf", token.as_str()),
+        ("enabled", "on"),
+        ("package", pkg.as_str()),
+        ("threshold", "25"),
+    ];
     let (status, _) = post_form(app, Some(&cookie), &fields[1..]).await;
     assert_eq!(status, 403, "no CSRF token, nothing saved");
     assert_eq!(app.get("/v1/customers/u/auto-topup").await.status, 404);
     let (status, _) = post_form(app, None, &fields).await;
     assert_eq!(status, 401, "no session");
-    let bad = [("csrf", token.as_str()), ("enabled", "on"), ("package", pkg.as_str()), ("threshold", "lots")];
+    let bad = [
+        ("csrf", token.as_str()),
+        ("enabled", "on"),
+        ("package", pkg.as_str()),
+        ("threshold", "lots"),
+    ];
     assert_eq!(post_form(app, Some(&cookie), &bad).await.0, 400);
     let (status, body) = post_form(app, Some(&cookie), &fields).await;
     assert_eq!(status, 303, "{body}");
     let saved = app.get("/v1/customers/u/auto-topup").await.body;
-    assert_eq!((saved["enabled"].clone(), saved["threshold"].clone(), saved["package"].clone()), (json!(true), json!("25"), json!(pkg)));
+    assert_eq!(
+        (
+            saved["enabled"].clone(),
+            saved["threshold"].clone(),
+            saved["package"].clone()
+        ),
+        (json!(true), json!("25"), json!(pkg))
+    );
     let page = open(app, "/billing", Some(&cookie)).await;
     assert!(page.html.contains("fewer than 25 credits"), "{}", page.html);
     // Off again (the checkbox unticked).

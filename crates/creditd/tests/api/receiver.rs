@@ -119,7 +119,10 @@ async fn record(state: &Shared, headers: &HeaderMap, body: String) -> (StatusCod
         s => s,
     };
     // A long body: the delivery log keeps its first KiB.
-    (StatusCode::from_u16(status).unwrap(), format!("answer {status} {}", "x".repeat(1500)))
+    (
+        StatusCode::from_u16(status).unwrap(),
+        format!("answer {status} {}", "x".repeat(1500)),
+    )
 }
 
 fn verifiers_dir() -> PathBuf {
@@ -129,7 +132,10 @@ fn verifiers_dir() -> PathBuf {
 /// Verifies every message with `secret` using both official packages; returns each
 /// message's verdict per package (`Ok(type)` or `Err(why)`), or `None` when the packages are
 /// not installed (skipped with a message; under `CI` that fails).
-pub fn verify_official(secret: &str, messages: &[Received]) -> Option<Vec<(Result<String, String>, Result<String, String>)>> {
+pub fn verify_official(
+    secret: &str,
+    messages: &[Received],
+) -> Option<Vec<(Result<String, String>, Result<String, String>)>> {
     let dir = verifiers_dir();
     let python = dir.join(".venv/bin/python");
     let node_package = dir.join("node_modules/standardwebhooks");
@@ -152,7 +158,10 @@ pub fn verify_official(secret: &str, messages: &[Received]) -> Option<Vec<(Resul
     })
     .to_string();
     let py = run(Command::new(python).arg(dir.join("verify.py")), &request);
-    let js = run(Command::new("node").arg(dir.join("verify.mjs")).current_dir(&dir), &request);
+    let js = run(
+        Command::new("node").arg(dir.join("verify.mjs")).current_dir(&dir),
+        &request,
+    );
     assert_eq!(py.len(), messages.len(), "one Python verdict per message");
     assert_eq!(js.len(), messages.len(), "one Node verdict per message");
     Some(py.into_iter().zip(js).collect())
@@ -160,7 +169,9 @@ pub fn verify_official(secret: &str, messages: &[Received]) -> Option<Vec<(Resul
 
 /// Asserts that both official packages accept every message with `secret`.
 pub fn assert_verified(secret: &str, messages: &[Received]) {
-    let Some(verdicts) = verify_official(secret, messages) else { return };
+    let Some(verdicts) = verify_official(secret, messages) else {
+        return;
+    };
     for (message, (py, js)) in messages.iter().zip(verdicts) {
         let expected = message.event_type();
         assert_eq!(py.as_deref(), Ok(expected.as_str()), "Python refused {message:?}");
@@ -177,7 +188,11 @@ fn run(command: &mut Command, stdin: &str) -> Vec<Result<String, String>> {
         .expect("the verifier starts");
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "verifier failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "verifier failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
