@@ -125,6 +125,9 @@ async fn record(state: &Shared, headers: &HeaderMap, body: String) -> (StatusCod
     )
 }
 
+/// One package's answer for one message: the event type it verified, or why it refused.
+pub type Verdict = Result<String, String>;
+
 fn verifiers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/webhook-verifiers")
 }
@@ -132,10 +135,7 @@ fn verifiers_dir() -> PathBuf {
 /// Verifies every message with `secret` using both official packages; returns each
 /// message's verdict per package (`Ok(type)` or `Err(why)`), or `None` when the packages are
 /// not installed (skipped with a message; under `CI` that fails).
-pub fn verify_official(
-    secret: &str,
-    messages: &[Received],
-) -> Option<Vec<(Result<String, String>, Result<String, String>)>> {
+pub fn verify_official(secret: &str, messages: &[Received]) -> Option<Vec<(Verdict, Verdict)>> {
     let dir = verifiers_dir();
     let python = dir.join(".venv/bin/python");
     let node_package = dir.join("node_modules/standardwebhooks");
@@ -179,7 +179,7 @@ pub fn assert_verified(secret: &str, messages: &[Received]) {
     }
 }
 
-fn run(command: &mut Command, stdin: &str) -> Vec<Result<String, String>> {
+fn run(command: &mut Command, stdin: &str) -> Vec<Verdict> {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
