@@ -194,7 +194,10 @@ impl Book {
         }
         let (view, profile_missing) = match self.customer_view(customer) {
             Some(view) => (view, false),
-            None => (self.bare_view(customer), true),
+            None => match self.balances_view(customer) {
+                Some(view) => (view, true),
+                None => return,
+            },
         };
         for event_type in raised {
             let mut effect = event(event_type, Some(customer), &view);
@@ -206,28 +209,6 @@ impl Book {
                 *missing = profile_missing;
             }
             effects.push(effect);
-        }
-    }
-}
-
-impl Book {
-    /// The customer's balances as a view, with an empty profile (filled in by storage).
-    fn bare_view(&self, customer: &str) -> crate::views::Customer {
-        let state = &self.customers[customer];
-        let a = &state.account;
-        crate::views::Customer {
-            id: customer.to_string(),
-            email: None,
-            metadata: serde_json::json!({}),
-            balance: a.balance,
-            available: a.available(),
-            held: a.held,
-            frozen: state.frozen,
-            debt: a.debt,
-            low_balance_threshold: state.alerts.threshold.unwrap_or(self.facts.low_balance_default),
-            created: 0,
-            subscription: None,
-            auto_topup: None,
         }
     }
 }

@@ -217,20 +217,29 @@ impl Book {
 
     /// The customer's view as of now.
     pub fn customer_view(&self, id: &str) -> Option<Customer> {
-        let state = self.customers.get(id)?;
         let profile = self.facts.profiles.get(id)?;
+        let mut view = self.balances_view(id)?;
+        view.email = profile.email.clone();
+        view.metadata = profile.metadata.clone();
+        view.created = profile.created;
+        Some(view)
+    }
+
+    /// The customer's balances as a view, with an empty profile (email, metadata, created).
+    pub(crate) fn balances_view(&self, id: &str) -> Option<Customer> {
+        let state = self.customers.get(id)?;
         let a = &state.account;
         Some(Customer {
             id: id.to_string(),
-            email: profile.email.clone(),
-            metadata: profile.metadata.clone(),
+            email: None,
+            metadata: serde_json::json!({}),
             balance: a.balance,
             available: a.available(),
             held: a.held,
             frozen: state.frozen,
             debt: a.debt,
             low_balance_threshold: state.alerts.threshold.unwrap_or(self.facts.low_balance_default),
-            created: profile.created,
+            created: 0,
             subscription: None,
             auto_topup: None,
         })

@@ -151,6 +151,29 @@ fn events_json(events: &[String]) -> String {
     serde_json::to_string(events).expect("strings serialize")
 }
 
+/// A pending delivery of an event to an endpoint, due at `due_ms` (none when it exists).
+async fn queue_delivery(
+    conn: &mut sqlx::AnyConnection,
+    event: &str,
+    endpoint: &str,
+    due_ms: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbound_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_ms, \
+         lease_until_ms, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $5, $5) \
+         ON CONFLICT (event_id, endpoint_id) DO NOTHING",
+    )
+    .bind(IdKind::Delivery.new_id())
+    .bind(event)
+    .bind(endpoint)
+    .bind(due_ms)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     pub async fn create_endpoint(&self, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
         let id = IdKind::WebhookEndpoint.new_id();
@@ -281,18 +304,7 @@ impl Store {
         for event in &events {
             let (id, event_type): (String, String) = (event.try_get(0)?, event.try_get(1)?);
             for endpoint in endpoints.iter().filter(|e| wants(&e.events, &event_type)) {
-                sqlx::query(
-                    "INSERT INTO outbound_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_ms, \
-                     lease_until_ms, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $5, $5) \
-                     ON CONFLICT (event_id, endpoint_id) DO NOTHING",
-                )
-                .bind(IdKind::Delivery.new_id())
-                .bind(&id)
-                .bind(&endpoint.id)
-                .bind(now_ms)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                queue_delivery(&mut tx, &id, &endpoint.id, now_ms, now).await?;
             }
             sqlx::query("UPDATE outbound_events SET dispatched = 1 WHERE id = $1")
                 .bind(&id)
@@ -424,18 +436,7 @@ impl Store {
             .map(endpoint_row)
             .collect::<Result<Vec<_>>>()?;
         for endpoint in endpoints.iter().filter(|e| wants(&e.events, &event_type)) {
-            sqlx::query(
-                "INSERT INTO outbound_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_ms, \
-                 lease_until_ms, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $5, $5) \
-                 ON CONFLICT (event_id, endpoint_id) DO NOTHING",
-            )
-            .bind(IdKind::Delivery.new_id())
-            .bind(event_id)
-            .bind(&endpoint.id)
-            .bind(now_ms)
-            .bind(created)
-            .execute(&mut *tx)
-            .await?;
+            queue_delivery(&mut tx, event_id, &endpoint.id, now_ms, created).await?;
         }
         // Its retry window starts again: a redelivery is the operator's new first attempt.
         let queued = sqlx::query(
