@@ -27,6 +27,7 @@ use crate::command::{
 use crate::gate::{self, Gates, Spend};
 use crate::ids::IdKind;
 use crate::money::PaymentStatus;
+use crate::outbound::EventType;
 use crate::pricing::Priced;
 use crate::purchase::{purchase_grant, PaymentUpdate};
 use crate::refund::{self, Convergence, Freeze, MoneyState, PaymentRecord};
@@ -61,6 +62,8 @@ pub struct Facts {
     pub expired: HashMap<String, Credits>,
     /// Plans, entitlements and budgets, for the spends of the batch ([`crate::gate`]).
     pub gates: Gates,
+    /// The low-balance threshold of customers without one of their own.
+    pub low_balance_default: Credits,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,7 +96,8 @@ pub struct HoldRow {
     pub budget: Option<(String, i64)>,
 }
 
-/// A row a decision adds beyond the ledger, written in the batch's transaction.
+/// A row a decision adds beyond the ledger, written in the batch's transaction: counters and
+/// priced units ([`crate::gate`]), outbound events and auto top-up runs ([`crate::announce`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// A limit's or budget's count as it now stands ([`crate::gate`]); the last one written
@@ -113,6 +117,19 @@ pub enum Effect {
         feature: String,
         priced: Priced,
     },
+    /// An outbound event for the app (an outbox row): `data` is the object as the API
+    /// returns it.
+    Event {
+        id: String,
+        event_type: EventType,
+        customer: Option<String>,
+        data: serde_json::Value,
+        /// `data` is the customer, without its profile (email, metadata, created): the batch
+        /// did not read it. Storage fills it in before writing the row.
+        profile_missing: bool,
+    },
+    /// An auto top-up run queued by a crossing (none when one is already in flight).
+    TopupQueued { customer: String, run: String },
 }
 
 /// Everything a batch writes, in the order it was decided.
@@ -185,12 +202,21 @@ impl Book {
                 .push(hold_row(&state.id, &hold, HoldStatus::Expired, None));
         }
         let expired = state.account.expire_due(now);
-        push_movements(&mut self.changes, &state.id, &expired, &Context::default(), now);
+        let entries = push_movements(&mut self.changes, &state.id, &expired, &Context::default(), now);
+        self.announce_expired(&entries);
         self.customers.insert(state.id.clone(), state);
     }
 
-    /// The domain's decision on one command, against the state the commands before it left.
+    /// The domain's decision on one command, against the state the commands before it left,
+    /// with the events and top-ups it raises ([`crate::announce`]).
     pub fn apply(&mut self, command: &Command, now: i64) -> Result<Outcome, CommandError> {
+        let before = self.marks(command);
+        let outcome = self.decide(command, now)?;
+        self.announce(&before, command, &outcome);
+        Ok(outcome)
+    }
+
+    fn decide(&mut self, command: &Command, now: i64) -> Result<Outcome, CommandError> {
         match command {
             Command::CreateCustomer(new) => self.create_customer(new, now),
             Command::Grant(new) => self.grant(new, now).map(Outcome::Grant),
@@ -223,20 +249,31 @@ impl Book {
 
     /// The customer's view as of now.
     pub fn customer_view(&self, id: &str) -> Option<Customer> {
-        let state = self.customers.get(id)?;
         let profile = self.facts.profiles.get(id)?;
+        let mut view = self.balances_view(id)?;
+        view.email = profile.email.clone();
+        view.metadata = profile.metadata.clone();
+        view.created = profile.created;
+        Some(view)
+    }
+
+    /// The customer's balances as a view, with an empty profile (email, metadata, created).
+    pub(crate) fn balances_view(&self, id: &str) -> Option<Customer> {
+        let state = self.customers.get(id)?;
         let a = &state.account;
         Some(Customer {
             id: id.to_string(),
-            email: profile.email.clone(),
-            metadata: profile.metadata.clone(),
+            email: None,
+            metadata: serde_json::json!({}),
             balance: a.balance,
             available: a.available(),
             held: a.held,
             frozen: state.frozen,
             debt: a.debt,
-            created: profile.created,
+            low_balance_threshold: state.alerts.threshold.unwrap_or(self.facts.low_balance_default),
+            created: 0,
             subscription: None,
+            auto_topup: None,
         })
     }
 

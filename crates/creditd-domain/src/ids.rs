@@ -20,6 +20,12 @@ pub enum IdKind {
     /// An admin's adjustment of a customer's credits.
     Adjustment,
     AdminUser,
+    /// An outbound event: also the `webhook-id` of every delivery of it.
+    OutboundEvent,
+    WebhookEndpoint,
+    Delivery,
+    DeliveryAttempt,
+    AutoTopupRun,
 }
 
 impl IdKind {
@@ -34,6 +40,11 @@ impl IdKind {
             IdKind::Payment => "pay_",
             IdKind::Adjustment => "adj_",
             IdKind::AdminUser => "adm_",
+            IdKind::OutboundEvent => "msg_",
+            IdKind::WebhookEndpoint => "we_",
+            IdKind::Delivery => "dlv_",
+            IdKind::DeliveryAttempt => "att_",
+            IdKind::AutoTopupRun => "atu_",
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod allowance;
 pub mod amount;
+pub mod announce;
 pub mod book;
 pub mod calendar;
 pub mod command;
@@ -11,6 +12,7 @@ pub mod entitlement;
 pub mod gate;
 pub mod ids;
 pub mod money;
+pub mod outbound;
 pub mod package_sync;
 pub mod pricing;
 pub mod purchase;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::account::Account;
 use crate::amount::Credits;
+use crate::outbound::AlertState;
 
 /// An open hold: reserved credits, released or spent later.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +39,26 @@ pub struct CustomerState {
     pub holds: BTreeMap<String, OpenHold>,
     /// Uses of limited features and credits of budgets per period ([`crate::gate`]).
     pub counters: crate::gate::Counters,
+    /// Low-balance alerts and auto top-up ([`crate::announce`]).
+    pub alerts: Alerts,
+}
+
+/// Where a customer's alerts stand: decided with the balance, cached and saved with it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Alerts {
+    pub state: AlertState,
+    /// The customer's own low-balance threshold (`None`: the configured default).
+    pub threshold: Option<Credits>,
+    /// Auto top-up, while it is enabled.
+    pub topup: Option<TopupTrigger>,
+}
+
+/// An enabled auto top-up: below `threshold` it queues a run, once per crossing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopupTrigger {
+    pub threshold: Credits,
+    /// At or above the threshold since the last run: the next fall below it tops up.
+    pub armed: bool,
 }
 
 impl CustomerState {
@@ -49,6 +70,7 @@ impl CustomerState {
             frozen: Credits::ZERO,
             holds: BTreeMap::new(),
             counters: Default::default(),
+            alerts: Alerts::default(),
         }
     }
 

@@ -34,11 +34,39 @@ pub struct Customer {
     /// balance (which is then negative) and paid first by the next credits.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0"))]
     pub debt: Credits,
+    /// Available credits below this send `credits.low` (the customer's own threshold, or the
+    /// configured default).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1"))]
+    pub low_balance_threshold: Credits,
     /// Unix seconds.
     pub created: i64,
     /// The current (or last) subscription, when the customer has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<SubscriptionSummary>,
+    /// Auto top-up, when the customer has set it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_topup: Option<AutoTopupView>,
+}
+
+/// A customer's auto top-up: when available credits fall below `threshold`, `quantity` of
+/// `package` is bought off-session with the saved card.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutoTopupView {
+    pub customer: String,
+    pub enabled: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10"))]
+    pub threshold: Credits,
+    /// `pkg_…`
+    pub package: String,
+    pub quantity: i64,
+    /// At most this many top-ups per calendar month (UTC); none: no limit.
+    pub max_per_month: Option<i64>,
+    /// Failed top-ups in a row; the third turns auto top-up off.
+    pub consecutive_failures: i64,
+    /// Why auto top-up turned itself off.
+    pub disabled_reason: Option<String>,
 }
 
 /// A lot of credits: spent in order of priority, earliest expiry, then age.

@@ -87,6 +87,9 @@ pub struct CheckoutSession {
     /// `subscription_data[metadata]`: put on the subscription.
     #[serde(default)]
     pub subscription_metadata: BTreeMap<String, String>,
+    /// `payment_intent_data[setup_future_usage]`: the card is saved on the customer.
+    #[serde(default)]
+    pub setup_future_usage: Option<String>,
 }
 
 fn payment_mode() -> String {
@@ -225,6 +228,7 @@ const CREATE_PARAMS: &[&str] = &[
     "expires_at",
     "payment_method_types",
     "subscription_data",
+    "payment_intent_data",
 ];
 
 /// `POST /v1/checkout/sessions`
@@ -350,11 +354,33 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
             }
             None => BTreeMap::new(),
         },
+        setup_future_usage: setup_future_usage(p, subscription_mode)?,
     };
     let body = session.to_json(p.expand().iter().any(|e| e == "line_items"));
     st.checkout_sessions.insert(id, session);
     app.commit(&st).await?;
     Ok(Json(body))
+}
+
+/// `payment_intent_data[setup_future_usage]` (`off_session` or `on_session`), payment mode only.
+fn setup_future_usage(p: &Params, subscription_mode: bool) -> Result<Option<String>, ApiError> {
+    let Some(data) = p.map("payment_intent_data") else {
+        return Ok(None);
+    };
+    if subscription_mode {
+        return Err(ApiError::invalid(
+            "payment_intent_data can only be used in payment mode.",
+            Some("payment_intent_data"),
+        ));
+    }
+    match data.str("setup_future_usage") {
+        None => Ok(None),
+        Some(v @ ("off_session" | "on_session")) => Ok(Some(v.to_owned())),
+        Some(other) => Err(ApiError::invalid(
+            format!("Invalid setup_future_usage: must be one of off_session or on_session, not `{other}`."),
+            Some("payment_intent_data[setup_future_usage]"),
+        )),
+    }
 }
 
 /// `GET /v1/checkout/sessions/{id}`

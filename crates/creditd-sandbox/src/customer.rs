@@ -19,6 +19,9 @@ pub struct Customer {
     pub name: Option<String>,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// `invoice_settings.default_payment_method`: charged off-session.
+    #[serde(default)]
+    pub default_payment_method: Option<String>,
 }
 
 impl Customer {
@@ -39,7 +42,7 @@ impl Customer {
             "invoice_prefix": self.id[4..12].to_ascii_uppercase(),
             "invoice_settings": {
                 "custom_fields": null,
-                "default_payment_method": null,
+                "default_payment_method": self.default_payment_method,
                 "footer": null,
                 "rendering_options": null
             },
@@ -67,6 +70,7 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
         name: p.str("name").map(str::to_owned),
         description: p.str("description").map(str::to_owned),
         metadata: p.metadata("metadata")?,
+        default_payment_method: None,
     };
     let mut st = app.state.lock().await;
     let customer = Customer {
@@ -77,6 +81,62 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
     st.customers.insert(customer.id.clone(), customer);
     st.emit(
         "customer.created",
+        body.clone(),
+        &req.request,
+        app.webhook_url().as_deref(),
+    );
+    app.commit(&st).await?;
+    Ok(Json(body))
+}
+
+/// `POST /v1/customers/{id}`: email, name, description, metadata and
+/// `invoice_settings[default_payment_method]` (a saved `pm_…`, or a test token,
+/// which is attached as a new payment method).
+pub async fn update(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+    req: ApiRequest,
+) -> Result<Json<Value>, ApiError> {
+    let p = &req.params;
+    p.allow_only(&["email", "name", "description", "metadata", "invoice_settings"])?;
+    let mut st = app.state.lock().await;
+    if !st.customers.contains_key(&id) {
+        return Err(ApiError::no_such("customer", &id, "id"));
+    }
+    let default_pm = match p
+        .map("invoice_settings")
+        .as_ref()
+        .and_then(|s| s.str("default_payment_method").map(str::to_owned))
+    {
+        None => None,
+        Some(pm) if st.payment_methods.contains_key(&pm) => Some(pm),
+        Some(token) => {
+            let method = crate::payment::saved_method_for_token(&token).ok_or_else(|| {
+                ApiError::no_such("PaymentMethod", &token, "invoice_settings[default_payment_method]")
+            })?;
+            let pm = ids::new_id("pm");
+            st.payment_methods.insert(pm.clone(), method);
+            Some(pm)
+        }
+    };
+    let metadata = p.metadata("metadata")?;
+    let c = st.customers.get_mut(&id).expect("checked above");
+    if let Some(email) = p.str("email") {
+        c.email = Some(email.to_owned());
+    }
+    if let Some(name) = p.str("name") {
+        c.name = Some(name.to_owned());
+    }
+    if let Some(description) = p.str("description") {
+        c.description = Some(description.to_owned());
+    }
+    c.metadata.extend(metadata);
+    if default_pm.is_some() {
+        c.default_payment_method = default_pm;
+    }
+    let body = c.to_json();
+    st.emit(
+        "customer.updated",
         body.clone(),
         &req.request,
         app.webhook_url().as_deref(),

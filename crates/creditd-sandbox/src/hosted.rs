@@ -243,6 +243,7 @@ pub async fn submit(State(app): State<SharedApp>, Path(id): Path<String>, Form(f
                 Default::default(),
             );
             pi.checkout_session = Some(id.clone());
+            pi.setup_future_usage = session.setup_future_usage.clone();
             pi.created = st.now();
             pi.payment_method_types = session.payment_method_types.clone();
             let pi_id = pi.id.clone();
@@ -320,6 +321,7 @@ fn subscribe(
                 name: method.holder_name().map(str::to_owned),
                 description: None,
                 metadata: Default::default(),
+                default_payment_method: None,
             };
             st.emit("customer.created", c.to_json(), request, hook.as_deref());
             let cid = c.id.clone();

@@ -21,7 +21,7 @@ use crate::{
 pub fn router(app: SharedApp) -> Router {
     let api = Router::new()
         .route("/v1/customers", post(customer::create))
-        .route("/v1/customers/{id}", get(customer::retrieve))
+        .route("/v1/customers/{id}", get(customer::retrieve).post(customer::update))
         .route("/v1/products", post(product::create))
         .route("/v1/products/{id}", get(product::retrieve).post(product::update))
         .route("/v1/prices", post(price::create).get(price::list))

@@ -50,6 +50,16 @@ impl Decline {
         }
     }
 
+    pub fn authentication_required() -> Self {
+        Decline {
+            code: "authentication_required".into(),
+            decline_code: Some("authentication_required".into()),
+            message: "Your card was declined. This transaction requires authentication.".into(),
+            charge: None,
+            payment_method: None,
+        }
+    }
+
     pub fn insufficient_funds() -> Self {
         Decline {
             code: "card_declined".into(),
@@ -98,6 +108,13 @@ pub enum CardBehavior {
     /// 4000 0000 0000 0341 / `pm_card_chargeCustomerFail`: the card is saved
     /// and pays when entered, but later charges of the saved card fail.
     FailsAfterAttach,
+    /// 4000 0025 0000 3155 / `pm_card_authenticationRequired`: pays with its
+    /// holder present (authenticated), but off-session charges need
+    /// authentication (`authentication_required`).
+    AuthenticationRequired,
+    /// A saved 4000 0000 0000 9995 (`pm_card_chargeDeclinedInsufficientFunds`
+    /// attached to a customer): its later charges find insufficient funds.
+    InsufficientFundsLater,
 }
 
 /// How the payer paid; rendered into charges.
@@ -233,6 +250,7 @@ pub fn outcome_for_test_payment_method(pm: &str) -> Option<(Outcome, PaymentMeth
         ),
         "pm_card_createDispute" => (Outcome::Succeed, card("visa", "0259", Disputed)),
         "pm_card_refundFail" => (Outcome::Succeed, card("visa", "5126", RefundsFail)),
+        "pm_card_authenticationRequired" => (Outcome::Succeed, card("visa", "3155", AuthenticationRequired)),
         // A saved card whose charges fail: confirming with it is such a charge.
         "pm_card_chargeCustomerFail" => (
             Outcome::Decline(Decline::generic()),
@@ -247,8 +265,12 @@ pub fn outcome_for_test_payment_method(pm: &str) -> Option<(Outcome, PaymentMeth
 /// charges fail.
 pub fn saved_method_for_token(pm: &str) -> Option<PaymentMethodDetails> {
     let (outcome, mut method) = outcome_for_test_payment_method(pm)?;
-    if let (Outcome::Decline(_), PaymentMethodDetails::Card { behavior, .. }) = (&outcome, &mut method) {
-        *behavior = CardBehavior::FailsAfterAttach;
+    if let (Outcome::Decline(d), PaymentMethodDetails::Card { behavior, .. }) = (&outcome, &mut method) {
+        *behavior = if d.decline_code.as_deref() == Some("insufficient_funds") {
+            CardBehavior::InsufficientFundsLater
+        } else {
+            CardBehavior::FailsAfterAttach
+        };
     }
     Some(method)
 }
@@ -258,6 +280,8 @@ pub fn saved_method_for_token(pm: &str) -> Option<PaymentMethodDetails> {
 pub fn saved_method_outcome(method: &PaymentMethodDetails) -> Outcome {
     match method.behavior() {
         CardBehavior::FailsAfterAttach => Outcome::Decline(Decline::generic()),
+        CardBehavior::AuthenticationRequired => Outcome::Decline(Decline::authentication_required()),
+        CardBehavior::InsufficientFundsLater => Outcome::Decline(Decline::insufficient_funds()),
         _ => Outcome::Succeed,
     }
 }
@@ -276,6 +300,7 @@ pub fn outcome_for_card_number(number: &str) -> Result<(Outcome, &'static str, C
         "4000000000000259" => Ok((Outcome::Succeed, "visa", Disputed)),
         "4000000000005126" => Ok((Outcome::Succeed, "visa", RefundsFail)),
         "4000000000000341" => Ok((Outcome::Succeed, "visa", FailsAfterAttach)),
+        "4000002500003155" => Ok((Outcome::Succeed, "visa", AuthenticationRequired)),
         d if d.len() < 12 || !d.bytes().all(|b| b.is_ascii_digit()) => Err("Your card number is incomplete.".into()),
         _ => Err("Your card was declined. This sandbox only accepts Stripe test cards, \
                   such as 4242 4242 4242 4242."
@@ -315,7 +340,13 @@ pub fn attempt(
     let hook = hook.as_deref();
     let public_base_url = &app.public_base_url;
     let disputes = method.behavior() == CardBehavior::Disputed;
-    let pm_id = ids::new_id("pm");
+    // A saved card charged again keeps its id; a new one gets one (and can be saved).
+    let pm_id = st.payment_intents[pi_id]
+        .payment_method
+        .clone()
+        .filter(|pm| st.payment_methods.contains_key(pm))
+        .unwrap_or_else(|| ids::new_id("pm"));
+    st.payment_methods.insert(pm_id.clone(), method.clone());
     let pi = st
         .payment_intents
         .get(pi_id)

@@ -36,6 +36,12 @@ pub struct PaymentIntent {
     pub last_payment_error: Option<Decline>,
     /// The Checkout Session that created this intent, if any.
     pub checkout_session: Option<String>,
+    /// `off_session`: the card it is paid with is saved on the customer.
+    #[serde(default)]
+    pub setup_future_usage: Option<String>,
+    /// Confirmed without the customer present: a saved card does what it does later.
+    #[serde(default)]
+    pub off_session: bool,
 }
 
 impl PaymentIntent {
@@ -57,6 +63,8 @@ impl PaymentIntent {
             latest_charge: None,
             last_payment_error: None,
             checkout_session: None,
+            setup_future_usage: None,
+            off_session: false,
         }
     }
 
@@ -96,7 +104,7 @@ impl PaymentIntent {
             "processing": null,
             "receipt_email": null,
             "review": null,
-            "setup_future_usage": null,
+            "setup_future_usage": self.setup_future_usage,
             "shipping": null,
             "source": null,
             "statement_descriptor": null,
@@ -149,8 +157,24 @@ fn confirm(
             .with_code("payment_intent_unexpected_state")
         })?
         .to_owned();
-    let (outcome, method) = payment::outcome_for_test_payment_method(&pm)
-        .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?;
+    let (outcome, method) = if pi.off_session {
+        // A saved card charged without its holder does what it does later.
+        let method = st
+            .payment_methods
+            .get(&pm)
+            .cloned()
+            .or_else(|| payment::saved_method_for_token(&pm))
+            .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?;
+        (payment::saved_method_outcome(&method), method)
+    } else {
+        payment::outcome_for_test_payment_method(&pm)
+            .or_else(|| {
+                st.payment_methods
+                    .get(&pm)
+                    .map(|m| (payment::Outcome::Succeed, m.clone()))
+            })
+            .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?
+    };
     let result = payment::attempt(st, app, pi_id, method, outcome, request);
     let pi_json = st.payment_intents[pi_id].to_json();
     match result {
@@ -198,6 +222,23 @@ pub async fn create(State(app): State<SharedApp>, req: ApiRequest) -> Result<Jso
     if let Some(pm) = p.str("payment_method") {
         pi.payment_method = Some(pm.to_owned());
         pi.status = "requires_confirmation".into();
+    }
+    pi.setup_future_usage = match p.str("setup_future_usage") {
+        None => None,
+        Some(v @ ("off_session" | "on_session")) => Some(v.to_owned()),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("Invalid setup_future_usage: must be one of off_session or on_session, not `{other}`."),
+                Some("setup_future_usage"),
+            ))
+        }
+    };
+    pi.off_session = p.bool("off_session")? == Some(true);
+    if pi.off_session && (p.bool("confirm")? != Some(true) || pi.customer.is_none()) {
+        return Err(ApiError::invalid(
+            "off_session=true requires confirm=true and a customer.",
+            Some("off_session"),
+        ));
     }
     let pi_id = pi.id.clone();
     let hook = app.webhook_url();

@@ -46,6 +46,9 @@ pub struct State {
     pub subscriptions: BTreeMap<String, Subscription>,
     pub invoices: BTreeMap<String, Invoice>,
     pub portal_sessions: BTreeMap<String, PortalSession>,
+    /// Every payment method a charge was made with, by `pm_…` id: saved cards are charged again.
+    #[serde(default)]
+    pub payment_methods: BTreeMap<String, crate::payment::PaymentMethodDetails>,
     /// Seconds the sandbox clock is ahead of the wall clock ([`crate::clock`]).
     pub clock_offset_s: i64,
     /// While renewals run, the time of the step being run.

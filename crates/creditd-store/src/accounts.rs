@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use creditd_domain::outbound::AlertState;
+use creditd_domain::state::{Alerts, TopupTrigger};
 use creditd_domain::{Account, Credits, CustomerState, Lot, OpenHold};
 use sqlx::{AnyConnection, Row};
 
@@ -170,6 +172,36 @@ pub(crate) async fn lock_customers(
     Ok(locked)
 }
 
+/// The customers' low-balance alerts and enabled auto top-ups.
+async fn load_alerts(conn: &mut AnyConnection, ids: &crate::rowset::RowSet) -> Result<HashMap<String, Alerts>> {
+    let sql = format!(
+        "SELECT c.id, c.low_balance_threshold, c.balance_alert, a.threshold, a.armed FROM customers c \
+         LEFT JOIN auto_topups a ON a.customer_id = c.id AND a.enabled = 1 \
+         WHERE c.id IN (SELECT column1 FROM {} AS v)",
+        ids.sql(1).0
+    );
+    let mut out = HashMap::new();
+    for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
+        let state: String = row.try_get(2)?;
+        let state =
+            AlertState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {state:?}")))?;
+        let topup = match row.try_get::<Option<i64>, _>(3)? {
+            Some(threshold) => Some(TopupTrigger {
+                threshold: Credits::from_micros(threshold),
+                armed: row.try_get::<Option<i64>, _>(4)? == Some(1),
+            }),
+            None => None,
+        };
+        let alerts = Alerts {
+            state,
+            threshold: row.try_get::<Option<i64>, _>(1)?.map(Credits::from_micros),
+            topup,
+        };
+        out.insert(row.try_get::<String, _>(0)?, alerts);
+    }
+    Ok(out)
+}
+
 /// Loads locked customers' states from their rows: live grants and open holds, checked
 /// against the customer row.
 pub(crate) async fn load_states(
@@ -227,6 +259,7 @@ pub(crate) async fn load_states(
         }
     }
     let mut counters = load_counters(conn, dialect, customers, now).await?;
+    let mut alerts = load_alerts(conn, &ids).await?;
     let mut states = Vec::with_capacity(customers.len());
     for (id, row) in customers {
         let state = CustomerState {
@@ -240,6 +273,7 @@ pub(crate) async fn load_states(
             frozen: Credits::from_micros(row.frozen),
             holds: holds.remove(id).unwrap_or_default(),
             counters: counters.remove(id).unwrap_or_default(),
+            alerts: alerts.remove(id).unwrap_or_default(),
         };
         if !state.is_consistent() {
             let sum: i64 = state.account.lots.iter().map(|l| l.remaining.micros()).sum();

@@ -261,6 +261,8 @@ pub(crate) fn effect_parts(dialect: Dialect, effects: &[Effect], per_part: usize
                     units.push((reference, *kind, customer, feature, unit, *quantity, priced));
                 }
             }
+            // Outbound events and top-up runs: crate::effects writes them.
+            Effect::Event { .. } | Effect::TopupQueued { .. } => {}
         }
     }
     let mut counters: Vec<_> = counters.into_iter().collect();

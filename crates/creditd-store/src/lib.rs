@@ -16,11 +16,13 @@
 
 mod accounts;
 mod admin;
+mod autotopup;
 mod batch;
 mod batch_keys;
 mod billing;
 mod budgets;
 mod catalog;
+mod effects;
 mod event_queue;
 mod health;
 mod idempotency;
@@ -29,6 +31,7 @@ mod load;
 mod metrics;
 mod migrate;
 mod operator;
+mod outbox;
 mod persist;
 mod pipeline;
 mod read;
@@ -40,6 +43,7 @@ mod rowset;
 mod subscriptions;
 pub mod testing;
 mod verify;
+mod webhooks;
 mod writer;
 
 use std::time::Duration;
@@ -51,6 +55,7 @@ use sqlx::Executor;
 
 pub use accounts::AccountCache;
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
+pub use autotopup::{AutoTopup, AutoTopupSettings, TopupRun, MAX_CONSECUTIVE_FAILURES};
 pub use billing::{NewPackage, NewPayment};
 pub use budgets::NewBudget;
 pub use catalog::{Catalog, FeatureChange, NewFeature, CATALOG_TTL};
@@ -62,11 +67,15 @@ pub use event_queue::{ClaimedEvent, Settled};
 pub use health::PoolConnections;
 pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
+pub use outbox::{default_low_balance_threshold, set_default_low_balance_threshold, CustomerUpdate, OutboundEvent};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
 pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
 pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
+pub use webhooks::{
+    AfterAttempt, Attempt, AttemptRecord, ClaimedDelivery, Endpoint, EndpointHealth, EndpointUpdate, NewEndpoint,
+};
 pub use writer::{Pending, Writer, WriterConfig};
 
 /// Which database a [`Store`] talks to.

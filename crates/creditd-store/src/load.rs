@@ -27,7 +27,10 @@ pub(crate) async fn owners(
     commands: &[&Command],
     cache: &AccountCache,
 ) -> Result<(Facts, BTreeSet<String>)> {
-    let mut facts = Facts::default();
+    let mut facts = Facts {
+        low_balance_default: crate::outbox::default_low_balance_threshold(),
+        ..Facts::default()
+    };
     let mut unknown_holds = BTreeSet::new();
     let mut payments = BTreeSet::new();
     let mut customers = BTreeSet::new();

@@ -49,6 +49,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0007_stripe_event_queue.sql"),
     },
     Migration {
+        version: 8,
+        name: "outbound",
+        sql: include_str!("../migrations/sqlite/0008_outbound.sql"),
+    },
+    Migration {
         version: 9,
         name: "entitlements",
         sql: include_str!("../migrations/sqlite/0009_entitlements.sql"),
@@ -95,6 +100,11 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "stripe_event_queue",
         sql: include_str!("../migrations/postgres/0007_stripe_event_queue.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "outbound",
+        sql: include_str!("../migrations/postgres/0008_outbound.sql"),
     },
     Migration {
         version: 9,

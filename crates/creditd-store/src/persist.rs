@@ -4,7 +4,7 @@
 //! and grants go first, on their own: a grant's `seq` comes back from its insert.
 //!
 //! **Extension point:** a new kind of row a decision emits ([`creditd_domain::Effect`]) gets
-//! its [`Part`] in [`effect_parts`]; it is then written in the batch's transaction like the
+//! its [`Part`] in [`crate::effects`]; it is then written in the batch's transaction like the
 //! ledger.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -82,6 +82,7 @@ pub(crate) async fn persist(
     parts.extend(account_parts(dialect, book, locked, per_part));
     parts.extend(billing_parts(dialect, book, per_part));
     parts.extend(crate::budgets::effect_parts(dialect, &book.changes.effects, per_part));
+    parts.extend(crate::effects::effect_parts(conn, dialect, book).await?);
     parts.extend(more);
     run_parts(conn, dialect, parts, now).await?;
     Ok(seqs)
@@ -129,7 +130,16 @@ pub(crate) async fn run_parts(conn: &mut AnyConnection, dialect: Dialect, parts:
 fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
     let mut parts = Vec::new();
     for chunk in book.changes.customers_created.chunks(per_part) {
-        const TYPES: &[Ty] = &[Ty::Text, Ty::Text, Ty::Text, Ty::Int, Ty::Int, Ty::Int, Ty::Int];
+        const TYPES: &[Ty] = &[
+            Ty::Text,
+            Ty::Text,
+            Ty::Text,
+            Ty::Int,
+            Ty::Int,
+            Ty::Int,
+            Ty::Int,
+            Ty::Text,
+        ];
         let mut rows = RowSet::new(dialect, TYPES);
         for (id, profile) in chunk {
             let state = &book.customers[id];
@@ -142,6 +152,7 @@ fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
                 a.held.micros().into(),
                 a.debt.micros().into(),
                 state.frozen.micros().into(),
+                state.alerts.state.as_str().into(),
             ]);
         }
         parts.push(Part {
@@ -150,8 +161,8 @@ fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
             // `WHERE true`: SQLite needs it before an upsert clause on an `INSERT … SELECT`.
             sql: |source, now| {
                 format!(
-                    "INSERT INTO customers (id, email, metadata, balance, held, debt, frozen, version, created_at, updated_at) \
-                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, 0, ${now}, ${now} \
+                    "INSERT INTO customers (id, email, metadata, balance, held, debt, frozen, balance_alert, version, created_at, updated_at) \
+                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, 0, ${now}, ${now} \
                      FROM {source} AS v WHERE true ON CONFLICT (id) DO NOTHING"
                 )
             },
@@ -366,7 +377,7 @@ fn account_parts(dialect: Dialect, book: &Book, locked: &BTreeMap<String, Locked
     }
     let saved: Vec<(&String, &LockedRow)> = locked.iter().collect();
     for chunk in saved.chunks(per_part) {
-        const TYPES: &[Ty] = &[Ty::Text, Ty::Int, Ty::Int, Ty::Int, Ty::Int, Ty::Int];
+        const TYPES: &[Ty] = &[Ty::Text, Ty::Int, Ty::Int, Ty::Int, Ty::Int, Ty::Int, Ty::Text];
         let mut rows = RowSet::new(dialect, TYPES);
         for (id, row) in chunk {
             let state = &book.customers[*id];
@@ -379,6 +390,7 @@ fn account_parts(dialect: Dialect, book: &Book, locked: &BTreeMap<String, Locked
                 a.debt.micros().into(),
                 state.frozen.micros().into(),
                 (row.version + 1).into(),
+                state.alerts.state.as_str().into(),
             ]);
         }
         parts.push(Part {
@@ -387,7 +399,7 @@ fn account_parts(dialect: Dialect, book: &Book, locked: &BTreeMap<String, Locked
             sql: |source, now| {
                 format!(
                     "UPDATE customers SET balance = v.column2, held = v.column3, debt = v.column4, frozen = v.column5, \
-                     version = v.column6, updated_at = ${now} FROM {source} AS v WHERE customers.id = v.column1"
+                     version = v.column6, balance_alert = v.column7, updated_at = ${now} FROM {source} AS v WHERE customers.id = v.column1"
                 )
             },
             rows_expected: Some(chunk.len()),

@@ -45,7 +45,8 @@ pub struct Check {
 
 /// Balance counts only grants live at `now`, and held only holds open at `now`: a grant
 /// that expired a second ago is gone from the balance even before its expire entry is written.
-const CUSTOMER_SELECT: &str = "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, \
+const CUSTOMER_SELECT: &str =
+    "SELECT c.id, c.email, c.metadata, c.created_at, c.debt, c.frozen, c.low_balance_threshold, \
     (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g \
        WHERE g.customer_id = c.id AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $2)) AS balance, \
     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h \
@@ -65,9 +66,23 @@ fn customer_row(row: &AnyRow) -> Result<Customer> {
         held: Credits::from_micros(held),
         frozen: Credits::from_micros(row.try_get("frozen")?),
         debt: Credits::from_micros(debt),
+        low_balance_threshold: row
+            .try_get::<Option<i64>, _>("low_balance_threshold")?
+            .map_or_else(crate::outbox::default_low_balance_threshold, Credits::from_micros),
         subscription: None,
+        auto_topup: None,
         created: row.try_get("created_at")?,
     })
+}
+
+/// The customer as of `now`, read inside the caller's transaction.
+pub(crate) async fn customer_on(conn: &mut sqlx::AnyConnection, id: &str, now: i64) -> Result<Option<Customer>> {
+    let row = sqlx::query(CUSTOMER_SELECT)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(customer_row).transpose()
 }
 
 impl Store {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use creditd_domain::entitlement::{Entitlement, PlanRules};
+use creditd_domain::outbound::EventType;
 use creditd_domain::views::{Plan, PlanFeature, SubscriptionSummary};
 use creditd_domain::{Credits, IdKind};
 use sqlx::any::AnyRow;
@@ -215,8 +216,28 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    /// Records a subscription's state as Stripe reports it now.
+    /// Records a subscription's state as Stripe reports it now, with its event
+    /// (`subscription.created`, `.updated` or `.canceled`) when that changed anything.
     pub async fn upsert_subscription(&self, record: &SubscriptionRecord, now: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let before = sqlx::query(
+            "SELECT plan_id, status, current_period_start, current_period_end, cancel_at_period_end \
+             FROM subscriptions WHERE id = $1",
+        )
+        .bind(&record.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| -> Result<SubscriptionSummary> {
+            Ok(SubscriptionSummary {
+                id: record.id.clone(),
+                plan: r.try_get(0)?,
+                status: r.try_get(1)?,
+                current_period_start: r.try_get(2)?,
+                current_period_end: r.try_get(3)?,
+                cancel_at_period_end: r.try_get::<i64, _>(4)? == 1,
+            })
+        })
+        .transpose()?;
         sqlx::query(
             "INSERT INTO subscriptions (id, customer_id, plan_id, status, current_period_start, current_period_end, \
              cancel_at_period_end, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
@@ -232,8 +253,28 @@ impl Store {
         .bind(record.current_period_end)
         .bind(i64::from(record.cancel_at_period_end))
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        let after = SubscriptionSummary {
+            id: record.id.clone(),
+            plan: record.plan.clone(),
+            status: record.status.clone(),
+            current_period_start: Some(record.current_period_start),
+            current_period_end: Some(record.current_period_end),
+            cancel_at_period_end: record.cancel_at_period_end,
+        };
+        let event = match &before {
+            None => Some(EventType::SubscriptionCreated),
+            Some(b) if b == &after => None,
+            Some(b) if after.status == "canceled" && b.status != "canceled" => Some(EventType::SubscriptionCanceled),
+            Some(_) => Some(EventType::SubscriptionUpdated),
+        };
+        if let Some(event) = event {
+            let mut data = serde_json::to_value(&after).expect("subscriptions serialize");
+            data["customer"] = record.customer.clone().into();
+            crate::outbox::emit(&mut tx, event, Some(&record.customer), &data, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -34,12 +34,15 @@ impl AppState {
     /// Starts the writer task: call inside the Tokio runtime.
     pub fn new(store: Store, clock: Clock, settings: Settings, stripe: Stripe) -> AppState {
         store.set_past_due_policy(settings.past_due_plan);
+        creditd_store::set_default_low_balance_threshold(settings.low_balance_threshold);
         let writer = Writer::spawn(store.clone(), settings.writer());
+        // Every replica delivers; the database coordinates them.
+        crate::outbound::spawn(store.clone(), settings.outbound.clone());
         let keys =
             crate::key_cache::KeyCache::spawn(store.clone(), Duration::from_secs(settings.api_key_cache_seconds));
         let (credentials, purchases) = settings.rate_limits();
         let limits = Arc::new(crate::ops::rate_limit::Limiter::new(credentials, purchases));
-        AppState {
+        let state = AppState {
             writer,
             keys,
             limits,
@@ -48,7 +51,9 @@ impl AppState {
             clock,
             settings: Arc::new(settings),
             stripe: Arc::new(stripe),
-        }
+        };
+        crate::billing::autotopup::spawn(state.clone(), state.settings.auto_topup_poll);
+        state
     }
 
     /// Every ledger write of a request goes through here, into the group-commit writer.

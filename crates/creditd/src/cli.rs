@@ -64,6 +64,25 @@ pub enum Commands {
     /// Correct usage: deduct credits (an admin adjustment).
     #[command(subcommand)]
     Usage(crate::operator::UsageCommand),
+    /// Manage the app's webhook endpoints (signed outbound events).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Register an endpoint; prints its id and, once, its signing secret.
+    Create {
+        #[arg(long)]
+        url: String,
+        /// Comma-separated event types, or `*` for all.
+        #[arg(long, default_value = "*", value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List endpoints: id, url, events, enabled.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,6 +343,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Commands::Admin(AdminCommand::CreateUser { email, password_stdin }) => {
             return create_admin(&store, &email, password_stdin, now).await
         }
+        Commands::Webhooks(command) => return webhooks(&store, command, now).await,
         Commands::Keys(KeysCommand::List) => {
             for key in store.list_api_keys().await? {
                 let state = if key.revoked.is_some() { "revoked" } else { "active" };
@@ -570,6 +590,42 @@ async fn create_admin(store: &Store, email: &str, password_stdin: bool, now: i64
             admin.email
         );
     }
+    Ok(0)
+}
+
+async fn webhooks(store: &Store, command: WebhooksCommand, now: i64) -> anyhow::Result<i32> {
+    match command {
+        WebhooksCommand::Create {
+            url,
+            events,
+            description,
+        } => {
+            let url = crate::outbound::check_url(&url).map_err(|m| anyhow::anyhow!("--url {m}"))?;
+            let events = crate::outbound::check_events(events).map_err(|m| anyhow::anyhow!("--events {m}"))?;
+            if let Some(d) = &description {
+                creditd_domain::validate::text(d).map_err(|m| anyhow::anyhow!("--description {m}"))?;
+            }
+            let new = creditd_store::NewEndpoint {
+                url,
+                events,
+                description,
+                secret: crate::outbound::sign::new_secret(),
+            };
+            let endpoint = store.create_endpoint(&new, now).await?;
+            println!(
+                "created endpoint {} for {}; its signing secret is shown once, store it now:",
+                endpoint.id, endpoint.url
+            );
+            println!("{}", endpoint.secret);
+        }
+        WebhooksCommand::List => {
+            for e in store.endpoints().await? {
+                let state = if e.enabled { "enabled" } else { "disabled" };
+                println!("{}\t{}\t{}\t{state}", e.id, e.url, e.events.join(","));
+            }
+        }
+    }
+    store.close().await;
     Ok(0)
 }
 

@@ -28,7 +28,8 @@ pub struct Settings {
     pub reconcile_window_seconds: i64,
     /// Verifies the app's customer tokens (`/v1/me`, `/billing`); `None`: both are off.
     pub customer_tokens: Option<CustomerTokens>,
-    /// The billing page warns when available credits are at or below this.
+    /// The billing page warns when available credits are at or below this, and `credits.low`
+    /// is sent when they fall below it (for customers without a threshold of their own).
     pub low_balance_threshold: Credits,
     /// Origins allowed to frame the billing page (CSP `frame-ancestors`); `None`: nobody.
     pub billing_frame_ancestors: Option<String>,
@@ -67,6 +68,12 @@ pub struct Settings {
     pub webhook_retry_max_ms: u64,
     /// Which plan a `past_due` subscription's customer has: its plan (default) or the free plan.
     pub past_due_plan: PastDue,
+    /// Delivery of outbound events to the app's endpoints.
+    pub outbound: crate::outbound::DeliveryConfig,
+    /// After `rotate-secret`, the old secret keeps signing beside the new one this long.
+    pub webhook_secret_overlap_seconds: i64,
+    /// How often each replica looks for auto top-ups to pay.
+    pub auto_topup_poll: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -98,6 +105,9 @@ impl Default for Settings {
             webhook_retry_base_ms: 1_000,
             webhook_retry_max_ms: 3_600_000,
             past_due_plan: PastDue::Plan,
+            outbound: crate::outbound::DeliveryConfig::default(),
+            webhook_secret_overlap_seconds: 86_400,
+            auto_topup_poll: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -476,6 +486,9 @@ impl Config {
                 "free" => Ok(PastDue::Free),
                 _ => Err("must be plan or free".into()),
             })?,
+            outbound: defaults.outbound.clone(),
+            webhook_secret_overlap_seconds: defaults.webhook_secret_overlap_seconds,
+            auto_topup_poll: defaults.auto_topup_poll,
         };
         if settings.hold_ttl_seconds > settings.max_hold_ttl_seconds {
             return Err("hold_ttl_seconds must not exceed max_hold_ttl_seconds".into());

@@ -11,5 +11,6 @@ pub mod http;
 pub mod key_cache;
 pub mod operator;
 pub mod ops;
+pub mod outbound;
 pub mod pages;
 pub mod tokens;

@@ -17,7 +17,7 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, ExpireCheckoutSession, RetrieveCheckoutSession,
 };
 use stripe_core::charge::RetrieveCharge;
-use stripe_core::customer::CreateCustomer;
+use stripe_core::customer::{CreateCustomer, RetrieveCustomer, UpdateCustomer, UpdateCustomerInvoiceSettings};
 use stripe_core::event::ListEvent;
 use stripe_core::payment_intent::{ConfirmPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent};
 use stripe_product::price::{CreatePrice, CreatePriceProductData, RetrievePrice};
@@ -136,6 +136,19 @@ impl StripeClient {
 
     /// Creates a Checkout Session in `payment` mode for one price.
     pub async fn create_checkout_session(&self, params: CheckoutParams) -> Result<CheckoutSession, StripeError> {
+        self.checkout_session(params, false).await
+    }
+
+    /// Like [`StripeClient::create_checkout_session`], and saves the card it is paid with for
+    /// later off-session charges (`payment_intent_data[setup_future_usage]=off_session`).
+    pub async fn create_checkout_session_saving_card(
+        &self,
+        params: CheckoutParams,
+    ) -> Result<CheckoutSession, StripeError> {
+        self.checkout_session(params, true).await
+    }
+
+    async fn checkout_session(&self, params: CheckoutParams, save_card: bool) -> Result<CheckoutSession, StripeError> {
         let mut item = CreateCheckoutSessionLineItems::new();
         item.price = Some(params.price.clone());
         item.quantity = Some(params.quantity);
@@ -150,6 +163,13 @@ impl StripeClient {
         }
         if !params.metadata.is_empty() {
             req = req.metadata(to_map(&params.metadata));
+        }
+        if save_card {
+            let mut data = stripe_checkout::checkout_session::CreateCheckoutSessionPaymentIntentData::new();
+            data.setup_future_usage = Some(
+                stripe_checkout::checkout_session::CreateCheckoutSessionPaymentIntentDataSetupFutureUsage::OffSession,
+            );
+            req = req.payment_intent_data(data);
         }
         let session = req
             .customize()
@@ -183,17 +203,87 @@ impl StripeClient {
     }
 
     pub async fn create_payment_intent(&self, params: PaymentIntentParams) -> Result<PaymentIntent, StripeError> {
+        self.send_payment_intent(Self::payment_intent_request(&params), &params.idempotency_key)
+            .await
+    }
+
+    /// Like [`StripeClient::create_payment_intent`], and saves the card it is paid with on the
+    /// customer for later off-session charges (`setup_future_usage=off_session`).
+    pub async fn create_payment_intent_saving_card(
+        &self,
+        params: PaymentIntentParams,
+    ) -> Result<PaymentIntent, StripeError> {
+        let req = Self::payment_intent_request(&params)
+            .setup_future_usage(stripe_shared::PaymentIntentSetupFutureUsage::OffSession);
+        self.send_payment_intent(req, &params.idempotency_key).await
+    }
+
+    /// Charges a saved payment method without the customer present: `off_session=true,
+    /// confirm=true`. A decline (`authentication_required`, insufficient funds…) is
+    /// [`StripeError::Card`].
+    pub async fn charge_off_session(
+        &self,
+        params: PaymentIntentParams,
+        payment_method: &str,
+    ) -> Result<PaymentIntent, StripeError> {
+        let req = Self::payment_intent_request(&params)
+            .payment_method(payment_method)
+            .off_session(stripe_core::payment_intent::CreatePaymentIntentOffSession::Bool(true))
+            .confirm(true);
+        self.send_payment_intent(req, &params.idempotency_key).await
+    }
+
+    fn payment_intent_request(params: &PaymentIntentParams) -> CreatePaymentIntent {
         let mut req =
             CreatePaymentIntent::new(params.amount, currency_of(&params.currency)).customer(params.customer.clone());
         if !params.metadata.is_empty() {
             req = req.metadata(to_map(&params.metadata));
         }
+        req
+    }
+
+    async fn send_payment_intent(
+        &self,
+        req: CreatePaymentIntent,
+        idempotency_key: &str,
+    ) -> Result<PaymentIntent, StripeError> {
         let pi = req
             .customize()
-            .request_strategy(idempotent(&params.idempotency_key)?)
+            .request_strategy(idempotent(idempotency_key)?)
             .send(&self.inner)
             .await?;
         Ok(payment_intent(pi))
+    }
+
+    /// The customer's default payment method (`invoice_settings.default_payment_method`).
+    pub async fn default_payment_method(&self, customer: &str) -> Result<Option<String>, StripeError> {
+        let customer = match RetrieveCustomer::new(customer).send(&self.inner).await? {
+            stripe_core::customer::RetrieveCustomerReturned::Customer(c) => c,
+            stripe_core::customer::RetrieveCustomerReturned::DeletedCustomer(_) => return Ok(None),
+        };
+        Ok(customer
+            .invoice_settings
+            .and_then(|s| s.default_payment_method)
+            .as_ref()
+            .map(expandable_id))
+    }
+
+    /// Makes `payment_method` the customer's default for off-session charges.
+    pub async fn set_default_payment_method(
+        &self,
+        customer: &str,
+        payment_method: &str,
+        idempotency_key: &str,
+    ) -> Result<(), StripeError> {
+        let mut settings = UpdateCustomerInvoiceSettings::new();
+        settings.default_payment_method = Some(payment_method.to_owned());
+        UpdateCustomer::new(customer)
+            .invoice_settings(settings)
+            .customize()
+            .request_strategy(idempotent(idempotency_key)?)
+            .send(&self.inner)
+            .await?;
+        Ok(())
     }
 
     /// Confirms a PaymentIntent server-side with a saved or test payment
@@ -330,6 +420,14 @@ fn payment_intent(pi: stripe_shared::PaymentIntent) -> PaymentIntent {
         currency: pi.currency.to_string(),
         customer: pi.customer.as_ref().map(expandable_id),
         latest_charge: pi.latest_charge.as_ref().map(expandable_id),
+        payment_method: pi.payment_method.as_ref().map(expandable_id),
+        failure: pi.last_payment_error.as_ref().map(|e| {
+            let code = e
+                .code
+                .as_ref()
+                .map_or("card_declined".to_owned(), |c| c.as_str().to_owned());
+            format!("{code}: {}", e.message.as_deref().unwrap_or("declined"))
+        }),
         metadata: sorted(Some(pi.metadata)),
     }
 }

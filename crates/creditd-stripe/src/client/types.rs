@@ -80,6 +80,10 @@ pub struct PaymentIntent {
     pub currency: String,
     pub customer: Option<String>,
     pub latest_charge: Option<String>,
+    /// The payment method it was (last) confirmed with.
+    pub payment_method: Option<String>,
+    /// Why its last attempt failed: `code: message` of `last_payment_error`.
+    pub failure: Option<String>,
     /// Sorted by key.
     pub metadata: Vec<(String, String)>,
 }

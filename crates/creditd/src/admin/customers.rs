@@ -151,6 +151,24 @@ async fn render_detail(
     );
     body.push_str(&adjust_form(admin, &c.id));
     body.push_str("</div>");
+    let topup = match store.auto_topup(&c.id).await? {
+        None => "<p class=\"muted\">Not set up.</p>".to_string(),
+        Some(t) if t.enabled => format!(
+            "<p data-auto-topup=\"on\">On: buys {} × <code>{}</code> below {} credits ({} failures in a row).</p>",
+            t.quantity,
+            escape(&t.package),
+            t.threshold,
+            t.consecutive_failures
+        ),
+        Some(t) => format!(
+            "<p data-auto-topup=\"off\" class=\"{}\">Off. {}</p>",
+            if t.disabled_reason.is_some() { "err" } else { "muted" },
+            escape(t.disabled_reason.as_deref().unwrap_or(""))
+        ),
+    };
+    body.push_str(&format!(
+        "<section aria-labelledby=\"topup-h\"><h2 id=\"topup-h\">Auto top-up</h2>{topup}</section>"
+    ));
     body.push_str(
         "<section aria-labelledby=\"subscription-h\"><h2 id=\"subscription-h\">Subscription</h2><p class=\"muted\">No subscription (plans are not sold yet).</p></section>",
     );

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod dates;
 pub mod events;
 pub mod exports;
+pub mod outbound;
 pub mod overview;
 pub mod reports;
 
@@ -42,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/customers/{id}/adjust", post(customers::adjust))
         .route("/admin/events", get(events::page))
         .route("/admin/events/{id}/retry", post(events::retry))
+        .route("/admin/outbound", get(outbound::page))
+        .route("/admin/outbound/{id}/redeliver", post(outbound::redeliver))
         .route("/admin/catalog", get(catalog::page))
         .route("/admin/catalog/packages", post(catalog::create_package))
         .route("/admin/catalog/packages/{id}/archive", post(catalog::archive_package))
@@ -227,6 +230,7 @@ pub enum Tab {
     Overview,
     Customers,
     Events,
+    Outbound,
     Catalog,
     Exports,
 }
@@ -237,6 +241,7 @@ pub fn layout(admin: &Admin, tab: Tab, title: &str, body: &str) -> Html<String> 
         (Tab::Overview, "/admin", "Overview"),
         (Tab::Customers, "/admin/customers", "Customers"),
         (Tab::Events, "/admin/events", "Stripe events"),
+        (Tab::Outbound, "/admin/outbound", "Outbound"),
         (Tab::Catalog, "/admin/catalog", "Catalog"),
         (Tab::Exports, "/admin/exports", "Exports"),
     ];

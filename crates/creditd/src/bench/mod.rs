@@ -85,6 +85,10 @@ pub struct BenchArgs {
     /// The secret key for --target.
     #[arg(long, env = "CREDITD_BENCH_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Webhook endpoints (for every event type) registered on the in-process server, each
+    /// answered by a local receiver: the spend path with outbound delivery running.
+    #[arg(long, default_value_t = 0)]
+    pub webhook_endpoints: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -217,6 +221,7 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
         ..defaults
     };
     let server = Server::start(&store, settings).await?;
+    register_endpoints(&store, args.webhook_endpoints, now).await?;
     let naive = Naive::connect(&db.url).await?;
     let mut rows = Vec::new();
     for (workload, count) in [("hot", 1), ("spread", args.customers)] {
@@ -226,6 +231,9 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
         let mut baseline = None;
         for &design in DESIGNS.iter().filter(|d| args.designs.iter().any(|a| a == *d)) {
             let customers = Arc::new(make_customers(&store, &format!("{workload}_{design}"), count, now).await?);
+            // The setup's outbound events (customer.created…) are fanned out before the clock
+            // starts: the naive design's SQLite transactions fail on any other writer.
+            while store.dispatch_events(crate::outbound::now_ms(), 10_000).await? > 0 {}
             let scenario = Scenario {
                 args,
                 limit,
@@ -361,6 +369,27 @@ fn usage(customer: &str) -> Command {
 }
 
 /// Customers `{prefix}_{i}`, each with one grant of [`START_MICROS`].
+/// Registers `count` endpoints for every event, answered 200 by a receiver on a local port.
+async fn register_endpoints(store: &Store, count: usize, now: i64) -> anyhow::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let receiver = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, receiver).await.ok() });
+    for _ in 0..count {
+        let new = creditd_store::NewEndpoint {
+            url: url.clone(),
+            description: Some("benchmark receiver".into()),
+            events: vec!["*".into()],
+            secret: crate::outbound::sign::new_secret(),
+        };
+        store.create_endpoint(&new, now).await?;
+    }
+    Ok(())
+}
+
 async fn make_customers(store: &Store, prefix: &str, count: usize, now: i64) -> anyhow::Result<Vec<String>> {
     let ids: Vec<String> = (0..count).map(|i| format!("bench_{prefix}_{i}")).collect();
     for chunk in ids.chunks(200) {

@@ -21,6 +21,7 @@ pub struct CheckoutRequest {
 /// grant are fixed now, from creditd's own package, never from what Stripe or the client says.
 pub async fn create(state: &AppState, request: CheckoutRequest) -> Result<(CheckoutSession, Payment), BillingError> {
     let customer_id = stripe_customer(state, &request.customer).await?;
+    let request_customer = request.customer.id.clone();
     let price = stripe_price(state, &request.package).await?;
     let new = NewPayment {
         customer: request.customer.id.clone(),
@@ -46,7 +47,11 @@ pub async fn create(state: &AppState, request: CheckoutRequest) -> Result<(Check
         ],
         idempotency_key: format!("creditd-{}", payment.id),
     };
-    let session = state.stripe.client.create_checkout_session(params).await?;
+    let session = if super::autotopup::saves_cards(state, &request_customer).await? {
+        state.stripe.client.create_checkout_session_saving_card(params).await?
+    } else {
+        state.stripe.client.create_checkout_session(params).await?
+    };
     state
         .store
         .attach_payment(&payment.id, Some(&session.id), None, state.clock.now())
@@ -85,10 +90,14 @@ pub async fn fulfill(state: &AppState, session_id: &str) -> Result<Option<(Payme
     let update = match session.payment_status.as_str() {
         "paid" | "no_payment_required" => {
             check_matches(&session, &payment)?;
-            let charge = match &session.payment_intent {
-                Some(pi) => state.stripe.client.retrieve_payment_intent(pi).await?.latest_charge,
+            let intent = match &session.payment_intent {
+                Some(pi) => Some(state.stripe.client.retrieve_payment_intent(pi).await?),
                 None => None,
             };
+            if let Some(intent) = &intent {
+                super::autotopup::remember_card(state, &payment.customer, intent).await?;
+            }
+            let charge = intent.and_then(|i| i.latest_charge);
             Some(PaymentUpdate::Paid {
                 reference: session.id.clone(),
                 payment_intent: session.payment_intent.clone(),

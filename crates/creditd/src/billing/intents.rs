@@ -34,7 +34,11 @@ pub async fn create(
         ],
         idempotency_key: format!("creditd-{}", payment.id),
     };
-    let intent = state.stripe.client.create_payment_intent(params).await?;
+    let intent = if super::autotopup::saves_cards(state, &customer.id).await? {
+        state.stripe.client.create_payment_intent_saving_card(params).await?
+    } else {
+        state.stripe.client.create_payment_intent(params).await?
+    };
     state
         .store
         .attach_payment(&payment.id, None, Some(&intent.id), state.clock.now())
@@ -81,6 +85,7 @@ pub async fn fulfill(state: &AppState, intent_id: &str) -> Result<Option<(Paymen
                     intent.id, intent.amount_received, intent.currency, payment.id, payment.amount, payment.currency
                 )));
             }
+            super::autotopup::remember_card(state, &payment.customer, &intent).await?;
             Some(PaymentUpdate::Paid {
                 reference: intent.id.clone(),
                 payment_intent: Some(intent.id.clone()),
@@ -89,7 +94,7 @@ pub async fn fulfill(state: &AppState, intent_id: &str) -> Result<Option<(Paymen
         }
         // A declined attempt leaves the intent waiting for another payment method.
         "requires_payment_method" if intent.latest_charge.is_some() => Some(PaymentUpdate::Failed {
-            message: "the card was declined".into(),
+            message: intent.failure.clone().unwrap_or_else(|| "the card was declined".into()),
         }),
         "canceled" => Some(PaymentUpdate::Failed {
             message: "the payment was canceled".into(),

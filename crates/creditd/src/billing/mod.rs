@@ -2,6 +2,7 @@
 //! Prices, Checkout Sessions and PaymentIntents, and fulfilment that converges a payment to
 //! what Stripe's current state says — from the webhook, the success page, or both at once.
 
+pub mod autotopup;
 pub mod checkout;
 pub mod events;
 pub mod free_plan;

@@ -134,6 +134,58 @@ pub async fn get_customer(
 ) -> Result<Json<Customer>, ApiError> {
     let mut customer = state.customer(&id).await?;
     customer.subscription = state.store.subscription_of(&id).await?;
+    customer.auto_topup = state.store.auto_topup(&id).await?.map(|t| t.view());
+    Ok(Json(customer))
+}
+
+/// Changes a customer; omitted fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerUpdateIn {
+    pub email: Option<String>,
+    /// Replaces the metadata.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// Available credits below this send `credits.low` (once, until `credits.restored`); a
+    /// decimal string, or null for the configured default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^\d{1,13}(\.\d{1,6})?$", example = "10")]
+    pub low_balance_threshold: Option<Option<Credits>>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Credits>>, D::Error> {
+    Option::<Credits>::deserialize(d).map(Some)
+}
+
+/// Update a customer (Stripe's convention: POST updates). A new low-balance threshold is
+/// checked against available credits at once: crossing it sends `credits.low`.
+#[utoipa::path(post, path = "/v1/customers/{id}", request_body = CustomerUpdateIn, tag = "customers",
+    responses((status = 200, body = Customer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn update_customer(
+    State(state): State<AppState>,
+    _key: SecretKey,
+    Path(id): Path<String>,
+    body: ApiJson<CustomerUpdateIn>,
+) -> Result<Json<Customer>, ApiError> {
+    let input = body.value;
+    if let Some(Some(threshold)) = input.low_balance_threshold {
+        if threshold.micros() < 0 {
+            return Err(ApiError::invalid("low_balance_threshold", "must not be negative"));
+        }
+    }
+    let update = creditd_store::CustomerUpdate {
+        email: optional_text("email", input.email)?,
+        metadata: input.metadata.map(|m| metadata(Some(m))).transpose()?,
+        low_balance_threshold: input.low_balance_threshold,
+    };
+    let mut customer = state
+        .store
+        .update_customer(&id, &update, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer_not_found", format!("no such customer: {id}")))?;
+    customer.subscription = state.store.subscription_of(&id).await?;
     Ok(Json(customer))
 }
 

@@ -1,5 +1,6 @@
 //! The JSON API: thin handlers that extract, call the store, and map errors once.
 
+pub mod autotopup;
 pub mod catalog;
 pub mod cors;
 pub mod customers;
@@ -15,6 +16,7 @@ pub mod payments;
 pub mod spend;
 pub mod usage_batch;
 pub mod webhook;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -35,7 +37,7 @@ use error::ApiError;
     // Referenced only from parameters, which do not collect their schemas.
     components(schemas(doc::CustomerId, doc::EventStatus, doc::StripeId, doc::UsageGroup)),
     security(("secret_key" = [])),
-    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "catalog"), (name = "customer tokens"), (name = "operations"))
+    tags((name = "customers"), (name = "spending"), (name = "purchases"), (name = "subscriptions"), (name = "catalog"), (name = "customer tokens"), (name = "webhooks"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -78,9 +80,10 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(batch)
         .routes(routes!(customers::create_customer))
-        .routes(routes!(customers::get_customer))
+        .routes(routes!(customers::get_customer, customers::update_customer))
         .routes(routes!(customers::create_grant, customers::list_grants))
         .routes(routes!(customers::list_ledger))
+        .routes(routes!(autotopup::get_auto_topup, autotopup::set_auto_topup))
         .routes(routes!(spend::record_usage))
         .routes(routes!(spend::create_hold))
         .routes(routes!(spend::get_hold))
@@ -110,6 +113,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(webhook::receive))
         .routes(routes!(events::list_events))
         .routes(routes!(events::retry_event))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::list_outbound_events))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();
@@ -138,6 +151,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/billing/unsubscribe",
             axum::routing::post(crate::pages::billing::cancel_subscription),
+        )
+        .route(
+            "/billing/auto-topup",
+            axum::routing::post(crate::pages::autotopup::save_form),
         )
         .merge(crate::admin::router())
         .route("/billing/success", axum::routing::get(crate::pages::success::success))

@@ -160,8 +160,13 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query
         Err(e) => return failure_page(&state, e.into()),
     };
     let gated: Vec<_> = entitlements.data.into_iter().filter(|e| e.gated).collect();
+    let auto_topup = match state.store.auto_topup(id).await {
+        Ok(t) => t.map(|t| t.view()),
+        Err(e) => return failure_page(&state, e.into()),
+    };
     let view = View {
         customer: &customer,
+        auto_topup: auto_topup.as_ref(),
         threshold: state.settings.low_balance_threshold,
         csrf: &csrf_token(&cookie),
         packages: &packages,
@@ -338,7 +343,7 @@ fn exchange(state: &AppState, token: &str, verified: &CustomerToken) -> Response
 }
 
 /// The session's token from the cookie, or the page (and cookie removal) that says why not.
-fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerToken), Box<Response>> {
+pub(crate) fn session(state: &AppState, headers: &HeaderMap) -> Result<(String, CustomerToken), Box<Response>> {
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -389,7 +394,7 @@ pub fn csrf_token(cookie: &str) -> String {
     hex::encode(&digest[..16])
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -400,7 +405,7 @@ fn link_error(e: &ApiError) -> String {
     )
 }
 
-fn redirect(location: &str, cookie: Option<String>) -> Response {
+pub(crate) fn redirect(location: &str, cookie: Option<String>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -445,11 +450,11 @@ fn message_page(state: &AppState, status: StatusCode, title: &str, message: &str
 }
 
 /// A message on a page under `/billing/`, with the way back to the billing page.
-fn message_with_back(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
+pub(crate) fn message_with_back(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
     respond(state, status, billing_view::message(title, message, true, STYLE))
 }
 
-fn failure_page(state: &AppState, e: ApiError) -> Response {
+pub(crate) fn failure_page(state: &AppState, e: ApiError) -> Response {
     let message = if e.status.is_server_error() {
         "Something went wrong on our side; it has been logged. Please try again in a minute.".to_string()
     } else {
@@ -477,13 +482,16 @@ mod tests {
             held: Credits::from_micros(held * 1_000_000),
             frozen: Credits::ZERO,
             debt: Credits::ZERO,
+            low_balance_threshold: Credits::ZERO,
             created: 0,
             subscription: None,
+            auto_topup: None,
         }
     }
 
     fn view<'a>(c: &'a Customer) -> View<'a> {
         View {
+            auto_topup: None,
             customer: c,
             threshold: Credits::from_micros(10_000_000),
             csrf: "abc",

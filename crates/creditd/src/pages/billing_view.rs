@@ -5,7 +5,7 @@
 use askama::Template;
 use creditd_domain::money::{self, PaymentStatus};
 use creditd_domain::views::{
-    Customer, EntitlementView, Entry, Feature, Package, Payment, Plan, PlanFeature, SubscriptionSummary,
+    AutoTopupView, Customer, EntitlementView, Entry, Feature, Package, Payment, Plan, PlanFeature, SubscriptionSummary,
 };
 use creditd_domain::{Credits, EntryKind};
 use creditd_store::UsageBucket;
@@ -19,6 +19,7 @@ pub const USAGE_DAYS: i64 = 30;
 /// Everything the page shows.
 pub struct View<'a> {
     pub customer: &'a Customer,
+    pub auto_topup: Option<&'a AutoTopupView>,
     pub threshold: Credits,
     pub csrf: &'a str,
     pub packages: &'a [Package],
@@ -87,6 +88,8 @@ pub struct LedgerRow {
 #[template(path = "billing.html")]
 pub struct BillingPage {
     title: &'static str,
+    /// The auto top-up section, as [`super::autotopup::section`] renders it (escaped there).
+    auto_topup: String,
     style: &'static str,
     who: String,
     balance: String,
@@ -137,6 +140,7 @@ pub fn render(view: &View, style: &'static str) -> String {
         low: (c.available <= view.threshold).then(|| format::credits(c.available)),
         csrf: view.csrf.to_string(),
         packages: view.packages.iter().map(package_card).collect(),
+        auto_topup: super::autotopup::section(view.auto_topup, view.packages, view.csrf),
         plans: view.plans.iter().map(|p| plan_card(p, view)).collect(),
         current: current_plan(view),
         subscribed,

@@ -1,5 +1,6 @@
 //! Server-rendered pages. No scripts, fonts or styles from anywhere but here.
 
+pub mod autotopup;
 pub mod billing;
 pub mod billing_view;
 pub mod chart;

@@ -26,7 +26,7 @@ const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A logged-in admin: the session cookie and the CSRF token of its forms.
-struct Session {
+pub(crate) struct Session {
     cookie: String,
     csrf: String,
 }
@@ -76,7 +76,7 @@ async fn submit_login(app: &TestApp, email: &str, password: &str) -> reqwest::Re
         .unwrap()
 }
 
-async fn login(app: &TestApp) -> Session {
+pub(crate) async fn login(app: &TestApp) -> Session {
     create_admin(app, EMAIL).await;
     login_as(app, EMAIL).await
 }
@@ -111,12 +111,12 @@ async fn login_as(app: &TestApp, email: &str) -> Session {
 }
 
 impl Session {
-    async fn get(&self, app: &TestApp, path: &str) -> Reply {
+    pub(crate) async fn get(&self, app: &TestApp, path: &str) -> Reply {
         app.send(no_redirects().get(app.url(path)).header("cookie", &self.cookie))
             .await
     }
 
-    async fn post_form(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post_form(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Reply {
         let mut fields = fields.to_vec();
         fields.push(("csrf", &self.csrf));
         let request = no_redirects()
@@ -692,6 +692,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/customers/gus/adjust"),
     ("GET", "/admin/events"),
     ("POST", "/admin/events/evt_1/retry"),
+    ("GET", "/admin/outbound"),
+    ("POST", "/admin/outbound/msg_1/redeliver"),
     ("GET", "/admin/catalog"),
     ("POST", "/admin/catalog/packages"),
     ("POST", "/admin/catalog/packages/pkg_1/archive"),

@@ -40,10 +40,10 @@ async fn an_app_allowed_to_frame_the_page_is_named_in_its_policy(app: &TestApp) 
     );
 }
 
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    html: String,
+    pub(crate) html: String,
 }
 
 fn browser() -> reqwest::Client {
@@ -53,7 +53,7 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-async fn open(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
+pub(crate) async fn open(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
     let mut request = browser().get(app.url(path));
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
@@ -67,14 +67,14 @@ async fn open(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
 }
 
 /// Opens `/billing?token=…` and returns the `name=value` cookie it sets.
-async fn sign_in(app: &TestApp, customer: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, customer: &str) -> String {
     let page = open(app, &format!("/billing?token={}", token_for(customer)), None).await;
     assert_eq!(page.status, 303, "{}", page.html);
     let set = page.headers["set-cookie"].to_str().unwrap().to_string();
     set.split(';').next().unwrap().to_string()
 }
 
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[start..].split('"').next().unwrap().to_string()
 }

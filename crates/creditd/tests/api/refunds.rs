@@ -21,7 +21,7 @@ on_both_backends!(
 );
 
 /// Buys the package with `payment_method` and waits for the credits; returns the PaymentIntent.
-async fn buy(app: &TestApp, customer: &str, payment_method: &str) -> String {
+pub(crate) async fn buy(app: &TestApp, customer: &str, payment_method: &str) -> String {
     let pkg = match app.get("/v1/packages").await.body["data"][0]["id"].as_str() {
         Some(id) => id.to_string(),
         None => {
@@ -51,7 +51,7 @@ async fn buy(app: &TestApp, customer: &str, payment_method: &str) -> String {
 }
 
 /// Waits until the customer's balance and frozen credits are as expected.
-async fn wait_for(app: &TestApp, customer: &str, balance: &str, frozen: &str) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, customer: &str, balance: &str, frozen: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
         last = app.get(&format!("/v1/customers/{customer}")).await.body;
@@ -63,7 +63,7 @@ async fn wait_for(app: &TestApp, customer: &str, balance: &str, frozen: &str) ->
     panic!("{customer} never reached balance {balance}, frozen {frozen}: {last}");
 }
 
-async fn refund(app: &TestApp, pi: &str, amount: Option<i64>, key: &str) -> String {
+pub(crate) async fn refund(app: &TestApp, pi: &str, amount: Option<i64>, key: &str) -> String {
     let params = RefundParams {
         payment_intent: Some(pi.into()),
         charge: None,
@@ -91,7 +91,7 @@ async fn ledger_kinds(app: &TestApp, customer: &str) -> Vec<(String, String, Opt
     rows
 }
 
-async fn dispute_of(app: &TestApp, pi: &str) -> creditd_stripe::client::Dispute {
+pub(crate) async fn dispute_of(app: &TestApp, pi: &str) -> creditd_stripe::client::Dispute {
     let intent = app.stripe.retrieve_payment_intent(pi).await.unwrap();
     let charge = intent.latest_charge.unwrap();
     for _ in 0..200 {

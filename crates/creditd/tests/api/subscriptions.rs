@@ -62,7 +62,7 @@ pub(crate) async fn advance(app: &TestApp, seconds: i64) {
     app.clock.set(app.sandbox.now().await);
 }
 
-async fn wait_for(app: &TestApp, customer: &str, balance: &str) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, customer: &str, balance: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
         last = app.get(&format!("/v1/customers/{customer}")).await.body;
