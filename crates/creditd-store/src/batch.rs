@@ -26,7 +26,7 @@ use sqlx::AnyConnection;
 use crate::accounts::{load_states, lock_customers, AccountCache, LockedRow};
 use crate::batch_keys::{key_parts, lookup_keys, replay, Key};
 use crate::pipeline::Order;
-use crate::{load, persist, Result, Store, StoreError};
+use crate::{load, persist, Dialect, Result, Store, StoreError};
 
 /// Attempts for a batch that lost a serialization race or a deadlock.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
@@ -142,7 +142,13 @@ impl Store {
         order: Option<&mut Order>,
         cache: &AccountCache,
     ) -> Result<Vec<Result<Outcome>>> {
-        let mut tx = self.batches.begin().await?;
+        // SQLite: take the write lock at once. A deferred transaction that reads first and then
+        // writes fails with SQLITE_BUSY, without waiting, when another process's writer (a
+        // second replica, the CLI) wrote in between.
+        let mut tx = match self.dialect {
+            Dialect::Sqlite => self.batches.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.batches.begin().await?,
+        };
         match self.decide_and_write(&mut tx, batch, now, order, cache).await {
             Ok(decided) => {
                 tx.commit().await?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::http::doc::{Metadata, PositiveCredits};
+use crate::http::doc::Metadata;
 use crate::http::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::http::extract::{deserialize, fingerprint, ApiJson, IdempotencyKey, SecretKey};
 
@@ -26,7 +26,7 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct UsageRecordIn {
     pub customer: String,
-    #[schema(value_type = PositiveCredits)]
+    #[schema(value_type = String, example = "1.25", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
     pub amount: Credits,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
     pub feature: String,

@@ -103,9 +103,10 @@ async fn every_operation_documents_its_shared_errors(app: &TestApp) {
         .any(|p| p["name"] == "Idempotency-Key"));
     assert!(usage["responses"]["503"]["headers"].get("Retry-After").is_some());
     let schemas = &doc["components"]["schemas"];
+    // `amount` or `units` (a priced feature's): either may be absent.
     assert_eq!(
         schemas["UsageIn"]["properties"]["amount"],
-        json!({"$ref": "#/components/schemas/PositiveCredits"})
+        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PositiveCredits"}]})
     );
     assert_eq!(schemas["HoldIn"]["properties"]["ttl_seconds"]["maximum"], 86_400);
     assert!(schemas["PackageIn"]["oneOf"].is_array() && schemas["CheckoutIn"]["oneOf"].is_array());
