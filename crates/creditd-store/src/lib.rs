@@ -59,7 +59,7 @@ pub use idempotency::Claim;
 pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
-pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
+pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UnitsUsed, UsageDay};
 pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 pub use writer::{Pending, Writer, WriterConfig};
