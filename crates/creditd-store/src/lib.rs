@@ -70,7 +70,7 @@ pub use keys::{hash_secret, ApiKey, NewApiKey};
 pub use outbox::{default_low_balance_threshold, set_default_low_balance_threshold, CustomerUpdate, OutboundEvent};
 pub use read::{Check, Page, PageRequest, UsageBucket, SECONDS_PER_DAY};
 pub use reconcile::{AdvisoryLock, ReconcileRun, StoredEvent};
-pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UsageDay};
+pub use reports::{CreditBooks, RevenueDay, TopSpender, TopUser, UnitsUsed, UsageDay};
 pub use subscriptions::{NewPlan, SubscriptionRecord};
 pub use verify::{Books, VerifyReport};
 pub use webhooks::{

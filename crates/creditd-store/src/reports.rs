@@ -212,3 +212,54 @@ impl Store {
             .collect()
     }
 }
+
+/// Units of priced requests (usage and captures) in a range, by feature and unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitsUsed {
+    pub feature: String,
+    pub unit: String,
+    pub quantity: i64,
+    /// Priced requests of the feature that used the unit.
+    pub requests: i64,
+    /// What the feature's priced requests cost in all (the same on each of its units' lines).
+    pub credits: Credits,
+}
+
+impl Store {
+    /// What priced requests used in `[from, to)`: units by feature and unit, with the credits
+    /// each feature's priced requests were charged. Holds' estimates are not counted.
+    pub async fn units_used(&self, from: i64, to: i64) -> Result<Vec<UnitsUsed>> {
+        let rows = sqlx::query(
+            "SELECT feature, unit, CAST(SUM(quantity) AS BIGINT), COUNT(*) FROM usage_units \
+             WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2 GROUP BY feature, unit ORDER BY feature, unit",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let credits = sqlx::query(
+            "SELECT feature, CAST(SUM(amount) AS BIGINT) FROM (SELECT DISTINCT reference, kind, feature, amount \
+             FROM usage_units WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2) AS requests GROUP BY feature",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_feature = std::collections::HashMap::new();
+        for row in credits {
+            by_feature.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+        }
+        rows.iter()
+            .map(|r| {
+                let feature: String = r.try_get(0)?;
+                Ok(UnitsUsed {
+                    credits: Credits::from_micros(by_feature.get(&feature).copied().unwrap_or(0)),
+                    feature,
+                    unit: r.try_get(1)?,
+                    quantity: r.try_get(2)?,
+                    requests: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}

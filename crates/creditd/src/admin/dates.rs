@@ -56,18 +56,7 @@ impl Interval {
     }
 }
 
-pub use crate::clock::civil_from_days;
-
-/// Howard Hinnant's `days_from_civil`.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use creditd_domain::calendar::{civil_from_days, days_from_civil};
 
 /// `2027-01-15`
 pub fn format_day(day: i64) -> String {

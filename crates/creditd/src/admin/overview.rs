@@ -66,6 +66,7 @@ fn render(o: &Overview, range: &Range) -> String {
     body.push_str(&subscriptions_section(o));
     body.push_str("</div>");
     body.push_str(&usage_section(o, range));
+    body.push_str(&units_section(o));
     body.push_str(&top_section(o));
     body
 }
@@ -271,6 +272,32 @@ fn usage_section(o: &Overview, range: &Range) -> String {
         "<section aria-labelledby=\"use-h\"><h2 id=\"use-h\">Usage by feature</h2>{}{empty}\
          <table><thead><tr><th>Feature</th><th class=\"n\">Credits spent in range</th></tr></thead><tbody>{table}</tbody></table></section>",
         bars("use", "Credits spent by feature", &labels, &series)
+    )
+}
+
+/// Units of priced requests by feature: what the app's users consumed, beside what it cost.
+fn units_section(o: &Overview) -> String {
+    if o.units.is_empty() {
+        return String::new();
+    }
+    let rows: String = o
+        .units
+        .iter()
+        .map(|u| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                escape(&u.feature),
+                escape(&u.unit),
+                u.quantity,
+                u.requests,
+                u.credits
+            )
+        })
+        .collect();
+    format!(
+        "<section aria-labelledby=\"units-h\"><h2 id=\"units-h\">Units by feature</h2><table><thead><tr><th>Feature</th>\
+         <th>Unit</th><th class=\"n\">Units</th><th class=\"n\">Priced requests</th><th class=\"n\">Credits (feature)</th></tr></thead>\
+         <tbody>{rows}</tbody></table></section>"
     )
 }
 

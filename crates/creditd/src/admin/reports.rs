@@ -222,6 +222,18 @@ pub struct Overview {
     pub subscriptions: Vec<PlanLine>,
     pub top_customers: TopCustomers,
     pub usage: Vec<UsageBucket>,
+    /// Units of priced requests by feature and unit, with the feature's credits.
+    pub units: Vec<UnitLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnitLine {
+    pub feature: String,
+    pub unit: String,
+    pub quantity: i64,
+    pub requests: i64,
+    /// What the feature's priced requests cost in the range (on each of its units' lines).
+    pub credits: Credits,
 }
 
 pub const TOP_CUSTOMERS: i64 = 10;
@@ -266,6 +278,18 @@ pub async fn overview_of(store: &Store, range: Range) -> Result<Overview, StoreE
             .collect(),
         top_customers: top_customers_of(store).await?,
         usage,
+        units: store
+            .units_used(range.start(), range.end())
+            .await?
+            .into_iter()
+            .map(|u| UnitLine {
+                feature: u.feature,
+                unit: u.unit,
+                quantity: u.quantity,
+                requests: u.requests,
+                credits: u.credits,
+            })
+            .collect(),
     })
 }
 

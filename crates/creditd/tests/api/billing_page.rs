@@ -227,21 +227,7 @@ async fn buy_needs_the_session_and_its_csrf_token_then_pays_through_checkout(app
     assert_eq!(started.status, 303, "{}", started.html);
     let checkout_url = started.headers["location"].to_str().unwrap().to_string();
     assert!(checkout_url.starts_with(&app.sandbox.base_url), "{checkout_url}");
-    let card = [
-        ("method", "card"),
-        ("card_number", "4242 4242 4242 4242"),
-        ("card_expiry", "12 / 34"),
-        ("card_cvc", "123"),
-        ("name", "Alice"),
-    ];
-    let paid = browser()
-        .post(&checkout_url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(card).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), 303);
+    let paid = pay(&checkout_url).await;
     let success = browser()
         .get(paid.headers()["location"].to_str().unwrap())
         .send()
@@ -303,6 +289,26 @@ async fn the_ledger_pages_and_usage_is_charted(app: &TestApp) {
     assert!(first.html.contains("Your balance is low"), "2.6 credits left");
 }
 
+/// Pays on the sandbox's hosted Checkout page with 4242 4242 4242 4242.
+async fn pay(checkout_url: &str) -> reqwest::Response {
+    let card = [
+        ("method", "card"),
+        ("card_number", "4242 4242 4242 4242"),
+        ("card_expiry", "12 / 34"),
+        ("card_cvc", "123"),
+        ("name", "Alice"),
+    ];
+    let paid = browser()
+        .post(checkout_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(card).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    paid
+}
+
 async fn form(app: &TestApp, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Page {
     let response = browser()
         .post(app.url(path))
@@ -358,21 +364,7 @@ async fn the_plans_section_subscribes_through_checkout_and_cancels(app: &TestApp
     assert_eq!(started.status, 303, "{}", started.html);
     let checkout_url = started.headers["location"].to_str().unwrap().to_string();
     assert!(checkout_url.starts_with(&app.sandbox.base_url), "{checkout_url}");
-    let card = [
-        ("method", "card"),
-        ("card_number", "4242 4242 4242 4242"),
-        ("card_expiry", "12 / 34"),
-        ("card_cvc", "123"),
-        ("name", "Alice"),
-    ];
-    let paid = browser()
-        .post(&checkout_url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(card).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), 303);
+    let paid = pay(&checkout_url).await;
     let success = browser()
         .get(paid.headers()["location"].to_str().unwrap())
         .send()
