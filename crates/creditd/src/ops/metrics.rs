@@ -99,6 +99,15 @@ fn describe() {
     );
     describe_gauge!("creditd_db_pool_connections", "Database connections by pool and state");
     describe_counter!(
+        "creditd_outbound_deliveries_total",
+        "Attempts to deliver an outbound event to an app's endpoint, by outcome (delivered, retrying, failed)"
+    );
+    describe_histogram!(
+        "creditd_outbound_delivery_duration_seconds",
+        Unit::Seconds,
+        "Time an app's endpoint took to answer a delivery (or to time out)"
+    );
+    describe_counter!(
         "creditd_rate_limited_total",
         "Requests refused by a rate limit, by bucket"
     );
@@ -112,6 +121,9 @@ fn describe() {
     }
     metrics::counter!("creditd_reconcile_recovered_events_total").increment(0);
     metrics::counter!("creditd_credits_spent_total").increment(0);
+    for outcome in ["delivered", "retrying", "failed"] {
+        metrics::counter!("creditd_outbound_deliveries_total", "outcome" => outcome).increment(0);
+    }
     for bucket in ["credential", "purchase"] {
         metrics::counter!("creditd_rate_limited_total", "bucket" => bucket).increment(0);
     }

@@ -166,6 +166,13 @@ async fn deliver(store: &Store, client: &reqwest::Client, config: &DeliveryConfi
             None => AfterAttempt::Failed,
         }
     };
+    let outcome = match next {
+        AfterAttempt::Delivered => "delivered",
+        AfterAttempt::RetryAt(_) => "retrying",
+        AfterAttempt::Failed => "failed",
+    };
+    metrics::counter!("creditd_outbound_deliveries_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("creditd_outbound_delivery_duration_seconds").record(attempt.latency_ms as f64 / 1000.0);
     if let Err(e) = store.finish_attempt(delivery, &attempt, next).await {
         // The lease runs out and another round sends it again: at least once.
         tracing::warn!(error = %e, delivery = %delivery.id, "recording a delivery attempt failed");

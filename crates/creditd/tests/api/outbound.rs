@@ -225,6 +225,7 @@ async fn a_receiver_that_is_down_gets_retries_with_the_same_webhook_id(app: &Tes
     let receiver = Receiver::start().await;
     receiver.answer(503);
     let (id, secret) = endpoint(app, &receiver, json!(["customer.created"])).await;
+    let before = crate::ops::scrape(app).await;
     app.customer("bob").await;
     receiver.wait_until("three attempts", |r| r.len() >= 3).await;
     receiver.answer(200);
@@ -247,6 +248,16 @@ async fn a_receiver_that_is_down_gets_retries_with_the_same_webhook_id(app: &Tes
         "the same body on every attempt"
     );
     assert_verified(&secret, &received);
+    let after = crate::ops::scrape(app).await;
+    let moved = |outcome: &str| {
+        let labels = [("outcome", outcome)];
+        crate::ops::value(&after, "creditd_outbound_deliveries_total", &labels)
+            - crate::ops::value(&before, "creditd_outbound_deliveries_total", &labels)
+    };
+    assert!(
+        moved("retrying") >= 3.0 && moved("delivered") >= 1.0,
+        "outbound delivery metrics"
+    );
 
     let log = app
         .get(&format!("/v1/webhook-endpoints/{id}/deliveries?limit=100"))
