@@ -28,6 +28,35 @@ class SubscriptionSummary:
 
 
 @dataclass(frozen=True)
+class AutoTopupView:
+    customer: str
+    enabled: bool
+    threshold: Decimal
+    package: str
+    quantity: int
+    consecutive_failures: int
+    max_per_month: int | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Priced:
+    units: dict[str, int]
+    prices: dict[str, str]
+    per: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    id: str
+    limit: Decimal
+    used: Decimal
+    remaining: Decimal
+    resets_at: int | None = None
+
+
+@dataclass(frozen=True)
 class Customer:
     id: str
     email: str | None
@@ -39,6 +68,8 @@ class Customer:
     debt: Decimal
     created: int
     subscription: SubscriptionSummary | None = None
+    auto_topup: AutoTopupView | None = None
+    low_balance_threshold: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +110,8 @@ class Usage:
     available: Decimal
     entries: list[Entry]
     created: int
+    priced: Priced | None = None
+    budget: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +127,8 @@ class Hold:
     balance: Decimal
     available: Decimal
     entries: list[Entry]
+    priced: Priced | None = None
+    budget: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +136,13 @@ class CheckOut:
     allowed: bool
     balance: Decimal
     available: Decimal
-    requested: Decimal
+    amount: Decimal | None = None
+    reason: str | None = None
+    plan: str | None = None
+    limit: int | None = None
+    used: int | None = None
+    resets_at: int | None = None
+    budget: BudgetCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +169,8 @@ class Plan:
     stripe_price: str | None
     active: bool
     created: int
+    free: bool = False
+    features: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -246,6 +289,9 @@ def _convert(hint: Any, value: Any) -> Any:
 MODELS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
+        AutoTopupView,
+        Priced,
+        BudgetCheck,
         SubscriptionSummary,
         Customer,
         Grant,
