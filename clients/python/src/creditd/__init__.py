@@ -6,7 +6,8 @@
 Decimal('5')
 """
 
-from ._async import AsyncCreditd, AsyncMeter, AsyncPager
+from ._async import AsyncCreditd, AsyncMeter
+from ._async_pager import AsyncPager
 from ._errors import CreditdError
 from ._models import (
     CheckOut,
@@ -27,7 +28,8 @@ from ._models import (
     UsageRow,
     UsageSummary,
 )
-from ._sync import Creditd, Meter, Pager
+from ._sync import Creditd, Meter
+from ._sync_pager import Pager
 from ._transport import Amount
 
 __all__ = [
