@@ -76,3 +76,4 @@ export type { ClientOptions, RequestOptions } from './core.js';
 export type { MeterParams } from './resources/spend.js';
 export type { UsageQuery } from './resources/me.js';
 export type * from './types.js';
+export { verify as verifyWebhook, webhooks, WebhookVerificationError, type VerifyOptions, type WebhookEvent, type WebhookHeaders } from './webhooks.js';
