@@ -6,6 +6,7 @@
 Decimal('5')
 """
 
+from . import webhooks
 from ._async import AsyncCreditd, AsyncMeter
 from ._async_pager import AsyncPager
 from ._errors import CreditdError
@@ -31,6 +32,7 @@ from ._models import (
 from ._sync import Creditd, Meter
 from ._sync_pager import Pager
 from ._transport import Amount
+from .webhooks import WebhookVerificationError
 
 __all__ = [
     "Amount",
@@ -58,4 +60,6 @@ __all__ = [
     "Usage",
     "UsageRow",
     "UsageSummary",
+    "WebhookVerificationError",
+    "webhooks",
 ]
