@@ -2,6 +2,7 @@ import { type ClientOptions, type RequestOptions, Transport } from './core.js';
 import { Customers, Grants, Ledger } from './resources/customers.js';
 import { Me } from './resources/me.js';
 import { BillingPortal, CheckoutSessions, Packages, PaymentIntents, Payments, Plans, StripeEvents } from './resources/purchases.js';
+import { AutoTopupResource, Budgets, Entitlements, Features, WebhookEndpoints } from './resources/platform.js';
 import { Holds, meter, type MeterParams, UsageResource } from './resources/spend.js';
 import type { CheckParams, CheckResult, Hold } from './types.js';
 
@@ -25,6 +26,11 @@ export class Creditd {
   readonly payments: Payments;
   readonly billingPortal: BillingPortal;
   readonly stripeEvents: StripeEvents;
+  readonly webhookEndpoints: WebhookEndpoints;
+  readonly features: Features;
+  readonly budgets: Budgets;
+  readonly entitlements: Entitlements;
+  readonly autoTopup: AutoTopupResource;
   /** The customer-token endpoints (construct the client with the token as `apiKey`). */
   readonly me: Me;
   private readonly transport: Transport;
@@ -44,6 +50,11 @@ export class Creditd {
     this.payments = new Payments(t);
     this.billingPortal = new BillingPortal(t);
     this.stripeEvents = new StripeEvents(t);
+    this.webhookEndpoints = new WebhookEndpoints(t);
+    this.features = new Features(t);
+    this.budgets = new Budgets(t);
+    this.entitlements = new Entitlements(t);
+    this.autoTopup = new AutoTopupResource(t);
     this.me = new Me(t);
   }
 
@@ -65,3 +76,4 @@ export type { ClientOptions, RequestOptions } from './core.js';
 export type { MeterParams } from './resources/spend.js';
 export type { UsageQuery } from './resources/me.js';
 export type * from './types.js';
+export { verify as verifyWebhook, webhooks, WebhookVerificationError, type VerifyOptions, type WebhookEvent, type WebhookHeaders } from './webhooks.js';

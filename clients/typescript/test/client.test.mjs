@@ -87,7 +87,7 @@ describe('spending', () => {
     const other = await creditd.holds.create({ customer: id, amount: '1' });
     assert.equal((await creditd.holds.release(other.id)).status, 'released');
     const check = await creditd.check({ customer: id, amount: '3.5' });
-    assert.deepEqual([check.allowed, check.available, check.requested], [true, '3.5', '3.5']);
+    assert.deepEqual([check.allowed, check.available, check.amount], [true, '3.5', '3.5']);
     assert.equal((await creditd.check({ customer: id, amount: '3.6' })).allowed, false);
   });
 });

@@ -6,7 +6,9 @@
 Decimal('5')
 """
 
-from ._async import AsyncCreditd, AsyncMeter, AsyncPager
+from . import webhooks
+from ._async import AsyncCreditd, AsyncMeter
+from ._async_pager import AsyncPager
 from ._errors import CreditdError
 from ._models import (
     CheckOut,
@@ -27,8 +29,10 @@ from ._models import (
     UsageRow,
     UsageSummary,
 )
-from ._sync import Creditd, Meter, Pager
+from ._sync import Creditd, Meter
+from ._sync_pager import Pager
 from ._transport import Amount
+from .webhooks import WebhookVerificationError
 
 __all__ = [
     "Amount",
@@ -56,4 +60,6 @@ __all__ = [
     "Usage",
     "UsageRow",
     "UsageSummary",
+    "WebhookVerificationError",
+    "webhooks",
 ]

@@ -28,6 +28,35 @@ class SubscriptionSummary:
 
 
 @dataclass(frozen=True)
+class AutoTopupView:
+    customer: str
+    enabled: bool
+    threshold: Decimal
+    package: str
+    quantity: int
+    consecutive_failures: int
+    max_per_month: int | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Priced:
+    units: dict[str, int]
+    prices: dict[str, str]
+    per: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    id: str
+    limit: Decimal
+    used: Decimal
+    remaining: Decimal
+    resets_at: int | None = None
+
+
+@dataclass(frozen=True)
 class Customer:
     id: str
     email: str | None
@@ -39,6 +68,8 @@ class Customer:
     debt: Decimal
     created: int
     subscription: SubscriptionSummary | None = None
+    auto_topup: AutoTopupView | None = None
+    low_balance_threshold: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +110,8 @@ class Usage:
     available: Decimal
     entries: list[Entry]
     created: int
+    priced: Priced | None = None
+    budget: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +127,8 @@ class Hold:
     balance: Decimal
     available: Decimal
     entries: list[Entry]
+    priced: Priced | None = None
+    budget: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +136,13 @@ class CheckOut:
     allowed: bool
     balance: Decimal
     available: Decimal
-    requested: Decimal
+    amount: Decimal | None = None
+    reason: str | None = None
+    plan: str | None = None
+    limit: int | None = None
+    used: int | None = None
+    resets_at: int | None = None
+    budget: BudgetCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +169,8 @@ class Plan:
     stripe_price: str | None
     active: bool
     created: int
+    free: bool = False
+    features: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -206,6 +249,106 @@ class UsageSummary:
     data: list[UsageRow]
 
 
+@dataclass(frozen=True)
+class ErrorDetail:
+    code: str
+    message: str
+    param: str | None = None
+    balance: Decimal | None = None
+    available: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """One record of ``usage.record_batch``: ``status`` 200 with ``usage``, or the error's status with ``error``."""
+
+    status: int
+    usage: Usage | None = None
+    error: ErrorDetail | None = None
+
+
+@dataclass(frozen=True)
+class EndpointOut:
+    """A webhook endpoint; ``secret`` (``whsec_…``) is returned in full only on create and rotate."""
+
+    id: str
+    object: str
+    url: str
+    events: list[str]
+    enabled: bool
+    created: int
+    description: str | None = None
+    secret: str | None = None
+    previous_secret_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryOut:
+    id: str
+    event: str
+    type: str
+    delivery: str
+    delivery_status: str
+    attempted_at_ms: int
+    latency_ms: int
+    status_code: int | None = None
+    response: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Deleted:
+    id: str
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature; ``prices`` maps a unit to credits (a decimal string) per ``per`` units."""
+
+    id: str
+    name: str
+    prices: dict[str, str]
+    per: int
+    active: bool
+    gated: bool
+    created: int
+    updated: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    id: str
+    customer: str
+    limit: Decimal
+    period: str
+    used: Decimal
+    remaining: Decimal
+    created: int
+    name: str | None = None
+    resets_at: int | None = None
+
+
+@dataclass(frozen=True)
+class EntitlementView:
+    feature: str
+    name: str
+    allowed: bool
+    included: bool
+    gated: bool
+    limit: int | None = None
+    period: str | None = None
+    used: int | None = None
+    resets_at: int | None = None
+
+
+@dataclass(frozen=True)
+class EntitlementList:
+    object: str
+    data: list[EntitlementView]
+    plan: str | None = None
+
+
 def _wire_name(field: dataclasses.Field[Any]) -> str:
     name = field.metadata.get("json")
     return name if isinstance(name, str) else field.name
@@ -246,6 +389,9 @@ def _convert(hint: Any, value: Any) -> Any:
 MODELS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
+        AutoTopupView,
+        Priced,
+        BudgetCheck,
         SubscriptionSummary,
         Customer,
         Grant,
@@ -263,6 +409,15 @@ MODELS: dict[str, type[Any]] = {
         EventOut,
         UsageRow,
         UsageSummary,
+        ErrorDetail,
+        RecordResult,
+        EndpointOut,
+        DeliveryOut,
+        Deleted,
+        Feature,
+        Budget,
+        EntitlementView,
+        EntitlementList,
     )
 }
 """Each model by its OpenAPI schema name."""

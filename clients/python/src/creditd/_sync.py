@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from . import _calls as c
 from . import _models as m
+from . import _platform_calls as p
 from ._errors import CreditdError
 from ._meter import MeterPlan
+from ._sync_pager import Pager
+from ._sync_platform import AutoTopup, Budgets, Entitlements, Features, WebhookEndpoints
 from ._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, Amount, SyncTransport
 
 T = TypeVar("T", bound=Any)
-
-
-class Pager(Generic[T]):
-    """Every item of a list, newest first, fetched a page at a time as it is iterated."""
-
-    def __init__(self, t: SyncTransport, cls: type[T], path: str, query: dict[str, Any]) -> None:
-        self._t, self._cls, self._path, self._query = t, cls, path, query
-
-    def first_page(self) -> tuple[list[T], bool]:
-        """The first page's items and ``has_more``."""
-        return self._t.run(c.page(self._cls, self._path, self._query))
-
-    def __iter__(self) -> Iterator[T]:
-        query = dict(self._query)
-        while True:
-            items, has_more = self._t.run(c.page(self._cls, self._path, query))
-            yield from items
-            if not has_more or not items:
-                return
-            query["starting_after"] = items[-1].id
 
 
 class _Resource:
@@ -56,6 +39,18 @@ class Customers(_Resource):
 
     def retrieve(self, id: str) -> m.Customer:
         return self._t.run(c.get_customer(id))
+
+    def update(
+        self,
+        id: str,
+        *,
+        email: str | None = p.UNSET,
+        metadata: dict[str, Any] | None = p.UNSET,
+        low_balance_threshold: Amount | None = p.UNSET,
+        idempotency_key: str | None = None,
+    ) -> m.Customer:
+        """Changes only what is given; ``low_balance_threshold=None`` goes back to the configured default."""
+        return self._t.run(p.update_customer(id, email, metadata, low_balance_threshold, idempotency_key))
 
 
 class Grants(_Resource):
@@ -95,6 +90,14 @@ class UsageResource(_Resource):
     ) -> m.Usage:
         """Raises :class:`CreditdError` 402 ``insufficient_credits`` (nothing deducted) when credits fall short."""
         return self._t.run(c.record_usage(customer, amount, feature, metadata, idempotency_key))
+
+    def record_batch(
+        self, records: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[m.RecordResult]:
+        """Up to 1,000 records (dicts with ``customer``, ``amount``, ``feature``, optionally ``metadata``,
+        ``budget``, ``idempotency_key``) in order; one result each. A record without its own key is
+        exactly-once by the request's key and its index."""
+        return self._t.run(p.record_batch(records, idempotency_key))
 
 
 class Holds(_Resource):
@@ -317,6 +320,11 @@ class Creditd:
         self.payments = Payments(t)
         self.billing_portal = BillingPortal(t)
         self.stripe_events = StripeEvents(t)
+        self.webhook_endpoints = WebhookEndpoints(t)
+        self.features = Features(t)
+        self.budgets = Budgets(t)
+        self.entitlements = Entitlements(t)
+        self.auto_topup = AutoTopup(t)
         self.me = Me(t)
 
     def check(self, *, customer: str, amount: Amount) -> m.CheckOut:

@@ -26,7 +26,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The database answers. */
+        /** The database answers (503 `database_unavailable` with `Retry-After` while it does not). */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -62,7 +62,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Would `amount` be allowed now? Changes nothing. */
+        /**
+         * Would this spend be allowed now? The same rules the writer applies, over committed
+         *     state; changes nothing.
+         */
         post: operations["check"];
         delete?: never;
         options?: never;
@@ -140,6 +143,63 @@ export interface paths {
         /** A customer with balance (Σ live grants) and available credits (balance − open holds). */
         get: operations["get_customer"];
         put?: never;
+        /**
+         * Update a customer (Stripe's convention: POST updates). A new low-balance threshold is
+         *     checked against available credits at once: crossing it sends `credits.low`.
+         */
+        post: operations["update_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/auto-topup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A customer's auto top-up, with why it turned itself off when it did. */
+        get: operations["get_auto_topup"];
+        put?: never;
+        /** Set a customer's auto top-up. */
+        post: operations["set_auto_topup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The customer's budgets with what each has used this period. */
+        get: operations["list_budgets"];
+        put?: never;
+        /** Create a budget (201), or change one with the same id (200; this period's use is kept). */
+        post: operations["put_budget"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/entitlements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The customer's entitlements. */
+        get: operations["entitlements"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -176,6 +236,58 @@ export interface paths {
         get: operations["list_ledger"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/features": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Features by id (archived ones with `?include_archived=true` are not listed here). */
+        get: operations["list_features"];
+        put?: never;
+        /** Create a feature. */
+        post: operations["create_feature"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/features/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rename or re-price a feature. Past usage keeps the price it was charged at. */
+        post: operations["update_feature"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/features/{id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive a feature: it can no longer be used by units; its past usage stays. */
+        post: operations["archive_feature"];
         delete?: never;
         options?: never;
         head?: never;
@@ -341,6 +453,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/outbound-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Outbound events, newest first. */
+        get: operations["list_outbound_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/outbound-events/{id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send an event again, now, to every endpoint that wants it, with the same `webhook-id`. */
+        post: operations["redeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/packages": {
         parameters: {
             query?: never;
@@ -370,6 +516,27 @@ export interface paths {
         put?: never;
         /** Stop selling a package. */
         post: operations["archive_package"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/packages/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import packages from Stripe: active one-time Prices whose Price or Product has
+         *     `credits_amount` metadata become packages; changed ones are updated, removed ones archived,
+         *     recurring ones refused by name.
+         */
+        post: operations["sync_packages"];
         delete?: never;
         options?: never;
         head?: never;
@@ -431,6 +598,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change what a plan includes; applies to the plan's customers from now on. */
+        post: operations["update_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/stripe/events": {
         parameters: {
             query?: never;
@@ -479,8 +663,11 @@ export interface paths {
         put?: never;
         /**
          * Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
-         *     anything is parsed (401 `invalid_signature` and nothing recorded when it fails). Handling
-         *     failures answer 500 so Stripe retries; the event stays recorded with its error.
+         *     anything is parsed (401 `invalid_signature` and nothing recorded when it fails). A verified
+         *     event is recorded and acknowledged at once; it is handled in the background (by any replica,
+         *     retried with back-off; failures show on the events page and in metrics). An event of the
+         *     other mode than the configured key (live vs test) is recorded as `refused` and answered 400
+         *     `livemode_mismatch`. 503 when the event could not be recorded (Stripe retries).
          */
         post: operations["receive"];
         delete?: never;
@@ -509,25 +696,252 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record many usages at once: each record as `POST /v1/usage` would (exactly once per
+         *     idempotency key; 402 when credits do not cover it), answered per record in order. The
+         *     request itself fails only when it cannot be read or holds no or too many records.
+         */
+        post: operations["record_usage_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every webhook endpoint, oldest first (without secrets). */
+        get: operations["list_endpoints"];
+        put?: never;
+        /** Register a webhook endpoint. The response carries its signing secret, in full only here. */
+        post: operations["create_endpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook endpoint (without its secret). */
+        get: operations["get_endpoint"];
+        put?: never;
+        /** Update an endpoint's url, events, description or enabled. */
+        post: operations["update_endpoint"];
+        /** Delete an endpoint with its pending deliveries and its delivery log. */
+        delete: operations["delete_endpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An endpoint's delivery attempts, newest first: status code, latency and the first KiB of
+         *     each response.
+         */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret. The old one keeps signing beside it for 24 hours (two `v1,`
+         *     signatures in `webhook-signature`), so receivers can switch without missing a message.
+         */
+        post: operations["rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description Turns auto top-up on or off. Once on, the customer's next purchase saves its card for
+         *     off-session use; when available credits fall below `threshold`, `quantity` of `package`
+         *     is bought with it (at most one in flight, at most `max_per_month`).
+         */
+        AutoTopupIn: {
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description 1–1000; omit for no limit.
+             */
+            max_per_month?: number | null;
+            /** @description An active package, `pkg_…`. */
+            package: string;
+            /**
+             * Format: int64
+             * @description 1–100 (default 1).
+             */
+            quantity?: number | null;
+            /**
+             * @description A credit amount (decimal string, up to 6 decimals).
+             * @example 10
+             */
+            threshold: string;
+        };
+        /**
+         * @description A customer's auto top-up: when available credits fall below `threshold`, `quantity` of
+         *     `package` is bought off-session with the saved card.
+         */
+        AutoTopupView: {
+            /**
+             * Format: int64
+             * @description Failed top-ups in a row; the third turns auto top-up off.
+             */
+            consecutive_failures: number;
+            customer: string;
+            /** @description Why auto top-up turned itself off. */
+            disabled_reason?: string | null;
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description At most this many top-ups per calendar month (UTC); none: no limit.
+             */
+            max_per_month?: number | null;
+            /** @description `pkg_…` */
+            package: string;
+            /** Format: int64 */
+            quantity: number;
+            /** @example 10 */
+            threshold: string;
+        };
+        /** @description What one of the app's keys (or team members) may spend of a customer's credits. */
+        Budget: {
+            /** Format: int64 */
+            created: number;
+            customer: string;
+            /** @description The app's own id for it, e.g. its API key id. */
+            id: string;
+            /** @example 50 */
+            limit: string;
+            name?: string | null;
+            period: components["schemas"]["Period"];
+            /** @example 37.5 */
+            remaining: string;
+            /**
+             * Format: int64
+             * @description When the current period ends; null for `total`.
+             */
+            resets_at?: number | null;
+            /**
+             * @description Spent (and held) in the current period.
+             * @example 12.5
+             */
+            used: string;
+        };
+        /** @description A budget as `check` saw it. */
+        BudgetCheck: {
+            id: string;
+            limit: string;
+            remaining: string;
+            /** Format: int64 */
+            resets_at?: number | null;
+            used: string;
+        };
+        /** @description A cap on what one of the app's keys or team members may spend of the customer's credits. */
+        BudgetIn: {
+            /** @description The app's own id for it, e.g. `key_abc`. */
+            id: string;
+            /** @example 50 */
+            limit: string;
+            name?: string | null;
+            /**
+             * @description `day`, `month` or `total`.
+             * @example month
+             */
+            period: string;
+        };
+        BudgetList: {
+            data: components["schemas"]["Budget"][];
+            object: string;
+        };
         /** @description Spends what the call really cost: up to the hold, or more when available credits cover it. */
         CaptureIn: {
             amount?: null | components["schemas"]["NonNegativeCredits"];
-            feature?: null | components["schemas"]["Feature"];
+            feature?: null | components["schemas"]["FeatureId"];
+            /** @description What the call really used, priced on the feature's current rate card (instead of `amount`). */
+            units?: {
+                [key: string]: number;
+            } | null;
         };
         CheckIn: {
-            amount: components["schemas"]["PositiveCredits"];
-            customer: components["schemas"]["CustomerId"];
+            /** @example 2 */
+            amount?: string | null;
+            /** @description A budget of the customer's the spend would count against. */
+            budget?: string | null;
+            customer: string;
+            /** @description The feature the call would use (gated features need the plan to include them). */
+            feature?: string | null;
+            /** @description Units of `feature`, priced at its current rate card (instead of `amount`). */
+            units?: {
+                [key: string]: number;
+            } | null;
         };
-        /** @description Whether a spend of `amount` would be allowed now. */
+        /** @description Whether a spend would be allowed now, and why not. */
         CheckOut: {
             allowed: boolean;
+            /** @description The credits the spend would take (priced from `units` when given). */
+            amount?: string | null;
             available: string;
             balance: string;
-            requested: string;
+            budget?: null | components["schemas"]["BudgetCheck"];
+            /**
+             * Format: int64
+             * @description The feature's limit per period, its use so far, and when it resets.
+             */
+            limit?: number | null;
+            /** @description The plan that applies to the customer now (none without a paid subscription or a free plan). */
+            plan?: string | null;
+            /** @description `feature_not_in_plan`, `limit_reached`, `budget_exceeded` or `insufficient_credits`. */
+            reason?: string | null;
+            /** Format: int64 */
+            resets_at?: number | null;
+            /** Format: int64 */
+            used?: number | null;
         };
         /** @description What starting a Checkout returns: a package purchase, or a subscription to a plan. */
         CheckoutCreated: components["schemas"]["CheckoutOut"] | components["schemas"]["SubscriptionCheckoutOut"];
@@ -563,6 +977,7 @@ export interface components {
         Currency: string;
         /** @description A customer: the app's own user id, with balances as exact decimal strings. */
         Customer: {
+            auto_topup?: null | components["schemas"]["AutoTopupView"];
             /**
              * @description Balance minus open holds: what can be spent now.
              * @example 10
@@ -597,6 +1012,12 @@ export interface components {
             held: string;
             /** @description The app's own user id. */
             id: string;
+            /**
+             * @description Available credits below this send `credits.low` (the customer's own threshold, or the
+             *     configured default).
+             * @example 1
+             */
+            low_balance_threshold?: string;
             metadata: components["schemas"]["Metadata"];
             subscription?: null | components["schemas"]["SubscriptionSummary"];
         };
@@ -611,6 +1032,129 @@ export interface components {
             /** @description The app's own user id: 1–255 of `A–Z a–z 0–9 . _ - : @ + | =`. */
             id: components["schemas"]["CustomerId"];
             metadata?: null | components["schemas"]["Metadata"];
+        };
+        /** @description Changes a customer; omitted fields stay as they are. */
+        CustomerUpdateIn: {
+            email?: string | null;
+            /**
+             * @description Available credits below this send `credits.low` (once, until `credits.restored`); a
+             *     decimal string, or null for the configured default.
+             * @example 10
+             */
+            low_balance_threshold?: string | null;
+            /** @description Replaces the metadata. */
+            metadata?: Record<string, never> | null;
+        };
+        Deleted: {
+            deleted: boolean;
+            id: string;
+        };
+        DeliveryList: {
+            data: components["schemas"]["DeliveryOut"][];
+            has_more: boolean;
+            object: string;
+        };
+        /** @description One delivery attempt. */
+        DeliveryOut: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            attempted_at_ms: number;
+            /** @description `dlv_…`: this event to this endpoint. */
+            delivery: string;
+            /** @description `pending` (will be retried), `delivered` or `failed` (given up). */
+            delivery_status: string;
+            /** @description Why there was no answer (timeout, connection refused…). */
+            error?: string | null;
+            /** @description The event (`msg_…`): the `webhook-id` header of every attempt of it. */
+            event: string;
+            /** @description `att_…` */
+            id: string;
+            /** Format: int64 */
+            latency_ms: number;
+            /** @description The first KiB of the response body. */
+            response?: string | null;
+            /**
+             * Format: int64
+             * @description The endpoint's HTTP status; none when it did not answer.
+             */
+            status_code?: number | null;
+            type: string;
+        };
+        /** @description Registers an endpoint. */
+        EndpointIn: {
+            description?: string | null;
+            /**
+             * @description Event types, or `["*"]` for all of them (the default).
+             * @example [
+             *       "credits.low",
+             *       "payment.succeeded"
+             *     ]
+             */
+            events?: string[] | null;
+            /**
+             * @description An `http://` or `https://` URL that receives the events as POSTs.
+             * @example https://app.example.com/webhooks/creditd
+             */
+            url: string;
+        };
+        EndpointList: {
+            data: components["schemas"]["EndpointOut"][];
+            has_more: boolean;
+            object: string;
+        };
+        /**
+         * @description An endpoint. `secret` (`whsec_…`) is returned in full only when the endpoint is created
+         *     and when its secret is rotated.
+         */
+        EndpointOut: {
+            /** Format: int64 */
+            created: number;
+            description?: string | null;
+            enabled: boolean;
+            events: string[];
+            /** @description `we_…` */
+            id: string;
+            object: string;
+            /**
+             * Format: int64
+             * @description While set, the previous secret still signs beside the current one (unix seconds).
+             */
+            previous_secret_expires_at?: number | null;
+            secret?: string | null;
+            url: string;
+        };
+        /** @description Changes an endpoint; omitted fields stay as they are. */
+        EndpointUpdateIn: {
+            description?: string | null;
+            /** @description A disabled endpoint receives nothing; events recorded meanwhile are not sent to it. */
+            enabled?: boolean | null;
+            events?: string[] | null;
+            url?: string | null;
+        };
+        EntitlementList: {
+            data: components["schemas"]["EntitlementView"][];
+            object: string;
+            /** @description The plan that applies now. */
+            plan?: string | null;
+        };
+        /** @description A feature as it stands for one customer now. */
+        EntitlementView: {
+            /** @description Whether the customer may use it now (false when not in the plan or past its limit). */
+            allowed: boolean;
+            feature: string;
+            gated: boolean;
+            /** @description Whether the customer's plan includes it (always true for a feature no plan lists). */
+            included: boolean;
+            /** Format: int64 */
+            limit?: number | null;
+            name: string;
+            period?: null | components["schemas"]["Period"];
+            /** Format: int64 */
+            resets_at?: number | null;
+            /** Format: int64 */
+            used?: number | null;
         };
         /** @description One immutable ledger entry. */
         Entry: {
@@ -676,17 +1220,73 @@ export interface components {
             processed_at?: number | null;
             /** Format: int64 */
             received_at: number;
-            /** @description `processing`, `processed`, `ignored` or `failed`. */
+            /**
+             * @description `processing` (waiting to be handled), `processed`, `ignored`, `failed` (retried with
+             *     back-off) or `refused` (of the other mode, live vs test, than the configured key).
+             */
             status: string;
             type: string;
         };
         /** @enum {string} */
         EventStatus: "processing" | "processed" | "ignored" | "failed";
+        /** @description A feature the app sells, with its rate card when it is priced by units. */
+        Feature: {
+            active: boolean;
+            /** Format: int64 */
+            created: number;
+            /** @description Whether some plan lists it: customers whose plan lacks it are refused. */
+            gated: boolean;
+            id: string;
+            name: string;
+            /** Format: int64 */
+            per: number;
+            /** @description Unit → credits per `per` units. Empty for a feature used with an `amount`. */
+            prices: {
+                [key: string]: string;
+            };
+            /** Format: int64 */
+            updated: number;
+        };
         /**
          * @description What the credits paid for: 1–100 of `A–Z a–z 0–9 . _ - : /`, e.g. `chat` or `image:gen`.
          * @example chat
          */
-        Feature: string;
+        FeatureId: string;
+        /** @description A feature, optionally priced by units: credits per `per` units of each. */
+        FeatureIn: {
+            /** @description The name usage records use, e.g. `gpt-4o`. */
+            id: string;
+            name: string;
+            /**
+             * Format: int64
+             * @description 1 (default) to 10^9: prices are per this many units.
+             * @example 1000000
+             */
+            per?: number | null;
+            /**
+             * @description Unit → credits per `per` units, exact decimals with up to 6 decimals.
+             * @example {
+             *       "input_tokens": "2.5",
+             *       "output_tokens": "10"
+             *     }
+             */
+            prices?: {
+                [key: string]: string;
+            } | null;
+        };
+        FeatureList: {
+            data: components["schemas"]["Feature"][];
+            object: string;
+        };
+        /** @description Changes to a feature; a new rate card applies from now on. */
+        FeatureUpdate: {
+            name?: string | null;
+            /** Format: int64 */
+            per?: number | null;
+            prices?: {
+                [key: string]: string;
+            } | null;
+        };
         /** @description A lot of credits: spent in order of priority, earliest expiry, then age. */
         Grant: {
             /** @example 100 */
@@ -754,6 +1354,8 @@ export interface components {
             amount: string;
             available: string;
             balance: string;
+            /** @description The budget the hold reserves against. */
+            budget?: string | null;
             /** @description What a capture spent. */
             captured?: string | null;
             /** Format: int64 */
@@ -768,13 +1370,16 @@ export interface components {
             expires_at: number;
             feature?: string | null;
             id: string;
+            priced?: null | components["schemas"]["Priced"];
             status: components["schemas"]["HoldStatus"];
         };
         /** @description Reserves credits for a call whose cost is known only at the end. */
         HoldIn: {
-            amount: components["schemas"]["PositiveCredits"];
+            amount?: null | components["schemas"]["PositiveCredits"];
+            /** @description A budget the hold reserves against. */
+            budget?: string | null;
             customer: components["schemas"]["CustomerId"];
-            feature?: null | components["schemas"]["Feature"];
+            feature?: null | components["schemas"]["FeatureId"];
             metadata?: null | components["schemas"]["Metadata"];
             /**
              * Format: int64
@@ -782,6 +1387,10 @@ export interface components {
              *     most `max_hold_ttl_seconds`).
              */
             ttl_seconds?: number | null;
+            /** @description Units of `feature` to reserve at its current prices (instead of `amount`). */
+            units?: {
+                [key: string]: number;
+            } | null;
         };
         /** @enum {string} */
         HoldStatus: "open" | "captured" | "released" | "expired";
@@ -816,6 +1425,21 @@ export interface components {
          * @example 0.5
          */
         NonNegativeCredits: string | number;
+        OutboundEventList: {
+            data: components["schemas"]["OutboundEventOut"][];
+            has_more: boolean;
+            object: string;
+        };
+        /** @description An outbound event as recorded, with the body its deliveries carry. */
+        OutboundEventOut: {
+            /** Format: int64 */
+            created: number;
+            customer?: string | null;
+            data: Record<string, never>;
+            /** @description `msg_…` */
+            id: string;
+            type: string;
+        };
         /** @description A credit package the app sells. */
         Package: {
             active: boolean;
@@ -902,6 +1526,11 @@ export interface components {
             has_more: boolean;
             object: string;
         };
+        /**
+         * @description A period a limit or budget counts over.
+         * @enum {string}
+         */
+        Period: "day" | "month" | "total";
         /** @description A subscription plan: a recurring Stripe Price and the credits each paid period grants. */
         Plan: {
             active: boolean;
@@ -913,6 +1542,15 @@ export interface components {
              */
             credits: string;
             currency: string;
+            /** @description Feature id → what the plan includes of it. */
+            features?: {
+                [key: string]: components["schemas"]["PlanFeature"];
+            };
+            /**
+             * @description The free plan: no Stripe price; its credits are granted by creditd every calendar
+             *     month (expiring at its end) to every customer without a paid subscription.
+             */
+            free?: boolean;
             id: string;
             /** @description `day`, `week`, `month` or `year`. */
             interval: string;
@@ -929,14 +1567,27 @@ export interface components {
             rollover_cap: string;
             stripe_price?: string | null;
         };
+        /** @description A feature on a plan: included (`true`), or included up to `limit` uses per `period`. */
+        PlanFeature: boolean | {
+            /** Format: int64 */
+            limit: number;
+            period: components["schemas"]["Period"];
+        };
         /** @description A subscription plan: credits per period for a recurring price. */
         PlanIn: {
-            credits: components["schemas"]["PositiveCredits"];
-            currency: components["schemas"]["Currency"];
+            /** @description Credits each paid period grants (the free plan: each calendar month). */
+            credits: components["schemas"]["NonNegativeCredits"];
+            currency?: null | components["schemas"]["Currency"];
+            /** @description Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`. */
+            features?: Record<string, never> | null;
+            /**
+             * @description The free plan: no price, its credits granted by creditd every month to every customer
+             *     without a paid subscription (at most one active free plan).
+             */
+            free?: boolean | null;
             interval?: null | components["schemas"]["PlanInterval"];
             name: components["schemas"]["Name"];
-            /** @description Minor units per period (2000 = 20.00 usd). */
-            price: components["schemas"]["MinorUnits"];
+            price?: null | components["schemas"]["MinorUnits"];
             rollover_cap?: null | components["schemas"]["NonNegativeCredits"];
         };
         /** @enum {string} */
@@ -944,6 +1595,11 @@ export interface components {
         PlanList: {
             data: components["schemas"]["Plan"][];
             object: string;
+        };
+        /** @description What a plan includes, replaced as a whole. */
+        PlanUpdate: {
+            /** @description Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`. */
+            features: Record<string, never>;
         };
         PortalIn: {
             customer: components["schemas"]["CustomerId"];
@@ -958,9 +1614,48 @@ export interface components {
          * @example 2.5
          */
         PositiveCredits: string | number;
+        /**
+         * @description A priced request as recorded with its usage: the units, the prices it was charged at, and
+         *     the amount.
+         */
+        Priced: {
+            /** @example 0.0065 */
+            amount: string;
+            /** Format: int64 */
+            per: number;
+            /** @description Unit name → credits per `per` units, as charged. */
+            prices: {
+                [key: string]: string;
+            };
+            /** @description Unit name → quantity. */
+            units: {
+                [key: string]: number;
+            };
+        };
         Reason: string;
         Received: {
             received: boolean;
+        };
+        /**
+         * @description What `POST /v1/usage` would have answered for this record: `status` 200 with `usage`, or
+         *     the error's status (400, 402, 404, 409, 503) with `error`. A refused record deducts
+         *     nothing and refuses nothing else.
+         */
+        RecordResult: {
+            error?: null | components["schemas"]["ErrorDetail"];
+            /** Format: int32 */
+            status: number;
+            usage?: null | components["schemas"]["Usage"];
+        };
+        Redelivery: {
+            /** @description The event. */
+            id: string;
+            /** @description Deliveries queued again (one per endpoint that wants the event). */
+            queued: number;
+        };
+        Refused: {
+            price: string;
+            reason: string;
         };
         /** @description A Stripe object id, e.g. `price_1Nx…`. */
         StripeId: string;
@@ -983,6 +1678,15 @@ export interface components {
             /** @description Stripe's status: `active`, `past_due`, `canceled`, … */
             status: string;
         };
+        /** @description What a sync did, package by package. */
+        SyncReport: {
+            archived: string[];
+            created: components["schemas"]["Package"][];
+            /** @description Prices with `credits_amount` that cannot be packages, and why. */
+            refused: components["schemas"]["Refused"][];
+            unchanged: string[];
+            updated: components["schemas"]["Package"][];
+        };
         Text: string;
         /** @description A recorded usage: the credits it took and the balance after. */
         Usage: {
@@ -990,6 +1694,8 @@ export interface components {
             amount: string;
             available: string;
             balance: string;
+            /** @description The budget the usage counted against. */
+            budget?: string | null;
             /** Format: int64 */
             created: number;
             customer: string;
@@ -997,15 +1703,54 @@ export interface components {
             entries: components["schemas"]["Entry"][];
             feature: string;
             id: string;
+            priced?: null | components["schemas"]["Priced"];
+        };
+        /** @description Usage records, applied in order. */
+        UsageBatchIn: {
+            /** @description 1 to 1,000 records. */
+            records: components["schemas"]["UsageRecordIn"][];
+        };
+        /** @description One result per record, in the records' order. */
+        UsageBatchOut: {
+            data: components["schemas"]["RecordResult"][];
         };
         /** @enum {string} */
         UsageGroup: "day" | "feature";
-        /** @description Deducts credits for one AI request. */
+        /** @description Deducts credits for one AI request: an `amount`, or `units` of a priced feature. */
         UsageIn: {
-            amount: components["schemas"]["PositiveCredits"];
+            amount?: null | components["schemas"]["PositiveCredits"];
+            /** @description A budget of the customer's (e.g. the app's API key id) this spend counts against. */
+            budget?: string | null;
             customer: components["schemas"]["CustomerId"];
             /** @description What the credits paid for, e.g. `chat` or `image:gen`. */
-            feature: components["schemas"]["Feature"];
+            feature: components["schemas"]["FeatureId"];
+            metadata?: null | components["schemas"]["Metadata"];
+            /**
+             * @description Quantities of the feature's units, priced on its rate card (instead of `amount`).
+             * @example {
+             *       "input_tokens": 1200,
+             *       "output_tokens": 350
+             *     }
+             */
+            units?: {
+                [key: string]: number;
+            } | null;
+        };
+        /** @description One usage record: the body of `POST /v1/usage`, plus its own idempotency key. */
+        UsageRecordIn: {
+            /** @example 1.25 */
+            amount: string;
+            /** @description A budget of the customer's this record counts against, as on `POST /v1/usage`. */
+            budget?: string | null;
+            customer: string;
+            /** @description What the credits paid for, e.g. `chat` or `image:gen`. */
+            feature: string;
+            /**
+             * @description Makes this record exactly-once, like `POST /v1/usage`'s `Idempotency-Key` header (the
+             *     two share one key space: the same key and record replay each other). Without it, and
+             *     with the request's `Idempotency-Key: K`, the record's key is `K/<index>` (from 0).
+             */
+            idempotency_key?: string | null;
             metadata?: null | components["schemas"]["Metadata"];
         };
         /** @description Credits spent in one group: a UTC day, or a feature. */
@@ -1057,6 +1802,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1145,9 +1901,37 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `stripe_error`: Stripe refused or did not answer */
             502: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1177,7 +1961,6 @@ export interface operations {
                     "application/json": components["schemas"]["CheckOut"];
                 };
             };
-            /** @description invalid JSON or an invalid field, named in `param` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1186,7 +1969,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description missing or invalid credentials (`unauthorized`, `invalid_token`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1195,7 +1977,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `customer_not_found` */
+            /** @description customer_not_found or budget_not_found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1207,6 +1989,34 @@ export interface operations {
             /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
             413: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1283,9 +2093,37 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `stripe_error`: Stripe refused or did not answer */
             502: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1332,9 +2170,37 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `stripe_error`: Stripe refused or did not answer */
             502: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1412,6 +2278,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `overloaded`: retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -1456,6 +2339,495 @@ export interface operations {
             /** @description `customer_not_found` */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CustomerUpdateIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Customer"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_auto_topup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutoTopupView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_auto_topup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AutoTopupIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutoTopupView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_budgets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    entitlements: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EntitlementList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1508,6 +2880,34 @@ export interface operations {
             /** @description `customer_not_found` */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1586,6 +2986,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `overloaded`: retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -1649,6 +3066,325 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_features: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeatureList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_feature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeatureIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feature"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description feature_exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_feature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeatureUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feature"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    archive_feature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feature"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_hold: {
@@ -1692,7 +3428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `insufficient_credits`, with `balance` and `available`: nothing was spent */
+            /** @description `insufficient_credits` or `budget_exceeded` */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -1701,7 +3437,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `customer_not_found` */
+            /** @description `feature_not_in_plan` or `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `customer_not_found` or `budget_not_found` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1722,6 +3467,23 @@ export interface operations {
             /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
             413: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1778,6 +3540,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     capture_hold: {
@@ -1824,7 +3614,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `insufficient_credits`, with `balance` and `available`: nothing was spent */
+            /** @description `insufficient_credits` or `budget_exceeded` */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -1854,6 +3644,23 @@ export interface operations {
             /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
             413: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1931,6 +3738,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `overloaded`: retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -1981,6 +3805,34 @@ export interface operations {
             /** @description `customer_not_found`: the token names a customer creditd does not have */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2056,9 +3908,37 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `stripe_error`: Stripe refused or did not answer */
             502: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2115,6 +3995,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     my_payments: {
@@ -2159,6 +4067,34 @@ export interface operations {
             /** @description `customer_not_found`: the token names a customer creditd does not have */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2216,6 +4152,167 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_outbound_events: {
+        parameters: {
+            query?: {
+                /** @description Only this customer's events. */
+                customer?: string;
+                limit?: number;
+                starting_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutboundEventList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Redelivery"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_packages: {
@@ -2238,6 +4335,34 @@ export interface operations {
             /** @description missing or invalid credentials (`unauthorized`, `invalid_token`) */
             401: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2314,6 +4439,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     archive_package: {
@@ -2348,6 +4501,98 @@ export interface operations {
             /** @description `package_not_found` */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sync_packages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncReport"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description stripe_error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2424,9 +4669,37 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `stripe_error`: Stripe refused or did not answer */
             502: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2485,6 +4758,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_plans: {
@@ -2507,6 +4808,34 @@ export interface operations {
             /** @description missing or invalid credentials (`unauthorized`, `invalid_token`) */
             401: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2574,6 +4903,120 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlanUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_events: {
@@ -2611,6 +5054,34 @@ export interface operations {
             /** @description missing or invalid credentials (`unauthorized`, `invalid_token`) */
             401: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2657,6 +5128,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     receive: {
@@ -2681,7 +5180,7 @@ export interface operations {
                     "application/json": components["schemas"]["Received"];
                 };
             };
-            /** @description `invalid_event`: signed, but not a Stripe event */
+            /** @description `invalid_event` (signed, but not a Stripe event) or `livemode_mismatch` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2708,9 +5207,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `event_handling_failed`: recorded, and handled again when Stripe retries */
-            500: {
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
                 headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2760,7 +5278,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `insufficient_credits`, with `balance` and `available`: nothing was spent */
+            /** @description `insufficient_credits` or `budget_exceeded` */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -2769,7 +5287,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `customer_not_found` */
+            /** @description `feature_not_in_plan` or `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `customer_not_found` or `budget_not_found` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2796,10 +5323,594 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `overloaded`: retry after `Retry-After` seconds */
             503: {
                 headers: {
                     /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    record_usage_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UsageBatchIn"];
+            };
+        };
+        responses: {
+            /** @description one result per record; see `status` in each */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageBatchOut"];
+                };
+            };
+            /** @description unreadable body, or not 1 to 1,000 records */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_endpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointOut"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointUpdateIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–100 (default 10). */
+                limit?: number;
+                /** @description The last id of the previous page. */
+                starting_after?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointOut"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
+            429: {
+                headers: {
+                    /** @description Requests the bucket holds */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the bucket now */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the bucket is full again */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };

@@ -1,6 +1,6 @@
 import type { RequestOptions, Transport } from '../core.js';
 import { AutoPager, type ListParams } from '../list.js';
-import type { Customer, CustomerCreateParams, Grant, GrantCreateParams, LedgerEntry } from '../types.js';
+import type { Customer, CustomerCreateParams, CustomerUpdateParams, Grant, GrantCreateParams, LedgerEntry } from '../types.js';
 
 export const seg = (id: string): string => encodeURIComponent(id);
 
@@ -16,6 +16,11 @@ export class Customers {
   /** The customer with `balance`, `available`, `held` (decimal strings). */
   retrieve(id: string, options?: RequestOptions): Promise<Customer> {
     return this.t.get(`/v1/customers/${seg(id)}`, undefined, options);
+  }
+
+  /** Changes `email`, `metadata` (replaced) or `low_balance_threshold` (null: the default). */
+  update(id: string, params: CustomerUpdateParams, options?: RequestOptions): Promise<Customer> {
+    return this.t.post(`/v1/customers/${seg(id)}`, params, options);
   }
 }
 

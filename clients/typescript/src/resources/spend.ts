@@ -1,7 +1,7 @@
 import type { RequestOptions, Transport } from '../core.js';
 import { randomKey } from '../core.js';
 import { CreditdError } from '../error.js';
-import type { Hold, HoldCaptureParams, HoldCreateParams, Usage, UsageRecordParams } from '../types.js';
+import type { Hold, HoldCaptureParams, HoldCreateParams, Usage, UsageBatchParams, UsageBatchResult, UsageRecordParams } from '../types.js';
 import { seg } from './customers.js';
 
 /** `/v1/usage`: deduct credits for one request, exactly once per idempotency key. */
@@ -11,6 +11,15 @@ export class UsageResource {
   /** Throws `CreditdError` 402 `insufficient_credits` (nothing deducted) when available credits fall short. */
   record(params: UsageRecordParams, options?: RequestOptions): Promise<Usage> {
     return this.t.post('/v1/usage', params, options);
+  }
+
+  /**
+   * Up to 1,000 records in order, one result each (`status` 200 with `usage`, or the error a
+   * single record would get). Each record is exactly-once by its `idempotency_key`, or by the
+   * request's key plus its index.
+   */
+  recordBatch(params: UsageBatchParams, options?: RequestOptions): Promise<UsageBatchResult> {
+    return this.t.post('/v1/usage/batch', params, options);
   }
 }
 

@@ -78,8 +78,8 @@ json_schema!(
 );
 
 json_schema!(
-    /// What credits paid for.
-    Feature,
+    /// What credits paid for: a feature id.
+    FeatureId,
     {
         "type": "string",
         "description": "What the credits paid for: 1–100 of `A–Z a–z 0–9 . _ - : /`, e.g. `chat` or `image:gen`.",

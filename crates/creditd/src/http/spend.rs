@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::http::catalog::priced_amount;
 use crate::http::customers::metadata;
-use crate::http::doc::{CustomerId, Feature, Metadata, NonNegativeCredits, PositiveCredits};
+use crate::http::doc::{CustomerId, FeatureId, Metadata, NonNegativeCredits, PositiveCredits};
 use crate::http::error::{ApiError, ErrorBody};
 
 const OVERLOADED: &str = "`overloaded`: retry after `Retry-After` seconds";
@@ -40,7 +40,7 @@ pub struct UsageIn {
     #[schema(example = json!({"input_tokens": 1200, "output_tokens": 350}))]
     pub units: Option<BTreeMap<String, i64>>,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
-    #[schema(value_type = Feature)]
+    #[schema(value_type = FeatureId)]
     pub feature: String,
     /// A budget of the customer's (e.g. the app's API key id) this spend counts against.
     pub budget: Option<String>,
@@ -63,7 +63,7 @@ pub struct HoldIn {
     /// Seconds until an uncaptured hold releases itself (default from the configuration; at
     /// most `max_hold_ttl_seconds`).
     pub ttl_seconds: Option<i64>,
-    #[schema(value_type = Option<Feature>)]
+    #[schema(value_type = Option<FeatureId>)]
     pub feature: Option<String>,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
@@ -78,7 +78,7 @@ pub struct CaptureIn {
     pub amount: Option<Credits>,
     /// What the call really used, priced on the feature's current rate card (instead of `amount`).
     pub units: Option<BTreeMap<String, i64>>,
-    #[schema(value_type = Option<Feature>)]
+    #[schema(value_type = Option<FeatureId>)]
     pub feature: Option<String>,
 }
 

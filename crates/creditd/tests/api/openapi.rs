@@ -2,7 +2,7 @@
 //! rules (property-tested), every operation lists the shared error answers, and the balance
 //! limit is an answer, not a crash.
 
-use creditd::http::doc::{CustomerId, Feature, NonNegativeCredits, PositiveCredits, Reason, Text};
+use creditd::http::doc::{CustomerId, FeatureId, NonNegativeCredits, PositiveCredits, Reason, Text};
 use creditd_domain::{validate, Credits};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -68,7 +68,7 @@ proptest! {
         let reason = validate::text(&s).is_ok() && !s.trim().is_empty();
         prop_assert_eq!(pattern(Reason::schema()).is_match(&s), reason, "{:?}", s);
         prop_assert_eq!(pattern(CustomerId::schema()).is_match(&s), validate::customer_id(&s).is_ok(), "{:?}", s);
-        prop_assert_eq!(pattern(Feature::schema()).is_match(&s), validate::feature(&s).is_ok(), "{:?}", s);
+        prop_assert_eq!(pattern(FeatureId::schema()).is_match(&s), validate::feature(&s).is_ok(), "{:?}", s);
     }
 }
 
