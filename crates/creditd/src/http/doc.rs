@@ -124,6 +124,12 @@ json_schema!(
 );
 
 json_schema!(
+    /// How often a budget resets.
+    BudgetPeriod,
+    {"type": "string", "enum": ["day", "month", "total"]}
+);
+
+json_schema!(
     /// How usage is summed.
     UsageGroup,
     {"type": "string", "enum": ["day", "feature"]}
@@ -179,6 +185,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
             common_responses(operation);
         }
     }
+    optional_bodies(&mut doc);
     let schemas = &mut doc["components"]["schemas"];
     // "Given" is present and not null: the handlers treat a null field as an absent one.
     schemas["PackageIn"]["oneOf"] = json!([
@@ -189,6 +196,45 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         {"allOf": [given("package"), {"not": given("plan")}]},
         {"allOf": [given("plan"), {"not": given("package")}, {"not": given("quantity")}]}
     ]);
+    let amount_xor_units = json!([
+        {"allOf": [given("amount"), {"not": given("units")}]},
+        {"allOf": [given("units"), {"not": given("amount")}]}
+    ]);
+    schemas["UsageIn"]["oneOf"] = amount_xor_units.clone();
+    schemas["HoldIn"]["oneOf"] = amount_xor_units;
+    schemas["HoldIn"]["oneOf"][1]["allOf"]
+        .as_array_mut()
+        .expect("allOf")
+        .push(given("feature"));
+    for name in ["CheckIn", "CaptureIn"] {
+        schemas[name]["not"] = json!({"allOf": [given("amount"), given("units")]});
+    }
+    // A rate card: 1–20 units (`pricing::unit_name`), each priced above zero.
+    for name in ["FeatureIn", "FeatureUpdate"] {
+        schemas[name]["properties"]["prices"] = json!({
+            "type": ["object", "null"],
+            "description": "Unit → credits per `per` units, exact decimals with up to 6 decimals.",
+            "minProperties": 1,
+            "maxProperties": creditd_domain::pricing::MAX_UNITS_PER_FEATURE,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+            "additionalProperties": {"$ref": "#/components/schemas/PositiveCredits"},
+            "example": {"input_tokens": "2.5", "output_tokens": "10"}
+        });
+    }
+    // An endpoint's event types: each known, or `*`.
+    let mut types = vec![json!("*")];
+    types.extend(
+        creditd_domain::outbound::EventType::ALL
+            .iter()
+            .map(|t| json!(t.as_str())),
+    );
+    for name in ["EndpointIn", "EndpointUpdateIn"] {
+        let events = &mut schemas[name]["properties"]["events"];
+        events["minItems"] = json!(1);
+        events["items"] = json!({"type": "string", "enum": types});
+    }
+    // `per` applies to `prices`.
+    schemas["FeatureUpdate"]["not"] = json!({"allOf": [given("per"), {"not": given("prices")}]});
     // The views' metadata is the same free-form object the requests take.
     for schema in schemas.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
         let metadata = schema.get_mut("properties").and_then(|p| p.get_mut("metadata"));
@@ -200,6 +246,30 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
     ttl["minimum"] = json!(1);
     ttl["maximum"] = json!(max_hold_ttl_seconds);
     doc
+}
+
+/// A body whose schema requires no field may be left out: the handlers read an empty body as
+/// `{}`.
+fn optional_bodies(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"].clone();
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|i| i.values_mut())
+    {
+        let Some(body) = operation.get_mut("requestBody") else {
+            continue;
+        };
+        let reference = body["content"]["application/json"]["schema"]["$ref"].as_str();
+        let name = reference.and_then(|r| r.strip_prefix("#/components/schemas/"));
+        let schema = name.map(|n| &schemas[n]);
+        if schema.is_some_and(|s| s["type"] == "object" && s.get("required").is_none()) {
+            body["required"] = json!(false);
+        }
+    }
 }
 
 fn given(field: &str) -> Value {
