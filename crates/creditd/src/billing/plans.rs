@@ -21,30 +21,49 @@ pub struct PlanSpec {
     pub features: BTreeMap<String, Entitlement>,
 }
 
+/// Why a plan's `features` were refused: an id that names no feature, or an invalid value.
+pub enum FeaturesError {
+    Unknown(String),
+    Invalid(String, String),
+}
+
+impl FeaturesError {
+    /// The field and what is wrong with it.
+    pub fn describe(self) -> (String, String) {
+        match self {
+            FeaturesError::Unknown(id) => (
+                format!("features.{id}"),
+                format!("{id} is not a feature; create it with POST /v1/features"),
+            ),
+            FeaturesError::Invalid(field, message) => (field, message),
+        }
+    }
+}
+
 /// A plan's `features` as the API takes them: `true` (included), `false` (left out) or
 /// `{"limit": N, "period": "day" | "month"}`; every id must name a feature. Errors name the field.
 pub async fn entitlements(
     store: &Store,
     features: BTreeMap<String, Value>,
-) -> Result<BTreeMap<String, Entitlement>, (String, String)> {
+) -> Result<BTreeMap<String, Entitlement>, FeaturesError> {
     let known = store
         .features(true)
         .await
-        .map_err(|e| ("features".to_string(), e.to_string()))?;
+        .map_err(|e| FeaturesError::Invalid("features".to_string(), e.to_string()))?;
     let mut out = BTreeMap::new();
     for (id, value) in features {
         let field = format!("features.{id}");
         if !known.iter().any(|f| f.id == id) {
-            return Err((
-                field,
-                format!("{id} is not a feature; create it with POST /v1/features"),
-            ));
+            return Err(FeaturesError::Unknown(id));
         }
         let entitlement = match &value {
             Value::Bool(true) => Entitlement::Included,
             Value::Bool(false) => continue,
-            Value::Object(map) => limit(&field, map)?,
-            _ => return Err((field, "must be true, false or {\"limit\", \"period\"}".into())),
+            Value::Object(map) => limit(&field, map).map_err(|(f, m)| FeaturesError::Invalid(f, m))?,
+            _ => {
+                let message = "must be true, false or {\"limit\", \"period\"}";
+                return Err(FeaturesError::Invalid(field, message.into()));
+            }
         };
         out.insert(id, entitlement);
     }

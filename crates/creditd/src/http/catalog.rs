@@ -165,6 +165,9 @@ pub async fn priced_amount(
         (None, Some(units)) => {
             let feature = feature.ok_or_else(|| ApiError::invalid("feature", "is required with units"))?;
             let catalog = state.store.catalog().await?;
+            if !catalog.features.contains_key(feature) {
+                return Err(not_found(feature));
+            }
             let card = catalog.rate_card(feature).ok_or_else(|| {
                 ApiError::invalid(
                     "units",

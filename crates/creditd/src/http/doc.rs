@@ -166,6 +166,18 @@ json_schema!(
 );
 
 json_schema!(
+    /// Where a webhook endpoint receives events: `outbound::check_url` accepts each.
+    WebhookUrl,
+    {
+        "type": "string",
+        "description": "An `http://` or `https://` URL with a host name, at most 2048 characters.",
+        "pattern": "^https?://([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,4})?(/[!-~]*)?$",
+        "maxLength": 2048,
+        "example": "https://app.example.com/webhooks/creditd"
+    }
+);
+
+json_schema!(
     /// A Stripe object id.
     StripeId,
     {"type": "string", "description": "A Stripe object id, e.g. `price_1Nx…`.", "pattern": "^[A-Za-z0-9_]{1,255}$"}
@@ -206,9 +218,11 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         .as_array_mut()
         .expect("allOf")
         .push(given("feature"));
-    for name in ["CheckIn", "CaptureIn"] {
-        schemas[name]["not"] = json!({"allOf": [given("amount"), given("units")]});
-    }
+    schemas["CaptureIn"]["not"] = json!({"allOf": [given("amount"), given("units")]});
+    schemas["CheckIn"]["allOf"] = json!([
+        {"not": {"allOf": [given("amount"), given("units")]}},
+        {"not": {"allOf": [given("units"), {"not": given("feature")}]}}
+    ]);
     // A rate card: 1–20 units (`pricing::unit_name`), each priced above zero.
     for name in ["FeatureIn", "FeatureUpdate"] {
         schemas[name]["properties"]["prices"] = json!({
@@ -234,7 +248,10 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         events["items"] = json!({"type": "string", "enum": types});
     }
     // `per` applies to `prices`.
-    schemas["FeatureUpdate"]["not"] = json!({"allOf": [given("per"), {"not": given("prices")}]});
+    for name in ["FeatureIn", "FeatureUpdate"] {
+        schemas[name]["not"] = json!({"allOf": [given("per"), {"not": given("prices")}]});
+    }
+    plans(schemas);
     // The views' metadata is the same free-form object the requests take.
     for schema in schemas.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
         let metadata = schema.get_mut("properties").and_then(|p| p.get_mut("metadata"));
@@ -246,6 +263,34 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
     ttl["minimum"] = json!(1);
     ttl["maximum"] = json!(max_hold_ttl_seconds);
     doc
+}
+
+/// A plan is free (monthly credits, zero allowed, no price) or paid (credits above zero, a
+/// price and its currency); its features name feature ids.
+fn plans(schemas: &mut Value) {
+    let free = json!({"required": ["free"], "properties": {"free": {"const": true}}});
+    schemas["PlanIn"]["oneOf"] = json!([
+        {"allOf": [free, {"not": given("price")}, {"not": given("currency")},
+                   {"properties": {"interval": {"enum": ["month", null]}}}]},
+        {"allOf": [{"not": free}, given("price"), given("currency"),
+                   {"properties": {"credits": {"$ref": "#/components/schemas/PositiveCredits"}}}]}
+    ]);
+    let features = json!({
+        "description": "Feature id → `true` (included), `false` (left out), or `{\"limit\": 3, \"period\": \"day\" | \"month\"}`; each id an existing feature (else 404 `feature_not_found`).",
+        "propertyNames": {"pattern": "^[A-Za-z0-9._:/-]{1,100}$"},
+        "additionalProperties": {"oneOf": [
+            {"type": "boolean"},
+            {"type": "object", "additionalProperties": false, "required": ["limit", "period"], "properties": {
+                "limit": {"type": "integer", "minimum": 1, "maximum": creditd_domain::entitlement::MAX_LIMIT},
+                "period": {"type": "string", "enum": ["day", "month"]}
+            }}
+        ]},
+        "example": {"chat": true, "images": {"limit": 3, "period": "day"}}
+    });
+    schemas["PlanUpdate"]["properties"]["features"] = features.clone();
+    schemas["PlanUpdate"]["properties"]["features"]["type"] = json!("object");
+    schemas["PlanIn"]["properties"]["features"] = features;
+    schemas["PlanIn"]["properties"]["features"]["type"] = json!(["object", "null"]);
 }
 
 /// A body whose schema requires no field may be left out: the handlers read an empty body as

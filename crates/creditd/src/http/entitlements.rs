@@ -104,7 +104,7 @@ async fn feature_use(
 /// state; changes nothing.
 #[utoipa::path(post, path = "/v1/check", request_body = CheckIn, tag = "spending",
     responses((status = 200, body = CheckOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody, description = "customer_not_found or budget_not_found")))]
+              (status = 404, body = ErrorBody, description = "`customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature)")))]
 pub async fn check(
     State(state): State<AppState>,
     _key: SecretKey,

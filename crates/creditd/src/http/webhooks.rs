@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
-use crate::http::doc::Text;
+use crate::http::doc::{Text, WebhookUrl};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
@@ -20,7 +20,7 @@ use crate::outbound::{self, now_ms, sign};
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
     /// An `http://` or `https://` URL that receives the events as POSTs.
-    #[schema(example = "https://app.example.com/webhooks/creditd")]
+    #[schema(value_type = WebhookUrl)]
     pub url: String,
     /// Event types, or `["*"]` for all of them (the default).
     #[schema(example = json!(["credits.low", "payment.succeeded"]))]
@@ -33,6 +33,7 @@ pub struct EndpointIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointUpdateIn {
+    #[schema(value_type = Option<WebhookUrl>)]
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
     #[schema(value_type = Option<Text>)]
