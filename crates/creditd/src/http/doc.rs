@@ -247,6 +247,21 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         events["minItems"] = json!(1);
         events["items"] = json!({"type": "string", "enum": types});
     }
+    // Quantities of a rate card's units (`Priced::new`).
+    let units = json!({
+        "type": ["object", "null"],
+        "minProperties": 1,
+        "maxProperties": creditd_domain::pricing::MAX_UNITS_PER_FEATURE,
+        "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+        "additionalProperties": {"type": "integer", "minimum": 0, "maximum": creditd_domain::pricing::MAX_QUANTITY},
+        "example": {"input_tokens": 1200, "output_tokens": 350}
+    });
+    for name in ["UsageIn", "HoldIn", "CaptureIn", "CheckIn"] {
+        let property = &mut schemas[name]["properties"]["units"];
+        let description = property["description"].clone();
+        *property = units.clone();
+        property["description"] = description;
+    }
     // `per` applies to `prices`.
     for name in ["FeatureIn", "FeatureUpdate"] {
         schemas[name]["not"] = json!({"allOf": [given("per"), {"not": given("prices")}]});

@@ -43,6 +43,7 @@ pub struct UsageIn {
     #[schema(value_type = FeatureId)]
     pub feature: String,
     /// A budget of the customer's (e.g. the app's API key id) this spend counts against.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
@@ -59,6 +60,7 @@ pub struct HoldIn {
     /// Units of `feature` to reserve at its current prices (instead of `amount`).
     pub units: Option<BTreeMap<String, i64>>,
     /// A budget the hold reserves against.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
     /// Seconds until an uncaptured hold releases itself (default from the configuration; at
     /// most `max_hold_ttl_seconds`).
