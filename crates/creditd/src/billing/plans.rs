@@ -91,6 +91,11 @@ fn limit(field: &str, map: &serde_json::Map<String, Value>) -> Result<Entitlemen
     Entitlement::limited(count, period).map_err(|m| (format!("{field}.limit"), m))
 }
 
+/// Whether an active free plan exists (there is at most one).
+pub async fn free_plan_exists(store: &Store) -> Result<bool, creditd_store::StoreError> {
+    Ok(store.plans(false).await?.iter().any(|p| p.free))
+}
+
 /// Validates and stores a plan; errors name the field. Its Stripe Price is created on first use.
 pub async fn create(store: &Store, spec: PlanSpec, now: i64) -> Result<Plan, (String, String)> {
     let name = super::packages::checked_name(&spec.name)?;
@@ -114,12 +119,9 @@ pub async fn create(store: &Store, spec: PlanSpec, now: i64) -> Result<Plan, (St
         (false, Some(_), None) => return Err(("currency".into(), "is required with price".into())),
     };
     if spec.free
-        && store
-            .plans(false)
+        && free_plan_exists(store)
             .await
             .map_err(|e| ("plan".to_string(), e.to_string()))?
-            .iter()
-            .any(|p| p.free)
     {
         return Err((
             "free".into(),

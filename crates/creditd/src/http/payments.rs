@@ -530,7 +530,7 @@ pub async fn list_plans(State(state): State<AppState>, _key: SecretKey) -> Resul
 #[utoipa::path(post, path = "/v1/plans", tag = "subscriptions", request_body = PlanIn, params(IdempotencyKey),
     responses((status = 201, body = Plan), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody, description = "`feature_not_found`: `features` names an unknown feature"),
-              (status = 409, body = ErrorBody, description = "`idempotency_key_in_use` or `idempotency_key_reused`")))]
+              (status = 409, body = ErrorBody, description = "`free_plan_exists` (archive it first), `idempotency_key_in_use` or `idempotency_key_reused`")))]
 pub async fn create_plan(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -553,6 +553,13 @@ pub async fn create_plan(
         features,
     };
     once(&state, idempotency, || async {
+        if spec.free && plans::free_plan_exists(&state.store).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "free_plan_exists",
+                "there is already an active free plan; archive it first",
+            ));
+        }
         let plan = plans::create(&state.store, spec, state.clock.now())
             .await
             .map_err(|(f, m)| ApiError::invalid(&f, m))?;
