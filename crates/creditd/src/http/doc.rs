@@ -166,13 +166,13 @@ json_schema!(
 );
 
 json_schema!(
-    /// Where a webhook endpoint receives events: `outbound::check_url` accepts each.
+    /// Where a webhook endpoint receives events: the rule `outbound::check_url` enforces.
     WebhookUrl,
     {
         "type": "string",
-        "description": "An `http://` or `https://` URL with a host name, at most 2048 characters.",
-        "pattern": "^https?://([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,4})?(/[!-~]*)?$",
-        "maxLength": 2048,
+        "description": "An `http://` or `https://` URL with a host name or IPv4 address, at most 2048 characters.",
+        "pattern": crate::outbound::URL_PATTERN,
+        "maxLength": crate::outbound::MAX_URL_LEN,
         "example": "https://app.example.com/webhooks/creditd"
     }
 );
