@@ -165,7 +165,8 @@ pub async fn priced_amount(
         (None, Some(units)) => {
             let feature = feature.ok_or_else(|| ApiError::invalid("feature", "is required with units"))?;
             let catalog = state.store.catalog().await?;
-            if !catalog.features.contains_key(feature) {
+            // Not in the catalog (its active features) and never created: 404; archived: 400 below.
+            if !catalog.features.contains_key(feature) && state.store.feature(feature).await?.is_none() {
                 return Err(not_found(feature));
             }
             let card = catalog.rate_card(feature).ok_or_else(|| {

@@ -509,10 +509,14 @@ pub struct PlanIn {
 /// An unknown feature id is a 404 `feature_not_found`; an invalid value a 400.
 fn features_error(error: plans::FeaturesError) -> ApiError {
     match error {
-        plans::FeaturesError::Unknown(id) => ApiError::not_found(
-            "feature_not_found",
-            format!("features.{id}: {id} is not a feature; create it with POST /v1/features"),
-        ),
+        plans::FeaturesError::Unknown(id) => {
+            let mut error = ApiError::not_found(
+                "feature_not_found",
+                format!("features.{id}: {id} is not a feature; create it with POST /v1/features"),
+            );
+            error.param = Some(format!("features.{id}"));
+            error
+        }
         plans::FeaturesError::Invalid(field, message) => ApiError::invalid(&field, message),
     }
 }
