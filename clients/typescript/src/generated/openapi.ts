@@ -817,11 +817,8 @@ export interface components {
              * @description 1–100 (default 1).
              */
             quantity?: number | null;
-            /**
-             * @description A credit amount (decimal string, up to 6 decimals).
-             * @example 10
-             */
-            threshold: string;
+            /** @description A credit amount (decimal string, up to 6 decimals). */
+            threshold: components["schemas"]["NonNegativeCredits"];
         };
         /**
          * @description A customer's auto top-up: when available credits fall below `threshold`, `quantity` of
@@ -885,42 +882,49 @@ export interface components {
         /** @description A cap on what one of the app's keys or team members may spend of the customer's credits. */
         BudgetIn: {
             /** @description The app's own id for it, e.g. `key_abc`. */
-            id: string;
-            /** @example 50 */
-            limit: string;
-            name?: string | null;
-            /**
-             * @description `day`, `month` or `total`.
-             * @example month
-             */
-            period: string;
+            id: components["schemas"]["CustomerId"];
+            limit: components["schemas"]["PositiveCredits"];
+            name?: null | components["schemas"]["Text"];
+            /** @description `day`, `month` or `total`. */
+            period: components["schemas"]["BudgetPeriod"];
         };
         BudgetList: {
             data: components["schemas"]["Budget"][];
             object: string;
         };
+        /** @enum {string} */
+        BudgetPeriod: "day" | "month" | "total";
         /** @description Spends what the call really cost: up to the hold, or more when available credits cover it. */
         CaptureIn: {
             amount?: null | components["schemas"]["NonNegativeCredits"];
             feature?: null | components["schemas"]["FeatureId"];
-            /** @description What the call really used, priced on the feature's current rate card (instead of `amount`). */
+            /**
+             * @description What the call really used, priced on the feature's current rate card (instead of `amount`).
+             * @example {
+             *       "input_tokens": 1200,
+             *       "output_tokens": 350
+             *     }
+             */
             units?: {
                 [key: string]: number;
             } | null;
         };
         CheckIn: {
-            /** @example 2 */
-            amount?: string | null;
-            /** @description A budget of the customer's the spend would count against. */
-            budget?: string | null;
-            customer: string;
-            /** @description The feature the call would use (gated features need the plan to include them). */
-            feature?: string | null;
-            /** @description Units of `feature`, priced at its current rate card (instead of `amount`). */
+            amount?: null | components["schemas"]["PositiveCredits"];
+            budget?: null | components["schemas"]["CustomerId"];
+            customer: components["schemas"]["CustomerId"];
+            feature?: null | components["schemas"]["FeatureId"];
+            /**
+             * @description Units of `feature`, priced at its current rate card (instead of `amount`).
+             * @example {
+             *       "input_tokens": 1200,
+             *       "output_tokens": 350
+             *     }
+             */
             units?: {
                 [key: string]: number;
             } | null;
-        };
+        } & (unknown & unknown);
         /** @description Whether a spend would be allowed now, and why not. */
         CheckOut: {
             allowed: boolean;
@@ -1035,15 +1039,9 @@ export interface components {
         };
         /** @description Changes a customer; omitted fields stay as they are. */
         CustomerUpdateIn: {
-            email?: string | null;
-            /**
-             * @description Available credits below this send `credits.low` (once, until `credits.restored`); a
-             *     decimal string, or null for the configured default.
-             * @example 10
-             */
-            low_balance_threshold?: string | null;
-            /** @description Replaces the metadata. */
-            metadata?: Record<string, never> | null;
+            email?: null | components["schemas"]["Text"];
+            low_balance_threshold?: null | components["schemas"]["NonNegativeCredits"];
+            metadata?: null | components["schemas"]["Metadata"];
         };
         Deleted: {
             deleted: boolean;
@@ -1084,7 +1082,7 @@ export interface components {
         };
         /** @description Registers an endpoint. */
         EndpointIn: {
-            description?: string | null;
+            description?: null | components["schemas"]["Text"];
             /**
              * @description Event types, or `["*"]` for all of them (the default).
              * @example [
@@ -1092,12 +1090,9 @@ export interface components {
              *       "payment.succeeded"
              *     ]
              */
-            events?: string[] | null;
-            /**
-             * @description An `http://` or `https://` URL that receives the events as POSTs.
-             * @example https://app.example.com/webhooks/creditd
-             */
-            url: string;
+            events?: ("*" | "customer.created" | "credits.granted" | "credits.low" | "credits.depleted" | "credits.restored" | "credits.expired" | "credits.clawed_back" | "payment.succeeded" | "payment.failed" | "payment.refunded" | "dispute.created" | "dispute.closed" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "auto_topup.succeeded" | "auto_topup.failed")[] | null;
+            /** @description An `http://` or `https://` URL that receives the events as POSTs. */
+            url: components["schemas"]["WebhookUrl"];
         };
         EndpointList: {
             data: components["schemas"]["EndpointOut"][];
@@ -1127,11 +1122,11 @@ export interface components {
         };
         /** @description Changes an endpoint; omitted fields stay as they are. */
         EndpointUpdateIn: {
-            description?: string | null;
+            description?: null | components["schemas"]["Text"];
             /** @description A disabled endpoint receives nothing; events recorded meanwhile are not sent to it. */
             enabled?: boolean | null;
-            events?: string[] | null;
-            url?: string | null;
+            events?: ("*" | "customer.created" | "credits.granted" | "credits.low" | "credits.depleted" | "credits.restored" | "credits.expired" | "credits.clawed_back" | "payment.succeeded" | "payment.failed" | "payment.refunded" | "dispute.created" | "dispute.closed" | "subscription.created" | "subscription.updated" | "subscription.canceled" | "auto_topup.succeeded" | "auto_topup.failed")[] | null;
+            url?: null | components["schemas"]["WebhookUrl"];
         };
         EntitlementList: {
             data: components["schemas"]["EntitlementView"][];
@@ -1255,8 +1250,8 @@ export interface components {
         /** @description A feature, optionally priced by units: credits per `per` units of each. */
         FeatureIn: {
             /** @description The name usage records use, e.g. `gpt-4o`. */
-            id: string;
-            name: string;
+            id: components["schemas"]["FeatureId"];
+            name: components["schemas"]["Name"];
             /**
              * Format: int64
              * @description 1 (default) to 10^9: prices are per this many units.
@@ -1271,7 +1266,7 @@ export interface components {
              *     }
              */
             prices?: {
-                [key: string]: string;
+                [key: string]: components["schemas"]["PositiveCredits"];
             } | null;
         };
         FeatureList: {
@@ -1280,11 +1275,21 @@ export interface components {
         };
         /** @description Changes to a feature; a new rate card applies from now on. */
         FeatureUpdate: {
-            name?: string | null;
-            /** Format: int64 */
+            name?: null | components["schemas"]["Name"];
+            /**
+             * Format: int64
+             * @description 1 to 10^9, with `prices`.
+             */
             per?: number | null;
+            /**
+             * @description Unit → credits per `per` units, exact decimals with up to 6 decimals.
+             * @example {
+             *       "input_tokens": "2.5",
+             *       "output_tokens": "10"
+             *     }
+             */
             prices?: {
-                [key: string]: string;
+                [key: string]: components["schemas"]["PositiveCredits"];
             } | null;
         };
         /** @description A lot of credits: spent in order of priority, earliest expiry, then age. */
@@ -1376,8 +1381,7 @@ export interface components {
         /** @description Reserves credits for a call whose cost is known only at the end. */
         HoldIn: {
             amount?: null | components["schemas"]["PositiveCredits"];
-            /** @description A budget the hold reserves against. */
-            budget?: string | null;
+            budget?: null | components["schemas"]["CustomerId"];
             customer: components["schemas"]["CustomerId"];
             feature?: null | components["schemas"]["FeatureId"];
             metadata?: null | components["schemas"]["Metadata"];
@@ -1387,11 +1391,23 @@ export interface components {
              *     most `max_hold_ttl_seconds`).
              */
             ttl_seconds?: number | null;
-            /** @description Units of `feature` to reserve at its current prices (instead of `amount`). */
+            /**
+             * @description Units of `feature` to reserve at its current prices (instead of `amount`).
+             * @example {
+             *       "input_tokens": 1200,
+             *       "output_tokens": 350
+             *     }
+             */
             units?: {
                 [key: string]: number;
             } | null;
-        };
+        } & (({
+            amount: unknown;
+        } & unknown) | ({
+            units: unknown;
+        } & unknown & {
+            feature: unknown;
+        }));
         /** @enum {string} */
         HoldStatus: "open" | "captured" | "released" | "expired";
         /** @description An `http://` or `https://` URL of at most 2000 characters. */
@@ -1578,8 +1594,23 @@ export interface components {
             /** @description Credits each paid period grants (the free plan: each calendar month). */
             credits: components["schemas"]["NonNegativeCredits"];
             currency?: null | components["schemas"]["Currency"];
-            /** @description Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`. */
-            features?: Record<string, never> | null;
+            /**
+             * @description Feature id → `true` (included), `false` (left out), or `{"limit": 3, "period": "day" | "month"}`; each id an existing feature (else 404 `feature_not_found`).
+             * @example {
+             *       "chat": true,
+             *       "images": {
+             *         "limit": 3,
+             *         "period": "day"
+             *       }
+             *     }
+             */
+            features?: {
+                [key: string]: boolean | {
+                    limit: number;
+                    /** @enum {string} */
+                    period: "day" | "month";
+                };
+            } | null;
             /**
              * @description The free plan: no price, its credits granted by creditd every month to every customer
              *     without a paid subscription (at most one active free plan).
@@ -1589,7 +1620,19 @@ export interface components {
             name: components["schemas"]["Name"];
             price?: null | components["schemas"]["MinorUnits"];
             rollover_cap?: null | components["schemas"]["NonNegativeCredits"];
-        };
+        } & (({
+            /** @constant */
+            free: true;
+        } & unknown & unknown & {
+            /** @enum {unknown} */
+            interval?: "month" | null;
+        }) | (unknown & {
+            price: unknown;
+        } & {
+            currency: unknown;
+        } & {
+            credits?: components["schemas"]["PositiveCredits"];
+        }));
         /** @enum {string} */
         PlanInterval: "day" | "week" | "month" | "year";
         PlanList: {
@@ -1598,8 +1641,23 @@ export interface components {
         };
         /** @description What a plan includes, replaced as a whole. */
         PlanUpdate: {
-            /** @description Feature id → `true`, or `{"limit": 3, "period": "day" | "month"}`. */
-            features: Record<string, never>;
+            /**
+             * @description Feature id → `true` (included), `false` (left out), or `{"limit": 3, "period": "day" | "month"}`; each id an existing feature (else 404 `feature_not_found`).
+             * @example {
+             *       "chat": true,
+             *       "images": {
+             *         "limit": 3,
+             *         "period": "day"
+             *       }
+             *     }
+             */
+            features: {
+                [key: string]: boolean | {
+                    limit: number;
+                    /** @enum {string} */
+                    period: "day" | "month";
+                };
+            };
         };
         PortalIn: {
             customer: components["schemas"]["CustomerId"];
@@ -1719,8 +1777,7 @@ export interface components {
         /** @description Deducts credits for one AI request: an `amount`, or `units` of a priced feature. */
         UsageIn: {
             amount?: null | components["schemas"]["PositiveCredits"];
-            /** @description A budget of the customer's (e.g. the app's API key id) this spend counts against. */
-            budget?: string | null;
+            budget?: null | components["schemas"]["CustomerId"];
             customer: components["schemas"]["CustomerId"];
             /** @description What the credits paid for, e.g. `chat` or `image:gen`. */
             feature: components["schemas"]["FeatureId"];
@@ -1735,7 +1792,11 @@ export interface components {
             units?: {
                 [key: string]: number;
             } | null;
-        };
+        } & (({
+            amount: unknown;
+        } & unknown) | ({
+            units: unknown;
+        } & unknown));
         /** @description One usage record: the body of `POST /v1/usage`, plus its own idempotency key. */
         UsageRecordIn: {
             /** @example 1.25 */
@@ -1778,6 +1839,11 @@ export interface components {
             to: number;
             total: string;
         };
+        /**
+         * @description An `http://` or `https://` URL with a host name or IPv4 address, at most 2048 characters.
+         * @example https://app.example.com/webhooks/creditd
+         */
+        WebhookUrl: string;
     };
     responses: never;
     parameters: never;
@@ -1977,7 +2043,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description customer_not_found or budget_not_found */
+            /** @description `customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2384,7 +2450,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CustomerUpdateIn"];
             };
@@ -2565,6 +2631,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `customer_not_found` or `package_not_found` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3245,7 +3312,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["FeatureUpdate"];
             };
@@ -3446,7 +3513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `customer_not_found` or `budget_not_found` */
+            /** @description `customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3582,7 +3649,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CaptureIn"];
             };
@@ -4187,6 +4254,7 @@ export interface operations {
             query?: {
                 /** @description Only this customer's events. */
                 customer?: string;
+                /** @description Items per page, 1–100 (default 10). */
                 limit?: number;
                 starting_after?: string;
             };
@@ -4885,7 +4953,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `idempotency_key_in_use` or `idempotency_key_reused` */
+            /** @description `feature_not_found`: `features` names an unknown feature */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `free_plan_exists` (archive it first), `idempotency_key_in_use` or `idempotency_key_reused` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4972,6 +5049,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `plan_not_found`, or `feature_not_found`: `features` names an unknown feature */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5296,7 +5374,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `customer_not_found` or `budget_not_found` */
+            /** @description `customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5635,7 +5713,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["EndpointUpdateIn"];
             };

@@ -339,7 +339,10 @@ pub async fn plan_features(
     };
     let features = match crate::billing::plans::entitlements(&state.store, parsed).await {
         Ok(f) => f,
-        Err((field, m)) => return render(&state, &admin, Some(format!("{field}: {m}")), StatusCode::BAD_REQUEST).await,
+        Err(e) => {
+            let (field, m) = e.describe();
+            return render(&state, &admin, Some(format!("{field}: {m}")), StatusCode::BAD_REQUEST).await;
+        }
     };
     match state.store.set_plan_features(&id, &features).await {
         Ok(true) => {

@@ -21,30 +21,49 @@ pub struct PlanSpec {
     pub features: BTreeMap<String, Entitlement>,
 }
 
+/// Why a plan's `features` were refused: an id that names no feature, or an invalid value.
+pub enum FeaturesError {
+    Unknown(String),
+    Invalid(String, String),
+}
+
+impl FeaturesError {
+    /// The field and what is wrong with it.
+    pub fn describe(self) -> (String, String) {
+        match self {
+            FeaturesError::Unknown(id) => (
+                format!("features.{id}"),
+                format!("{id} is not a feature; create it with POST /v1/features"),
+            ),
+            FeaturesError::Invalid(field, message) => (field, message),
+        }
+    }
+}
+
 /// A plan's `features` as the API takes them: `true` (included), `false` (left out) or
 /// `{"limit": N, "period": "day" | "month"}`; every id must name a feature. Errors name the field.
 pub async fn entitlements(
     store: &Store,
     features: BTreeMap<String, Value>,
-) -> Result<BTreeMap<String, Entitlement>, (String, String)> {
+) -> Result<BTreeMap<String, Entitlement>, FeaturesError> {
     let known = store
         .features(true)
         .await
-        .map_err(|e| ("features".to_string(), e.to_string()))?;
+        .map_err(|e| FeaturesError::Invalid("features".to_string(), e.to_string()))?;
     let mut out = BTreeMap::new();
     for (id, value) in features {
         let field = format!("features.{id}");
         if !known.iter().any(|f| f.id == id) {
-            return Err((
-                field,
-                format!("{id} is not a feature; create it with POST /v1/features"),
-            ));
+            return Err(FeaturesError::Unknown(id));
         }
         let entitlement = match &value {
             Value::Bool(true) => Entitlement::Included,
             Value::Bool(false) => continue,
-            Value::Object(map) => limit(&field, map)?,
-            _ => return Err((field, "must be true, false or {\"limit\", \"period\"}".into())),
+            Value::Object(map) => limit(&field, map).map_err(|(f, m)| FeaturesError::Invalid(f, m))?,
+            _ => {
+                let message = "must be true, false or {\"limit\", \"period\"}";
+                return Err(FeaturesError::Invalid(field, message.into()));
+            }
         };
         out.insert(id, entitlement);
     }
@@ -72,6 +91,11 @@ fn limit(field: &str, map: &serde_json::Map<String, Value>) -> Result<Entitlemen
     Entitlement::limited(count, period).map_err(|m| (format!("{field}.limit"), m))
 }
 
+/// Whether an active free plan exists (there is at most one).
+pub async fn free_plan_exists(store: &Store) -> Result<bool, creditd_store::StoreError> {
+    Ok(store.plans(false).await?.iter().any(|p| p.free))
+}
+
 /// Validates and stores a plan; errors name the field. Its Stripe Price is created on first use.
 pub async fn create(store: &Store, spec: PlanSpec, now: i64) -> Result<Plan, (String, String)> {
     let name = super::packages::checked_name(&spec.name)?;
@@ -95,12 +119,9 @@ pub async fn create(store: &Store, spec: PlanSpec, now: i64) -> Result<Plan, (St
         (false, Some(_), None) => return Err(("currency".into(), "is required with price".into())),
     };
     if spec.free
-        && store
-            .plans(false)
+        && free_plan_exists(store)
             .await
             .map_err(|e| ("plan".to_string(), e.to_string()))?
-            .iter()
-            .any(|p| p.free)
     {
         return Err((
             "free".into(),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::http::doc::NonNegativeCredits;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, SecretKey};
 
@@ -20,7 +21,7 @@ use crate::http::extract::{ApiJson, SecretKey};
 pub struct AutoTopupIn {
     pub enabled: bool,
     /// A credit amount (decimal string, up to 6 decimals).
-    #[schema(value_type = String, pattern = r"^\d{1,13}(\.\d{1,6})?$", example = "10")]
+    #[schema(value_type = NonNegativeCredits, example = "10")]
     pub threshold: Credits,
     /// An active package, `pkg_…`.
     pub package: String,
@@ -49,8 +50,8 @@ pub async fn save(state: &AppState, customer: &str, input: AutoTopupIn) -> Resul
         Some(p) if p.active => {}
         Some(_) => return Err(ApiError::invalid("package", "is archived: pick a package that is sold")),
         None => {
-            return Err(ApiError::invalid(
-                "package",
+            return Err(ApiError::not_found(
+                "package_not_found",
                 format!("no such package: {}", input.package),
             ))
         }
@@ -72,7 +73,7 @@ pub async fn save(state: &AppState, customer: &str, input: AutoTopupIn) -> Resul
 /// Set a customer's auto top-up.
 #[utoipa::path(post, path = "/v1/customers/{id}/auto-topup", request_body = AutoTopupIn, tag = "purchases",
     responses((status = 200, body = AutoTopupView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "`customer_not_found` or `package_not_found`")))]
 pub async fn set_auto_topup(
     State(state): State<AppState>,
     _key: SecretKey,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::http::doc::{FeatureId, Name};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, SecretKey};
 
@@ -21,13 +22,15 @@ use crate::http::extract::{ApiJson, SecretKey};
 #[serde(deny_unknown_fields)]
 pub struct FeatureIn {
     /// The name usage records use, e.g. `gpt-4o`.
+    #[schema(value_type = FeatureId)]
     pub id: String,
+    #[schema(value_type = Name)]
     pub name: String,
     /// Unit → credits per `per` units, exact decimals with up to 6 decimals.
     #[schema(value_type = Option<BTreeMap<String, String>>, example = json!({"input_tokens": "2.5", "output_tokens": "10"}))]
     pub prices: Option<BTreeMap<String, Credits>>,
     /// 1 (default) to 10^9: prices are per this many units.
-    #[schema(example = 1000000)]
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 1000000)]
     pub per: Option<i64>,
 }
 
@@ -35,9 +38,12 @@ pub struct FeatureIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureUpdate {
+    #[schema(value_type = Option<Name>)]
     pub name: Option<String>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub prices: Option<BTreeMap<String, Credits>>,
+    /// 1 to 10^9, with `prices`.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub per: Option<i64>,
 }
 
@@ -159,6 +165,10 @@ pub async fn priced_amount(
         (None, Some(units)) => {
             let feature = feature.ok_or_else(|| ApiError::invalid("feature", "is required with units"))?;
             let catalog = state.store.catalog().await?;
+            // Not in the catalog (its active features) and never created: 404; archived: 400 below.
+            if !catalog.features.contains_key(feature) && state.store.feature(feature).await?.is_none() {
+                return Err(not_found(feature));
+            }
             let card = catalog.rate_card(feature).ok_or_else(|| {
                 ApiError::invalid(
                     "units",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::http::doc::{CustomerId, GrantSourceIn, Metadata, PositiveCredits, Reason, Text};
+use crate::http::doc::{CustomerId, GrantSourceIn, Metadata, NonNegativeCredits, PositiveCredits, Reason, Text};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, IdempotencyKey, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
@@ -142,14 +142,15 @@ pub async fn get_customer(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerUpdateIn {
+    #[schema(value_type = Option<Text>)]
     pub email: Option<String>,
     /// Replaces the metadata.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
     /// Available credits below this send `credits.low` (once, until `credits.restored`); a
     /// decimal string, or null for the configured default.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, pattern = r"^\d{1,13}(\.\d{1,6})?$", example = "10")]
+    #[schema(value_type = Option<NonNegativeCredits>, example = "10")]
     pub low_balance_threshold: Option<Option<Credits>>,
 }
 

@@ -124,6 +124,12 @@ json_schema!(
 );
 
 json_schema!(
+    /// How often a budget resets.
+    BudgetPeriod,
+    {"type": "string", "enum": ["day", "month", "total"]}
+);
+
+json_schema!(
     /// How usage is summed.
     UsageGroup,
     {"type": "string", "enum": ["day", "feature"]}
@@ -160,6 +166,18 @@ json_schema!(
 );
 
 json_schema!(
+    /// Where a webhook endpoint receives events: the rule `outbound::check_url` enforces.
+    WebhookUrl,
+    {
+        "type": "string",
+        "description": "An `http://` or `https://` URL with a host name or IPv4 address, at most 2048 characters.",
+        "pattern": crate::outbound::URL_PATTERN,
+        "maxLength": crate::outbound::MAX_URL_LEN,
+        "example": "https://app.example.com/webhooks/creditd"
+    }
+);
+
+json_schema!(
     /// A Stripe object id.
     StripeId,
     {"type": "string", "description": "A Stripe object id, e.g. `price_1Nx…`.", "pattern": "^[A-Za-z0-9_]{1,255}$"}
@@ -179,6 +197,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
             common_responses(operation);
         }
     }
+    optional_bodies(&mut doc);
     let schemas = &mut doc["components"]["schemas"];
     // "Given" is present and not null: the handlers treat a null field as an absent one.
     schemas["PackageIn"]["oneOf"] = json!([
@@ -189,6 +208,65 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         {"allOf": [given("package"), {"not": given("plan")}]},
         {"allOf": [given("plan"), {"not": given("package")}, {"not": given("quantity")}]}
     ]);
+    let amount_xor_units = json!([
+        {"allOf": [given("amount"), {"not": given("units")}]},
+        {"allOf": [given("units"), {"not": given("amount")}]}
+    ]);
+    schemas["UsageIn"]["oneOf"] = amount_xor_units.clone();
+    schemas["HoldIn"]["oneOf"] = amount_xor_units;
+    schemas["HoldIn"]["oneOf"][1]["allOf"]
+        .as_array_mut()
+        .expect("allOf")
+        .push(given("feature"));
+    schemas["CaptureIn"]["not"] = json!({"allOf": [given("amount"), given("units")]});
+    schemas["CheckIn"]["allOf"] = json!([
+        {"not": {"allOf": [given("amount"), given("units")]}},
+        {"not": {"allOf": [given("units"), {"not": given("feature")}]}}
+    ]);
+    // A rate card: 1–20 units (`pricing::unit_name`), each priced above zero.
+    for name in ["FeatureIn", "FeatureUpdate"] {
+        schemas[name]["properties"]["prices"] = json!({
+            "type": ["object", "null"],
+            "description": "Unit → credits per `per` units, exact decimals with up to 6 decimals.",
+            "minProperties": 1,
+            "maxProperties": creditd_domain::pricing::MAX_UNITS_PER_FEATURE,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+            "additionalProperties": {"$ref": "#/components/schemas/PositiveCredits"},
+            "example": {"input_tokens": "2.5", "output_tokens": "10"}
+        });
+    }
+    // An endpoint's event types: each known, or `*`.
+    let mut types = vec![json!("*")];
+    types.extend(
+        creditd_domain::outbound::EventType::ALL
+            .iter()
+            .map(|t| json!(t.as_str())),
+    );
+    for name in ["EndpointIn", "EndpointUpdateIn"] {
+        let events = &mut schemas[name]["properties"]["events"];
+        events["minItems"] = json!(1);
+        events["items"] = json!({"type": "string", "enum": types});
+    }
+    // Quantities of a rate card's units (`Priced::new`).
+    let units = json!({
+        "type": ["object", "null"],
+        "minProperties": 1,
+        "maxProperties": creditd_domain::pricing::MAX_UNITS_PER_FEATURE,
+        "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+        "additionalProperties": {"type": "integer", "minimum": 0, "maximum": creditd_domain::pricing::MAX_QUANTITY},
+        "example": {"input_tokens": 1200, "output_tokens": 350}
+    });
+    for name in ["UsageIn", "HoldIn", "CaptureIn", "CheckIn"] {
+        let property = &mut schemas[name]["properties"]["units"];
+        let description = property["description"].clone();
+        *property = units.clone();
+        property["description"] = description;
+    }
+    // `per` applies to `prices`.
+    for name in ["FeatureIn", "FeatureUpdate"] {
+        schemas[name]["not"] = json!({"allOf": [given("per"), {"not": given("prices")}]});
+    }
+    plans(schemas);
     // The views' metadata is the same free-form object the requests take.
     for schema in schemas.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
         let metadata = schema.get_mut("properties").and_then(|p| p.get_mut("metadata"));
@@ -200,6 +278,58 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
     ttl["minimum"] = json!(1);
     ttl["maximum"] = json!(max_hold_ttl_seconds);
     doc
+}
+
+/// A plan is free (monthly credits, zero allowed, no price) or paid (credits above zero, a
+/// price and its currency); its features name feature ids.
+fn plans(schemas: &mut Value) {
+    let free = json!({"required": ["free"], "properties": {"free": {"const": true}}});
+    schemas["PlanIn"]["oneOf"] = json!([
+        {"allOf": [free, {"not": given("price")}, {"not": given("currency")},
+                   {"properties": {"interval": {"enum": ["month", null]}}}]},
+        {"allOf": [{"not": free}, given("price"), given("currency"),
+                   {"properties": {"credits": {"$ref": "#/components/schemas/PositiveCredits"}}}]}
+    ]);
+    let features = json!({
+        "description": "Feature id → `true` (included), `false` (left out), or `{\"limit\": 3, \"period\": \"day\" | \"month\"}`; each id an existing feature (else 404 `feature_not_found`).",
+        "propertyNames": {"pattern": "^[A-Za-z0-9._:/-]{1,100}$"},
+        "additionalProperties": {"oneOf": [
+            {"type": "boolean"},
+            {"type": "object", "additionalProperties": false, "required": ["limit", "period"], "properties": {
+                "limit": {"type": "integer", "minimum": 1, "maximum": creditd_domain::entitlement::MAX_LIMIT},
+                "period": {"type": "string", "enum": ["day", "month"]}
+            }}
+        ]},
+        "example": {"chat": true, "images": {"limit": 3, "period": "day"}}
+    });
+    schemas["PlanUpdate"]["properties"]["features"] = features.clone();
+    schemas["PlanUpdate"]["properties"]["features"]["type"] = json!("object");
+    schemas["PlanIn"]["properties"]["features"] = features;
+    schemas["PlanIn"]["properties"]["features"]["type"] = json!(["object", "null"]);
+}
+
+/// A body whose schema requires no field may be left out: the handlers read an empty body as
+/// `{}`.
+fn optional_bodies(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"].clone();
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|i| i.values_mut())
+    {
+        let Some(body) = operation.get_mut("requestBody") else {
+            continue;
+        };
+        let reference = body["content"]["application/json"]["schema"]["$ref"].as_str();
+        let name = reference.and_then(|r| r.strip_prefix("#/components/schemas/"));
+        let schema = name.map(|n| &schemas[n]);
+        if schema.is_some_and(|s| s["type"] == "object" && s.get("required").is_none()) {
+            body["required"] = json!(false);
+        }
+    }
 }
 
 fn given(field: &str) -> Value {

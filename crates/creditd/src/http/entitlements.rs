@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::http::catalog::priced_amount;
+use crate::http::doc::{BudgetPeriod, CustomerId, FeatureId, PositiveCredits, Text};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, SecretKey};
 use crate::http::spend::{budget_id, feature};
@@ -22,14 +23,17 @@ use crate::http::spend::{budget_id, feature};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
     /// The feature the call would use (gated features need the plan to include them).
+    #[schema(value_type = Option<FeatureId>)]
     pub feature: Option<String>,
-    #[schema(value_type = Option<String>, example = "2", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    #[schema(value_type = Option<PositiveCredits>, example = "2")]
     pub amount: Option<Credits>,
     /// Units of `feature`, priced at its current rate card (instead of `amount`).
     pub units: Option<BTreeMap<String, i64>>,
     /// A budget of the customer's the spend would count against.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
 }
 
@@ -100,7 +104,7 @@ async fn feature_use(
 /// state; changes nothing.
 #[utoipa::path(post, path = "/v1/check", request_body = CheckIn, tag = "spending",
     responses((status = 200, body = CheckOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody, description = "customer_not_found or budget_not_found")))]
+              (status = 404, body = ErrorBody, description = "`customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature)")))]
 pub async fn check(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -241,12 +245,14 @@ pub async fn entitlements(
 #[serde(deny_unknown_fields)]
 pub struct BudgetIn {
     /// The app's own id for it, e.g. `key_abc`.
+    #[schema(value_type = CustomerId)]
     pub id: String,
-    #[schema(value_type = String, example = "50", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    #[schema(value_type = PositiveCredits, example = "50")]
     pub limit: Credits,
     /// `day`, `month` or `total`.
-    #[schema(example = "month")]
+    #[schema(value_type = BudgetPeriod, example = "month")]
     pub period: String,
+    #[schema(value_type = Option<Text>)]
     pub name: Option<String>,
 }
 

@@ -100,19 +100,28 @@ where
 
 /// JSON does not tell `5` from `5.0`: a top-level field's integral number written with a
 /// fraction or an exponent becomes an integer, so integer fields take it (`1.5` stays a float
-/// and is refused). Nested values (metadata) are kept as sent.
+/// and is refused); so do the values of `units` and `prices` (maps of quantities and credits).
+/// Other nested values (metadata) are kept as sent.
 fn integral_numbers(value: &mut serde_json::Value) {
     let Some(fields) = value.as_object_mut() else {
         return;
     };
-    for field in fields.values_mut() {
-        let Some(f) = field.as_f64().filter(|_| !(field.is_i64() || field.is_u64())) else {
-            continue;
-        };
-        // 2^63 as f64: every integral float below it converts exactly.
-        if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
-            *field = serde_json::Value::from(f as i64);
+    for (name, field) in fields.iter_mut() {
+        if let Some(map) = field.as_object_mut().filter(|_| name == "units" || name == "prices") {
+            map.values_mut().for_each(integral);
+        } else {
+            integral(field);
         }
+    }
+}
+
+fn integral(field: &mut serde_json::Value) {
+    let Some(f) = field.as_f64().filter(|_| !(field.is_i64() || field.is_u64())) else {
+        return;
+    };
+    // 2^63 as f64: every integral float below it converts exactly.
+    if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
+        *field = serde_json::Value::from(f as i64);
     }
 }
 

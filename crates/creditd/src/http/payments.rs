@@ -506,6 +506,21 @@ pub struct PlanIn {
     pub rollover_cap: Option<Credits>,
 }
 
+/// An unknown feature id is a 404 `feature_not_found`; an invalid value a 400.
+fn features_error(error: plans::FeaturesError) -> ApiError {
+    match error {
+        plans::FeaturesError::Unknown(id) => {
+            let mut error = ApiError::not_found(
+                "feature_not_found",
+                format!("features.{id}: {id} is not a feature; create it with POST /v1/features"),
+            );
+            error.param = Some(format!("features.{id}"));
+            error
+        }
+        plans::FeaturesError::Invalid(field, message) => ApiError::invalid(&field, message),
+    }
+}
+
 /// Active plans, cheapest first.
 #[utoipa::path(get, path = "/v1/plans", tag = "subscriptions", responses((status = 200, body = PlanList)))]
 pub async fn list_plans(State(state): State<AppState>, _key: SecretKey) -> Result<Json<PlanList>, ApiError> {
@@ -518,7 +533,8 @@ pub async fn list_plans(State(state): State<AppState>, _key: SecretKey) -> Resul
 /// Create a plan.
 #[utoipa::path(post, path = "/v1/plans", tag = "subscriptions", request_body = PlanIn, params(IdempotencyKey),
     responses((status = 201, body = Plan), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "`idempotency_key_in_use` or `idempotency_key_reused`")))]
+              (status = 404, body = ErrorBody, description = "`feature_not_found`: `features` names an unknown feature"),
+              (status = 409, body = ErrorBody, description = "`free_plan_exists` (archive it first), `idempotency_key_in_use` or `idempotency_key_reused`")))]
 pub async fn create_plan(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -529,7 +545,7 @@ pub async fn create_plan(
     let input = body.value;
     let features = plans::entitlements(&state.store, input.features.unwrap_or_default())
         .await
-        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+        .map_err(features_error)?;
     let spec = plans::PlanSpec {
         name: input.name,
         credits: input.credits,
@@ -541,6 +557,13 @@ pub async fn create_plan(
         features,
     };
     once(&state, idempotency, || async {
+        if spec.free && plans::free_plan_exists(&state.store).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "free_plan_exists",
+                "there is already an active free plan; archive it first",
+            ));
+        }
         let plan = plans::create(&state.store, spec, state.clock.now())
             .await
             .map_err(|(f, m)| ApiError::invalid(&f, m))?;
@@ -561,7 +584,7 @@ pub struct PlanUpdate {
 /// Change what a plan includes; applies to the plan's customers from now on.
 #[utoipa::path(post, path = "/v1/plans/{id}", tag = "subscriptions", request_body = PlanUpdate,
     responses((status = 200, body = Plan), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "`plan_not_found`, or `feature_not_found`: `features` names an unknown feature")))]
 pub async fn update_plan(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -570,7 +593,7 @@ pub async fn update_plan(
 ) -> Result<Json<Plan>, ApiError> {
     let features = plans::entitlements(&state.store, body.value.features)
         .await
-        .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+        .map_err(features_error)?;
     let not_found = || ApiError::not_found("plan_not_found", format!("no such plan: {id}"));
     if !state.store.set_plan_features(&id, &features).await? {
         return Err(not_found());

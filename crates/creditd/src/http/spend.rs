@@ -43,6 +43,7 @@ pub struct UsageIn {
     #[schema(value_type = FeatureId)]
     pub feature: String,
     /// A budget of the customer's (e.g. the app's API key id) this spend counts against.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
@@ -59,6 +60,7 @@ pub struct HoldIn {
     /// Units of `feature` to reserve at its current prices (instead of `amount`).
     pub units: Option<BTreeMap<String, i64>>,
     /// A budget the hold reserves against.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
     /// Seconds until an uncaptured hold releases itself (default from the configuration; at
     /// most `max_hold_ttl_seconds`).
@@ -105,7 +107,7 @@ fn hold_outcome(outcome: Outcome) -> Result<Hold, ApiError> {
 /// the available credits do not cover it (nothing is deducted).
 #[utoipa::path(post, path = "/v1/usage", request_body = UsageIn, tag = "spending", params(IdempotencyKey),
     responses((status = 200, body = Usage), (status = 402, body = ErrorBody, description = "`insufficient_credits` or `budget_exceeded`"), (status = 403, body = ErrorBody, description = "`feature_not_in_plan` or `limit_reached`"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found` or `budget_not_found`"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "`customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature)"),
               (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn record_usage(
     State(state): State<AppState>,
@@ -137,7 +139,7 @@ pub async fn record_usage(
 /// or expired.
 #[utoipa::path(post, path = "/v1/holds", request_body = HoldIn, tag = "spending", params(IdempotencyKey),
     responses((status = 201, body = Hold), (status = 402, body = ErrorBody, description = "`insufficient_credits` or `budget_exceeded`"), (status = 403, body = ErrorBody, description = "`feature_not_in_plan` or `limit_reached`"), (status = 400, body = ErrorBody),
-              (status = 404, body = ErrorBody, description = "`customer_not_found` or `budget_not_found`"),
+              (status = 404, body = ErrorBody, description = "`customer_not_found`, `budget_not_found`, or `feature_not_found` (units of an unknown feature)"),
               (status = 503, body = ErrorBody, description = OVERLOADED, headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn create_hold(
     State(state): State<AppState>,
@@ -205,14 +207,9 @@ pub async fn capture_hold(
             // Units are priced on the capture's feature, or else the hold's.
             let feature = match &input.feature {
                 Some(f) => f.clone(),
-                None => state
-                    .store
-                    .hold(&id, state.clock.now())
-                    .await?
-                    .and_then(|h| h.feature)
-                    .ok_or_else(|| {
-                        ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
-                    })?,
+                None => hold_or_404(&state, &id).await?.feature.ok_or_else(|| {
+                    ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
+                })?,
             };
             priced_amount(&state, Some(&feature), input.amount, Some(units), false).await?
         }
@@ -253,7 +250,10 @@ pub async fn get_hold(
     _key: SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<Hold>, ApiError> {
-    let hold = state.store.hold(&id, state.clock.now()).await?;
-    hold.map(Json)
-        .ok_or_else(|| ApiError::not_found("hold_not_found", format!("no such hold: {id}")))
+    hold_or_404(&state, &id).await.map(Json)
+}
+
+async fn hold_or_404(state: &AppState, id: &str) -> Result<Hold, ApiError> {
+    let hold = state.store.hold(id, state.clock.now()).await?;
+    hold.ok_or_else(|| ApiError::not_found("hold_not_found", format!("no such hold: {id}")))
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
+use crate::http::doc::{Text, WebhookUrl};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, SecretKey};
 use crate::http::list::{ApiQuery, ListQuery};
@@ -19,11 +20,12 @@ use crate::outbound::{self, now_ms, sign};
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
     /// An `http://` or `https://` URL that receives the events as POSTs.
-    #[schema(example = "https://app.example.com/webhooks/creditd")]
+    #[schema(value_type = WebhookUrl)]
     pub url: String,
     /// Event types, or `["*"]` for all of them (the default).
     #[schema(example = json!(["credits.low", "payment.succeeded"]))]
     pub events: Option<Vec<String>>,
+    #[schema(value_type = Option<Text>)]
     pub description: Option<String>,
 }
 
@@ -31,8 +33,10 @@ pub struct EndpointIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointUpdateIn {
+    #[schema(value_type = Option<WebhookUrl>)]
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
+    #[schema(value_type = Option<Text>)]
     pub description: Option<String>,
     /// A disabled endpoint receives nothing; events recorded meanwhile are not sent to it.
     pub enabled: Option<bool>,
@@ -166,6 +170,8 @@ pub struct OutboundEventList {
 pub struct OutboundEventQuery {
     /// Only this customer's events.
     pub customer: Option<String>,
+    /// Items per page, 1–100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub starting_after: Option<String>,
 }

@@ -62,10 +62,28 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// An endpoint URL: `http://` or `https://` with a host.
+/// What an endpoint URL looks like (the OpenAPI document states it too): `http://` or
+/// `https://`, a host name (its last label starting with a letter) or an IPv4 address, an
+/// optional port, then printable ASCII.
+pub const URL_PATTERN: &str = concat!(
+    r"^https?://(?:(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*",
+    r"|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))",
+    r"(?::(?:[1-5]?[0-9]{1,4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    r"(?:[/?#][!-~]*)?$"
+);
+pub const MAX_URL_LEN: usize = 2048;
+
+/// An endpoint URL: `http://` or `https://` with a host, as [`URL_PATTERN`] says.
 pub fn check_url(url: &str) -> Result<String, String> {
-    if url.len() > 2048 {
-        return Err("must be at most 2048 characters".into());
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    if url.len() > MAX_URL_LEN {
+        return Err(format!("must be at most {MAX_URL_LEN} characters"));
+    }
+    if !PATTERN
+        .get_or_init(|| regex::Regex::new(URL_PATTERN).expect("a valid pattern"))
+        .is_match(url)
+    {
+        return Err("must be an http:// or https:// URL with a host name or IPv4 address".into());
     }
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {

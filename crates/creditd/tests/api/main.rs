@@ -21,6 +21,7 @@ mod outbound_topup;
 mod package_sync;
 mod purchases;
 mod receiver;
+mod references;
 mod refunds;
 mod revocation;
 mod shutdown;

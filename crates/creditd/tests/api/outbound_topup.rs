@@ -119,10 +119,6 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
             "package",
         ),
         (
-            json!({"enabled": true, "threshold": "10", "package": "pkg_nothing"}),
-            "package",
-        ),
-        (
             json!({"enabled": true, "threshold": "10", "package": pkg, "quantity": 0}),
             "quantity",
         ),
@@ -136,6 +132,18 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
         assert!(reply.text.contains(field), "{body} names {field}: {}", reply.text);
     }
+    let unknown = app
+        .post(
+            "/v1/customers/u/auto-topup",
+            json!({"enabled": true, "threshold": "10", "package": "pkg_nothing"}),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, code(&unknown)),
+        (404, "package_not_found"),
+        "{}",
+        unknown.text
+    );
     let none = app.get("/v1/customers/u/auto-topup").await;
     assert_eq!(
         (none.status, code(&none)),
