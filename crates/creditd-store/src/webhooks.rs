@@ -403,10 +403,15 @@ impl Store {
             AfterAttempt::RetryAt(at) => ("pending", at),
             AfterAttempt::Failed => ("failed", attempt.attempted_ms),
         };
+        // A redelivery queued while this attempt was in flight took the lease away (0): the
+        // attempt is counted and logged, but the delivery stays queued for the redelivery.
         sqlx::query(
-            "UPDATE outbound_deliveries SET status = $2, attempts = attempts + 1, next_attempt_ms = $3, \
-             lease_until_ms = 0, first_attempt_ms = COALESCE(first_attempt_ms, $4), last_status_code = $5, \
-             last_error = $6, updated_at = $7 WHERE id = $1",
+            "UPDATE outbound_deliveries SET \
+             status = CASE WHEN lease_until_ms > 0 THEN $2 ELSE status END, attempts = attempts + 1, \
+             next_attempt_ms = CASE WHEN lease_until_ms > 0 THEN $3 ELSE next_attempt_ms END, \
+             first_attempt_ms = CASE WHEN lease_until_ms > 0 THEN COALESCE(first_attempt_ms, $4) \
+             ELSE first_attempt_ms END, \
+             lease_until_ms = 0, last_status_code = $5, last_error = $6, updated_at = $7 WHERE id = $1",
         )
         .bind(&delivery.id)
         .bind(status)
@@ -441,7 +446,7 @@ impl Store {
         // Its retry window starts again: a redelivery is the operator's new first attempt.
         let queued = sqlx::query(
             "UPDATE outbound_deliveries SET status = 'pending', next_attempt_ms = $2, first_attempt_ms = NULL, \
-             updated_at = $3 WHERE event_id = $1",
+             lease_until_ms = 0, updated_at = $3 WHERE event_id = $1",
         )
         .bind(event_id)
         .bind(now_ms)
