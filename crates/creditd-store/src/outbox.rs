@@ -115,8 +115,10 @@ impl Store {
 }
 
 /// The low-balance threshold of customers without their own, in micro-credits: process-wide
-/// configuration (`low_balance_threshold`), set once at start.
-static DEFAULT_LOW_BALANCE_MICROS: AtomicI64 = AtomicI64::new(1_000_000);
+/// configuration (`low_balance_threshold`), set once at start; until then the setting's
+/// default, 10 credits, so a process that never sets it (the operator CLI) agrees with a
+/// server on the default configuration.
+static DEFAULT_LOW_BALANCE_MICROS: AtomicI64 = AtomicI64::new(10_000_000);
 
 /// Sets the threshold of customers that have none of their own.
 pub fn set_default_low_balance_threshold(threshold: Credits) {

@@ -207,8 +207,14 @@ pub async fn capture_hold(
             // Units are priced on the capture's feature, or else the hold's.
             let feature = match &input.feature {
                 Some(f) => f.clone(),
-                None => hold_or_404(&state, &id).await?.feature.ok_or_else(|| {
-                    ApiError::invalid("units", "need a feature: the hold has none, so name one in `feature`")
+                // The hold's state, not the request's shape: a conflict, like `hold_not_open`.
+                None => hold_or_404(&state, &id).await?.feature.ok_or_else(|| ApiError {
+                    param: Some("units".into()),
+                    ..ApiError::new(
+                        StatusCode::CONFLICT,
+                        "hold_has_no_feature",
+                        "units need a feature: the hold has none, so name one in `feature`",
+                    )
                 })?,
             };
             priced_amount(&state, Some(&feature), input.amount, Some(units), false).await?
