@@ -116,6 +116,11 @@ const POSTGRES: &[Migration] = &[
         name: "key_revocations",
         sql: include_str!("../migrations/postgres/0010_key_revocations.sql"),
     },
+    Migration {
+        version: 11,
+        name: "native_types",
+        sql: include_str!("../migrations/postgres/0011_native_types.sql"),
+    },
 ];
 
 /// A SQLite migration that rebuilds a table others reference runs with foreign keys off
