@@ -4,6 +4,7 @@
 use creditd_domain::money::PaymentStatus;
 use creditd_domain::views::Payment;
 use creditd_store::{Convergence, DisputeState, MoneyState};
+use creditd_stripe::client::Charge;
 
 use super::{checkout, intents, BillingError};
 use crate::app::AppState;
@@ -31,10 +32,39 @@ pub async fn converge_charge(
             _ => return Ok(Some((payment, Convergence::default()))),
         }
     }
+    // Two conversions of one charge may run at once (two events, two replicas), each with
+    // Stripe's money as it read it: the one applied last could carry the older state. So each
+    // reads Stripe again after applying and converges again until what it applied is still
+    // Stripe's state — the last to apply has then applied a state read after every other apply.
+    let mut money = money_state(state, &charge).await?;
+    let mut done = Convergence::default();
+    for _ in 0..MAX_CONVERGENCES {
+        let step = super::converge_payment(state, &payment.id, money.clone()).await?;
+        done = done.then(step);
+        let charge = state.stripe.client.retrieve_charge(charge_id).await?;
+        let now = money_state(state, &charge).await?;
+        if now == money {
+            break;
+        }
+        money = now;
+    }
+    if done.changed() {
+        tracing::info!(payment = %payment.id, charge = %charge.id, ?done, "payment credits converged");
+    }
+    let payment = state.store.payment(&payment.id).await?.unwrap_or(payment);
+    Ok(Some((payment, done)))
+}
+
+/// Conversions of one charge in a row while Stripe's state keeps moving under them; a later
+/// event or reconciliation converges whatever moves after that.
+const MAX_CONVERGENCES: usize = 3;
+
+/// What Stripe's money says of a charge: refunded so far, the newest refund and dispute.
+async fn money_state(state: &AppState, charge: &Charge) -> Result<MoneyState, BillingError> {
     let refunds = state.stripe.client.list_refunds_for_charge(&charge.id).await?;
     let disputes = state.stripe.client.list_disputes_for_charge(&charge.id).await?;
     let dispute = disputes.iter().max_by_key(|d| (d.created, d.id.clone()));
-    let money = MoneyState {
+    Ok(MoneyState {
         amount_refunded: charge.amount_refunded,
         latest_refund: refunds
             .iter()
@@ -45,13 +75,7 @@ pub async fn converge_charge(
             status: d.status.clone(),
             amount: d.amount,
         }),
-    };
-    let done = super::converge_payment(state, &payment.id, money).await?;
-    if done.changed() {
-        tracing::info!(payment = %payment.id, charge = %charge.id, ?done, "payment credits converged");
-    }
-    let payment = state.store.payment(&payment.id).await?.unwrap_or(payment);
-    Ok(Some((payment, done)))
+    })
 }
 
 /// Converges a payment from creditd's side (reconciliation): through its charge once paid.
