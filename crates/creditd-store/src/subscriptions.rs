@@ -165,7 +165,7 @@ impl Store {
     /// Replaces what a plan includes; false when there is no such plan.
     pub async fn set_plan_features(&self, id: &str, features: &BTreeMap<String, Entitlement>) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let found = on!(tx.conn(), c => sqlx::query("SELECT id FROM plans WHERE id = $1")
+        let found = on!(tx.conn(), c => sqlx::query("SELECT 1 FROM plans WHERE id = $1")
             .bind(id)
             .fetch_optional(c)
             .await?
