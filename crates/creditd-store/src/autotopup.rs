@@ -225,7 +225,16 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        finish(&mut tx.conn(), &run.id, &run.customer, Err((code, message)), counts, None, now).await?;
+        finish(
+            &mut tx.conn(),
+            &run.id,
+            &run.customer,
+            Err((code, message)),
+            counts,
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -237,7 +246,16 @@ impl Store {
             (_, message) => Err(("payment_failed", message.as_deref().unwrap_or("the payment failed"))),
         };
         let mut tx = self.writer.begin().await?;
-        finish(&mut tx.conn(), &run.id, &run.customer, outcome, true, Some(payment), now).await?;
+        finish(
+            &mut tx.conn(),
+            &run.id,
+            &run.customer,
+            outcome,
+            true,
+            Some(payment),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -103,7 +103,10 @@ async fn all_prices(conn: &mut Conn<'_>) -> Result<HashMap<String, BTreeMap<Stri
         .await?);
     let mut prices: HashMap<String, BTreeMap<String, Credits>> = HashMap::new();
     for (feature, unit, price) in rows {
-        prices.entry(feature).or_default().insert(unit, Credits::from_micros(price));
+        prices
+            .entry(feature)
+            .or_default()
+            .insert(unit, Credits::from_micros(price));
     }
     Ok(prices)
 }

@@ -60,7 +60,8 @@ fn plan_row(row: &impl Fields) -> Result<Plan> {
     })
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "id, plan_id, status, current_period_start, current_period_end, cancel_at_period_end";
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, plan_id, status, current_period_start, current_period_end, cancel_at_period_end";
 
 fn subscription_row(row: &impl Fields) -> Result<SubscriptionSummary> {
     Ok(SubscriptionSummary {
