@@ -64,6 +64,11 @@ const SQLITE: &[Migration] = &[
         name: "key_revocations",
         sql: include_str!("../migrations/sqlite/0010_key_revocations.sql"),
     },
+    Migration {
+        version: 11,
+        name: "delivery_leases",
+        sql: include_str!("../migrations/sqlite/0011_delivery_leases.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -121,6 +126,11 @@ const POSTGRES: &[Migration] = &[
         version: 11,
         name: "native_types",
         sql: include_str!("../migrations/postgres/0011_native_types.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "delivery_leases",
+        sql: include_str!("../migrations/postgres/0012_delivery_leases.sql"),
     },
 ];
 
