@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use creditd_domain::{Book, Command, CommandError, Outcome, Request};
+
 use crate::accounts::{load_states, lock_customers, AccountCache, LockedRow};
 use crate::batch_keys::{key_parts, lookup_keys, replay, Key};
 use crate::db::{on, Conn};

@@ -109,10 +109,7 @@ type ProfileFields = Vec<(&'static str, serde_json::Value)>;
 
 /// Email, metadata and creation time of the customers whose alert events the batch raised
 /// without reading their profile (a rare read: only when a threshold is crossed).
-async fn missing_profiles(
-    conn: &mut Conn<'_>,
-    effects: &[Effect],
-) -> Result<HashMap<String, ProfileFields>> {
+async fn missing_profiles(conn: &mut Conn<'_>, effects: &[Effect]) -> Result<HashMap<String, ProfileFields>> {
     let ids: Vec<&str> = effects
         .iter()
         .filter_map(|e| match e {
