@@ -203,7 +203,7 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
-        on!(&self.pool, p => p.execute("SELECT 1").await?);
+        on!(&self.pool, p => p.execute("SELECT 1").await.map(drop)?);
         Ok(())
     }
 
