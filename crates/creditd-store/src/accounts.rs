@@ -139,20 +139,19 @@ pub(crate) async fn lock_customers(
     customers: &BTreeSet<String>,
     now: i64,
 ) -> Result<BTreeMap<String, LockedRow>> {
-    let mut locked = BTreeMap::new();
     if customers.is_empty() {
-        return Ok(locked);
+        return Ok(BTreeMap::new());
     }
     let ids = id_set(conn.dialect(), customers.iter().map(String::as_str));
     let (source, now_param) = ids.sql(1);
-    let rows: Vec<(String, LockedRow)> = match conn {
+    match conn {
         Db::Pg(c) => {
             let sql = format!(
                 "SELECT id, version, balance, held, debt, frozen FROM customers \
                  WHERE id IN (SELECT column1 FROM {source} AS v) ORDER BY id FOR UPDATE"
             );
             let rows = ids.bind(sqlx::query(&sql)).fetch_all(&mut **c).await?;
-            rows.iter().map(locked_row).collect::<Result<_>>()?
+            rows.iter().map(locked_row).collect()
         }
         Db::Lite(c) => {
             let sql = format!(
@@ -160,11 +159,9 @@ pub(crate) async fn lock_customers(
                  RETURNING id, version, balance, held, debt, frozen"
             );
             let rows = ids.bind(sqlx::query(&sql)).bind(now).fetch_all(&mut **c).await?;
-            rows.iter().map(locked_row).collect::<Result<_>>()?
+            rows.iter().map(locked_row).collect()
         }
-    };
-    locked.extend(rows);
-    Ok(locked)
+    }
 }
 
 /// A row of [`lock_customers`]: id, version, balance, held, debt, frozen.
