@@ -96,10 +96,12 @@ impl Store {
     /// How many keys were ever revoked or deleted in this database, by anyone: key caches
     /// poll it and forget their keys when it moves.
     pub async fn key_revocations(&self) -> Result<i64> {
-        Ok(on!(&self.pool, p => sqlx::query("SELECT count FROM api_key_revocations WHERE id = 1")
+        Ok(
+            on!(&self.pool, p => sqlx::query("SELECT count FROM api_key_revocations WHERE id = 1")
             .fetch_one(p)
             .await?
-            .try_get(0)?))
+            .try_get(0)?),
+        )
     }
 
     /// How many keys were revoked through this handle (and its clones) since it connected.

@@ -332,17 +332,21 @@ impl Store {
         let mut tx = self.writer.begin_write().await?;
         // PostgreSQL: replicas dispatching at once take different events.
         let events: Vec<(String, String)> = match &mut tx.conn() {
-            Db::Pg(c) => sqlx::query_as(
-                "SELECT id, type FROM outbound_events WHERE NOT dispatched ORDER BY seq LIMIT $1 \
+            Db::Pg(c) => {
+                sqlx::query_as(
+                    "SELECT id, type FROM outbound_events WHERE NOT dispatched ORDER BY seq LIMIT $1 \
                  FOR UPDATE SKIP LOCKED",
-            )
-            .bind(limit)
-            .fetch_all(&mut **c)
-            .await?,
-            Db::Lite(c) => sqlx::query_as("SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1")
+                )
                 .bind(limit)
                 .fetch_all(&mut **c)
-                .await?,
+                .await?
+            }
+            Db::Lite(c) => {
+                sqlx::query_as("SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&mut **c)
+                    .await?
+            }
         };
         if events.is_empty() {
             tx.rollback().await?;
@@ -380,36 +384,41 @@ impl Store {
         type Claimed = (String, String, String, i64, Option<i64>, i64);
         let claimed: Vec<Claimed> = match &self.writer {
             // Replicas claiming at once skip each other's rows instead of waiting for them.
-            Db::Pg(w) => sqlx::query_as(
-                "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
+            Db::Pg(w) => {
+                sqlx::query_as(
+                    "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
                    SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
                    AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
                  RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
-            )
-            .bind(now_ms)
-            .bind(lease_until_ms)
-            .bind(limit)
-            .fetch_all(w)
-            .await?,
-            Db::Lite(w) => sqlx::query_as(
-                "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
+                )
+                .bind(now_ms)
+                .bind(lease_until_ms)
+                .bind(limit)
+                .fetch_all(w)
+                .await?
+            }
+            Db::Lite(w) => {
+                sqlx::query_as(
+                    "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
                    SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
                    AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3) \
                  RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
-            )
-            .bind(now_ms)
-            .bind(lease_until_ms)
-            .bind(limit)
-            .fetch_all(w)
-            .await?,
+                )
+                .bind(now_ms)
+                .bind(lease_until_ms)
+                .bind(limit)
+                .fetch_all(w)
+                .await?
+            }
         };
         // What to send is read from the read pool: on SQLite the writer's one connection is
         // the group-commit writer's too, and the lease is already running.
         let mut out = Vec::with_capacity(claimed.len());
         for (id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id) in claimed {
-            let (Some((event_type, data, event_created)), Some(endpoint)) =
-                (self.event_payload(&event_id).await?, endpoint_in(&self.pool, &endpoint_id).await?)
-            else {
+            let (Some((event_type, data, event_created)), Some(endpoint)) = (
+                self.event_payload(&event_id).await?,
+                endpoint_in(&self.pool, &endpoint_id).await?,
+            ) else {
                 continue;
             };
             out.push(ClaimedDelivery {
@@ -428,10 +437,12 @@ impl Store {
     }
 
     async fn event_payload(&self, id: &str) -> Result<Option<(String, String, i64)>> {
-        Ok(on!(&self.pool, p => sqlx::query_as("SELECT type, payload, created_at FROM outbound_events WHERE id = $1")
+        Ok(
+            on!(&self.pool, p => sqlx::query_as("SELECT type, payload, created_at FROM outbound_events WHERE id = $1")
             .bind(id)
             .fetch_optional(p)
-            .await?))
+            .await?),
+        )
     }
 
     /// Records an attempt and what follows it, and gives up the lease — if the lease is still
@@ -600,5 +611,117 @@ impl Store {
         all.sort_by(|a, b| b.attempted_ms.cmp(&a.attempted_ms).then(b.id.cmp(&a.id)));
         all.truncate(limit.max(0) as usize);
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use creditd_domain::outbound::EventType;
+
+    use super::*;
+    use crate::outbox::{insert, PendingEvent};
+    use crate::testing::TestDb;
+
+    const T: i64 = 1_800_000_000_000;
+
+    fn answered(at_ms: i64, status: u16) -> Attempt {
+        Attempt {
+            attempted_ms: at_ms,
+            status_code: Some(status),
+            latency_ms: 5,
+            response: None,
+            error: None,
+        }
+    }
+
+    async fn claim(store: &Store, at_ms: i64) -> Vec<ClaimedDelivery> {
+        store.claim_deliveries(at_ms, 1_000, 10).await.unwrap()
+    }
+
+    /// The delivery's status as its attempt log shows it, and how many attempts it lists.
+    async fn status(store: &Store, endpoint: &str) -> (String, usize) {
+        let page = PageRequest {
+            limit: 100,
+            starting_after: None,
+        };
+        let log = store.delivery_attempts(endpoint, &page).await.unwrap().data;
+        (log[0].delivery_status.clone(), log.len())
+    }
+
+    /// An attempt that outlived its lease — taken over after it ran out, or replaced by a
+    /// redelivery — neither decides the delivery's state nor ends the new holder's lease.
+    async fn an_attempt_that_lost_its_lease_decides_nothing(store: Store) {
+        let new = NewEndpoint {
+            url: "http://127.0.0.1:9/hook".into(),
+            description: None,
+            events: vec!["*".into()],
+            secret: "whsec_test".into(),
+        };
+        let endpoint = store.create_endpoint(&new, T / 1000).await.unwrap().id;
+        let event = PendingEvent::new(EventType::CustomerCreated, None, &serde_json::json!({"id": "ada"}));
+        let mut tx = store.writer.begin().await.unwrap();
+        insert(&mut tx.conn(), &event, T / 1000).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.dispatch_events(T, 10).await.unwrap(), 1);
+
+        let slow = claim(&store, T).await;
+        assert_eq!(slow.len(), 1);
+        assert!(claim(&store, T + 999).await.is_empty(), "leased");
+        // The slow attempt's lease ran out: another replica takes the delivery over.
+        let taken_over = claim(&store, T + 1_000).await;
+        assert_eq!(taken_over.len(), 1);
+        assert_ne!(taken_over[0].lease_id, slow[0].lease_id);
+        // The slow attempt got through after all: logged, but the delivery stays with the
+        // replica that holds it now, still leased to it.
+        store
+            .finish_attempt(&slow[0], &answered(T + 1_100, 200), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert!(claim(&store, T + 1_500).await.is_empty(), "still the new holder's");
+        assert_eq!(status(&store, &endpoint).await, ("pending".to_string(), 1));
+        // The holder's attempt decides: a retry at T + 3 s.
+        store
+            .finish_attempt(
+                &taken_over[0],
+                &answered(T + 1_600, 503),
+                AfterAttempt::RetryAt(T + 3_000),
+            )
+            .await
+            .unwrap();
+        assert!(claim(&store, T + 2_999).await.is_empty(), "not due yet");
+        let retry = claim(&store, T + 3_000).await;
+        assert_eq!((retry.len(), retry[0].attempts), (1, 2), "both attempts counted");
+
+        // A redelivery queued while the retry is in flight takes its lease away.
+        assert_eq!(store.redeliver(&event.id, T + 3_100).await.unwrap(), Some(1));
+        let redelivery = claim(&store, T + 3_100).await;
+        assert_eq!(redelivery.len(), 1);
+        store
+            .finish_attempt(&retry[0], &answered(T + 3_200, 200), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert!(
+            claim(&store, T + 3_300).await.is_empty(),
+            "the redelivery's lease holds"
+        );
+        assert_eq!(status(&store, &endpoint).await, ("pending".to_string(), 3));
+        store
+            .finish_attempt(&redelivery[0], &answered(T + 3_400, 200), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(status(&store, &endpoint).await, ("delivered".to_string(), 4));
+        assert!(claim(&store, T + 60_000).await.is_empty(), "delivered once, for good");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_lost_its_lease_decides_nothing_sqlite() {
+        let db = TestDb::sqlite().await;
+        an_attempt_that_lost_its_lease_decides_nothing(db.store.clone()).await;
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_lost_its_lease_decides_nothing_postgres() {
+        let Some(db) = TestDb::postgres().await else { return };
+        an_attempt_that_lost_its_lease_decides_nothing(db.store.clone()).await;
     }
 }
