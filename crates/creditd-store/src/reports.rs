@@ -219,7 +219,10 @@ impl Store {
     /// What priced requests used in `[from, to)`: units by feature and unit, with the credits
     /// each feature's priced requests were charged. Holds' estimates are not counted.
     pub async fn units_used(&self, from: i64, to: i64) -> Result<Vec<UnitsUsed>> {
-        let (rows, credits): (Vec<(String, String, i64, i64)>, Vec<(String, i64)>) = on!(&self.pool, p => {
+        // (feature, unit, quantity, requests) and (feature, credits).
+        type Units = Vec<(String, String, i64, i64)>;
+        type Credited = Vec<(String, i64)>;
+        let (rows, credits): (Units, Credited) = on!(&self.pool, p => {
             let rows = sqlx::query_as(
                 "SELECT feature, unit, CAST(SUM(quantity) AS BIGINT), COUNT(*) FROM usage_units \
                  WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2 GROUP BY feature, unit ORDER BY feature, unit",
