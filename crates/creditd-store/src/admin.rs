@@ -154,12 +154,14 @@ impl Store {
 
     /// Failed logins of `subject` (`email:…`, `ip:…`) since `since`.
     pub async fn login_failures(&self, subject: &str, since: i64) -> Result<i64> {
-        let count = on!(&self.pool, p => sqlx::query("SELECT COUNT(*) FROM admin_login_failures WHERE subject = $1 AND at > $2")
-            .bind(subject)
-            .bind(since)
-            .fetch_one(p)
-            .await?
-            .try_get::<i64, _>(0)?);
+        let count = on!(&self.pool, p => sqlx::query(
+            "SELECT COUNT(*) FROM admin_login_failures WHERE subject = $1 AND at > $2",
+        )
+        .bind(subject)
+        .bind(since)
+        .fetch_one(p)
+        .await?
+        .try_get::<i64, _>(0)?);
         Ok(count)
     }
 

@@ -225,15 +225,17 @@ impl Store {
         let (rows, credits): (Units, Credited) = on!(&self.pool, p => {
             let rows = sqlx::query_as(
                 "SELECT feature, unit, CAST(SUM(quantity) AS BIGINT), COUNT(*) FROM usage_units \
-                 WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2 GROUP BY feature, unit ORDER BY feature, unit",
+                 WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2 \
+                 GROUP BY feature, unit ORDER BY feature, unit",
             )
             .bind(from)
             .bind(to)
             .fetch_all(p)
             .await?;
             let credits = sqlx::query_as(
-                "SELECT feature, CAST(SUM(amount) AS BIGINT) FROM (SELECT DISTINCT reference, kind, feature, amount \
-                 FROM usage_units WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2) AS requests GROUP BY feature",
+                "SELECT feature, CAST(SUM(amount) AS BIGINT) FROM \
+                 (SELECT DISTINCT reference, kind, feature, amount FROM usage_units \
+                 WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2) AS requests GROUP BY feature",
             )
             .bind(from)
             .bind(to)

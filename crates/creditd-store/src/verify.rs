@@ -167,7 +167,9 @@ impl Store {
     }
 
     async fn verify_grants(&self, report: &mut VerifyReport) -> Result<()> {
-        let grants: Vec<(String, String, i64, i64)> = on!(&self.pool, p => sqlx::query_as(
+        // (id, customer, remaining, Σ its entries)
+        type Moved = (String, String, i64, i64);
+        let grants: Vec<Moved> = on!(&self.pool, p => sqlx::query_as(
             "SELECT g.id, g.customer_id, g.remaining, \
              (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.grant_id = g.id) AS moved \
              FROM grants g",
