@@ -235,3 +235,85 @@ impl Store {
         Ok(customer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use creditd_domain::command::NewCustomer;
+    use creditd_domain::{Command, Request};
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::TestDb;
+
+    const NOW: i64 = 1_800_000_000;
+
+    async fn types(store: &Store) -> Vec<String> {
+        let page = PageRequest {
+            limit: 100,
+            starting_after: None,
+        };
+        let events = store.outbound_events(Some("ada"), &page).await.unwrap().data;
+        events.into_iter().rev().map(|e| e.event_type).collect()
+    }
+
+    /// What `update_customer` leaves alone stays; metadata round-trips (jsonb / JSON text); a
+    /// threshold above what is available raises `credits.low`, and `Some(None)` goes back to
+    /// the default.
+    async fn a_customer_update_changes_what_it_names(store: Store) {
+        let create = Command::CreateCustomer(NewCustomer {
+            id: "ada".into(),
+            email: None,
+            metadata: json!({"team": "x"}),
+            signup_bonus: Credits::from_micros(50_000_000),
+        });
+        let request = Request {
+            command: create,
+            idempotency: None,
+        };
+        store.apply(vec![request], NOW).await.pop().unwrap().unwrap();
+        assert_eq!(types(&store).await, ["customer.created", "credits.granted"]);
+
+        let email = CustomerUpdate {
+            email: Some("ada@example.com".into()),
+            ..CustomerUpdate::default()
+        };
+        let updated = store.update_customer("ada", &email, NOW).await.unwrap().unwrap();
+        assert_eq!(
+            (updated.email.as_deref(), updated.metadata.clone()),
+            (Some("ada@example.com"), json!({"team": "x"}))
+        );
+        let metadata = CustomerUpdate {
+            metadata: Some(json!({"team": "y", "seats": 3, "tags": ["a", "b"]})),
+            low_balance_threshold: Some(Some(Credits::from_micros(60_000_000))),
+            ..CustomerUpdate::default()
+        };
+        let updated = store.update_customer("ada", &metadata, NOW).await.unwrap().unwrap();
+        assert_eq!(updated.metadata, json!({"team": "y", "seats": 3, "tags": ["a", "b"]}));
+        assert_eq!(updated.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(updated.low_balance_threshold, Credits::from_micros(60_000_000));
+        assert_eq!(
+            types(&store).await,
+            ["customer.created", "credits.granted", "credits.low"]
+        );
+        let reset = CustomerUpdate {
+            low_balance_threshold: Some(None),
+            ..CustomerUpdate::default()
+        };
+        let updated = store.update_customer("ada", &reset, NOW).await.unwrap().unwrap();
+        assert_eq!(updated.low_balance_threshold, default_low_balance_threshold());
+        assert_eq!(updated.metadata["seats"], 3);
+        assert!(store.update_customer("nobody", &email, NOW).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_customer_update_changes_what_it_names_sqlite() {
+        let db = TestDb::sqlite().await;
+        a_customer_update_changes_what_it_names(db.store.clone()).await;
+    }
+
+    #[tokio::test]
+    async fn a_customer_update_changes_what_it_names_postgres() {
+        let Some(db) = TestDb::postgres().await else { return };
+        a_customer_update_changes_what_it_names(db.store.clone()).await;
+    }
+}
