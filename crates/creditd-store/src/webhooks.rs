@@ -335,7 +335,7 @@ impl Store {
             Db::Pg(c) => {
                 sqlx::query_as(
                     "SELECT id, type FROM outbound_events WHERE NOT dispatched ORDER BY seq LIMIT $1 \
-                 FOR UPDATE SKIP LOCKED",
+                     FOR UPDATE SKIP LOCKED",
                 )
                 .bind(limit)
                 .fetch_all(&mut **c)
@@ -387,9 +387,9 @@ impl Store {
             Db::Pg(w) => {
                 sqlx::query_as(
                     "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
-                   SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
-                   AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
+                       SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+                       AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
                 )
                 .bind(now_ms)
                 .bind(lease_until_ms)
@@ -400,9 +400,9 @@ impl Store {
             Db::Lite(w) => {
                 sqlx::query_as(
                     "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
-                   SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
-                   AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3) \
-                 RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
+                       SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+                       AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3) \
+                     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
                 )
                 .bind(now_ms)
                 .bind(lease_until_ms)
