@@ -1,6 +1,9 @@
 //! Refunds and disputes: re-read the charge, its refunds and disputes from Stripe, and
 //! converge its payment's credits (clawed back, frozen, restored) to what they imply.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use creditd_domain::money::PaymentStatus;
 use creditd_domain::views::Payment;
 use creditd_store::{Convergence, DisputeState, MoneyState};
@@ -9,11 +12,49 @@ use creditd_stripe::client::Charge;
 use super::{checkout, intents, BillingError};
 use crate::app::AppState;
 
+/// Conversions of a charge in this process, one at a time: each reads Stripe's money only
+/// after the one before applied what it read, so none applies an older state over a newer
+/// one. (Across replicas [`converge_charge`]'s re-read settles the last word.)
+#[derive(Default)]
+pub struct ChargeLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+/// Held while one charge converges; the charge's entry goes with the last holder.
+struct ChargeGuard<'a> {
+    locks: &'a ChargeLocks,
+    charge: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl ChargeLocks {
+    async fn lock(&self, charge: &str) -> ChargeGuard<'_> {
+        let mutex = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(charge.to_string()).or_default().clone()
+        };
+        ChargeGuard {
+            locks: self,
+            charge: charge.to_string(),
+            held: Some(mutex.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for ChargeGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.held.take();
+        if map.get(&self.charge).is_some_and(|m| Arc::strong_count(m) == 1) {
+            map.remove(&self.charge);
+        }
+    }
+}
+
 /// Converges the payment behind a charge. `None` when the charge is not one of creditd's.
 pub async fn converge_charge(
     state: &AppState,
     charge_id: &str,
 ) -> Result<Option<(Payment, Convergence)>, BillingError> {
+    let _one_at_a_time = state.conversions.lock(charge_id).await;
     let charge = state.stripe.client.retrieve_charge(charge_id).await?;
     let Some(intent) = charge.payment_intent.as_deref() else {
         return Ok(None);
@@ -32,10 +73,10 @@ pub async fn converge_charge(
             _ => return Ok(Some((payment, Convergence::default()))),
         }
     }
-    // Two conversions of one charge may run at once (two events, two replicas), each with
-    // Stripe's money as it read it: the one applied last could carry the older state. So each
-    // reads Stripe again after applying and converges again until what it applied is still
-    // Stripe's state — the last to apply has then applied a state read after every other apply.
+    // Two replicas may convert one charge at once, each with Stripe's money as it read it: the
+    // one applied last could carry the older state. So each reads Stripe again after applying
+    // and converges again until what it applied is still Stripe's state — the last to apply
+    // has then applied a state read after every other apply.
     let mut money = money_state(state, &charge).await?;
     let mut done = Convergence::default();
     for _ in 0..MAX_CONVERGENCES {
