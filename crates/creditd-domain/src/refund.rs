@@ -56,6 +56,17 @@ impl Convergence {
     pub fn changed(&self) -> bool {
         *self != Convergence::default()
     }
+
+    /// This convergence and then `next`: every movement of both.
+    pub fn then(self, next: Convergence) -> Convergence {
+        let sum = |a: Credits, b: Credits| a.checked_add(b).expect("movements of one payment fit in i64");
+        Convergence {
+            clawed_back: sum(self.clawed_back, next.clawed_back),
+            restored: sum(self.restored, next.restored),
+            frozen: sum(self.frozen, next.frozen),
+            unfrozen: sum(self.unfrozen, next.unfrozen),
+        }
+    }
 }
 
 /// Credits frozen from one grant for a payment's open dispute.

@@ -15,10 +15,12 @@ use std::sync::Mutex;
 use creditd_domain::outbound::AlertState;
 use creditd_domain::state::{Alerts, TopupTrigger};
 use creditd_domain::{Account, Credits, CustomerState, Lot, OpenHold};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
+use crate::db::{on, Conn, Db, Fields};
 use crate::persist::id_set;
-use crate::{rows, Dialect, Result, StoreError};
+use crate::rowset::RowSet;
+use crate::{rows, Result, StoreError};
 
 /// A customer's row as the locking statement returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,86 +135,90 @@ impl AccountCache {
 /// Locks the customers' rows — in id order on PostgreSQL, so replicas never deadlock; the
 /// database's write lock on SQLite — and returns them as they are.
 pub(crate) async fn lock_customers(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     customers: &BTreeSet<String>,
     now: i64,
 ) -> Result<BTreeMap<String, LockedRow>> {
-    let mut locked = BTreeMap::new();
     if customers.is_empty() {
-        return Ok(locked);
+        return Ok(BTreeMap::new());
     }
-    let ids = id_set(dialect, customers.iter().map(String::as_str));
+    let ids = id_set(conn.dialect(), customers.iter().map(String::as_str));
     let (source, now_param) = ids.sql(1);
-    let sql = match dialect {
-        Dialect::Postgres => format!(
-            "SELECT id, version, balance, held, debt, frozen FROM customers \
-             WHERE id IN (SELECT column1 FROM {source} AS v) ORDER BY id FOR UPDATE"
-        ),
-        Dialect::Sqlite => format!(
-            "UPDATE customers SET updated_at = ${now_param} WHERE id IN (SELECT column1 FROM {source} AS v) \
-             RETURNING id, version, balance, held, debt, frozen"
-        ),
+    match conn {
+        Db::Pg(c) => {
+            let sql = format!(
+                "SELECT id, version, balance, held, debt, frozen FROM customers \
+                 WHERE id IN (SELECT column1 FROM {source} AS v) ORDER BY id FOR UPDATE"
+            );
+            let rows = ids.bind(sqlx::query(&sql)).fetch_all(&mut **c).await?;
+            rows.iter().map(locked_row).collect()
+        }
+        Db::Lite(c) => {
+            let sql = format!(
+                "UPDATE customers SET updated_at = ${now_param} WHERE id IN (SELECT column1 FROM {source} AS v) \
+                 RETURNING id, version, balance, held, debt, frozen"
+            );
+            let rows = ids.bind(sqlx::query(&sql)).bind(now).fetch_all(&mut **c).await?;
+            rows.iter().map(locked_row).collect()
+        }
+    }
+}
+
+/// A row of [`lock_customers`]: id, version, balance, held, debt, frozen.
+fn locked_row(row: &impl Fields) -> Result<(String, LockedRow)> {
+    let locked = LockedRow {
+        version: row.field(1)?,
+        balance: row.field(2)?,
+        held: row.field(3)?,
+        debt: row.field(4)?,
+        frozen: row.field(5)?,
     };
-    let mut query = ids.bind(sqlx::query(&sql));
-    if dialect == Dialect::Sqlite {
-        query = query.bind(now);
-    }
-    for row in query.fetch_all(&mut *conn).await? {
-        let id: String = row.try_get(0)?;
-        let row = LockedRow {
-            version: row.try_get(1)?,
-            balance: row.try_get(2)?,
-            held: row.try_get(3)?,
-            debt: row.try_get(4)?,
-            frozen: row.try_get(5)?,
-        };
-        locked.insert(id, row);
-    }
-    Ok(locked)
+    Ok((row.field(0)?, locked))
 }
 
 /// The customers' low-balance alerts and enabled auto top-ups.
-async fn load_alerts(conn: &mut AnyConnection, ids: &crate::rowset::RowSet) -> Result<HashMap<String, Alerts>> {
+async fn load_alerts(conn: &mut Conn<'_>, ids: &RowSet) -> Result<HashMap<String, Alerts>> {
     let sql = format!(
         "SELECT c.id, c.low_balance_threshold, c.balance_alert, a.threshold, a.armed FROM customers c \
-         LEFT JOIN auto_topups a ON a.customer_id = c.id AND a.enabled = 1 \
+         LEFT JOIN auto_topups a ON a.customer_id = c.id AND a.enabled \
          WHERE c.id IN (SELECT column1 FROM {} AS v)",
         ids.sql(1).0
     );
     let mut out = HashMap::new();
-    for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
-        let state: String = row.try_get(2)?;
-        let state =
-            AlertState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {state:?}")))?;
-        let topup = match row.try_get::<Option<i64>, _>(3)? {
-            Some(threshold) => Some(TopupTrigger {
-                threshold: Credits::from_micros(threshold),
-                armed: row.try_get::<Option<i64>, _>(4)? == Some(1),
-            }),
-            None => None,
-        };
-        let alerts = Alerts {
-            state,
-            threshold: row.try_get::<Option<i64>, _>(1)?.map(Credits::from_micros),
-            topup,
-        };
-        out.insert(row.try_get::<String, _>(0)?, alerts);
-    }
+    on!(conn, c => {
+        for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut **c).await? {
+            let state: String = row.try_get(2)?;
+            let state = AlertState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown alert state {state:?}")))?;
+            let topup = match row.try_get::<Option<i64>, _>(3)? {
+                Some(threshold) => Some(TopupTrigger {
+                    threshold: Credits::from_micros(threshold),
+                    armed: row.try_get::<Option<bool>, _>(4)? == Some(true),
+                }),
+                None => None,
+            };
+            let alerts = Alerts {
+                state,
+                threshold: row.try_get::<Option<i64>, _>(1)?.map(Credits::from_micros),
+                topup,
+            };
+            out.insert(row.try_get::<String, _>(0)?, alerts);
+        }
+    });
     Ok(out)
 }
 
 /// Loads locked customers' states from their rows: live grants and open holds, checked
 /// against the customer row.
 pub(crate) async fn load_states(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     customers: &BTreeMap<String, LockedRow>,
     now: i64,
 ) -> Result<Vec<CustomerState>> {
     if customers.is_empty() {
         return Ok(Vec::new());
     }
+    let dialect = conn.dialect();
     let ids = id_set(dialect, customers.keys().map(String::as_str));
     let sql = format!(
         "SELECT customer_id, id, remaining, priority, expires_at, seq FROM grants \
@@ -220,15 +226,17 @@ pub(crate) async fn load_states(
         ids.sql(1).0
     );
     let mut lots: HashMap<String, Vec<Lot>> = HashMap::new();
-    for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
-        lots.entry(row.try_get(0)?).or_default().push(Lot {
-            grant_id: row.try_get(1)?,
-            remaining: Credits::from_micros(row.try_get(2)?),
-            priority: row.try_get::<i64, _>(3)? as i32,
-            expires_at: row.try_get(4)?,
-            seq: row.try_get(5)?,
-        });
-    }
+    on!(conn, c => {
+        for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut **c).await? {
+            lots.entry(row.try_get(0)?).or_default().push(Lot {
+                grant_id: row.try_get(1)?,
+                remaining: Credits::from_micros(row.try_get(2)?),
+                priority: row.try_get::<i64, _>(3)? as i32,
+                expires_at: row.try_get(4)?,
+                seq: row.try_get(5)?,
+            });
+        }
+    });
     let mut holds: HashMap<String, BTreeMap<String, OpenHold>> = HashMap::new();
     // `held` is the sum of the open holds (each > 0): with none held there are none to read.
     let holding: Vec<&str> = customers
@@ -243,22 +251,24 @@ pub(crate) async fn load_states(
              WHERE customer_id IN (SELECT column1 FROM {} AS v) AND status = 'open'",
             ids.sql(1).0
         );
-        for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
-            let hold = OpenHold {
-                id: row.try_get(1)?,
-                amount: Credits::from_micros(row.try_get(2)?),
-                feature: row.try_get(3)?,
-                metadata: rows::metadata(&row.try_get::<String, _>(4)?),
-                expires_at: row.try_get(5)?,
-                created: row.try_get(6)?,
-                budget: row
-                    .try_get::<Option<String>, _>(7)?
-                    .zip(row.try_get::<Option<i64>, _>(8)?),
-            };
-            holds.entry(row.try_get(0)?).or_default().insert(hold.id.clone(), hold);
-        }
+        on!(conn, c => {
+            for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut **c).await? {
+                let hold = OpenHold {
+                    id: row.try_get(1)?,
+                    amount: Credits::from_micros(row.try_get(2)?),
+                    feature: row.try_get(3)?,
+                    metadata: rows::metadata(&row, "metadata")?,
+                    expires_at: row.try_get(5)?,
+                    created: row.try_get(6)?,
+                    budget: row
+                        .try_get::<Option<String>, _>(7)?
+                        .zip(row.try_get::<Option<i64>, _>(8)?),
+                };
+                holds.entry(row.try_get(0)?).or_default().insert(hold.id.clone(), hold);
+            }
+        });
     }
-    let mut counters = load_counters(conn, dialect, customers, now).await?;
+    let mut counters = load_counters(conn, customers, now).await?;
     let mut alerts = load_alerts(conn, &ids).await?;
     let mut states = Vec::with_capacity(customers.len());
     for (id, row) in customers {
@@ -296,26 +306,27 @@ const COUNTER_HORIZON_SECONDS: i64 = 62 * 86_400;
 
 /// The limit and budget counters of the current periods (and `total` budgets, window 0).
 async fn load_counters(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     customers: &BTreeMap<String, LockedRow>,
     now: i64,
 ) -> Result<HashMap<String, creditd_domain::gate::Counters>> {
-    let ids = id_set(dialect, customers.keys().map(String::as_str));
+    let ids = id_set(conn.dialect(), customers.keys().map(String::as_str));
     let (source, next) = ids.sql(1);
     let sql = format!(
         "SELECT customer_id, counter, window_start, used FROM usage_counters \
          WHERE customer_id IN (SELECT column1 FROM {source} AS v) AND (window_start = 0 OR window_start >= ${next})"
     );
     let mut counters: HashMap<String, creditd_domain::gate::Counters> = HashMap::new();
-    let query = ids.bind(sqlx::query(&sql)).bind(now - COUNTER_HORIZON_SECONDS);
-    for row in query.fetch_all(&mut *conn).await? {
-        let key = (row.try_get::<String, _>(1)?, row.try_get::<i64, _>(2)?);
-        counters
-            .entry(row.try_get(0)?)
-            .or_default()
-            .insert(key, row.try_get(3)?);
-    }
+    on!(conn, c => {
+        let query = ids.bind(sqlx::query(&sql)).bind(now - COUNTER_HORIZON_SECONDS);
+        for row in query.fetch_all(&mut **c).await? {
+            let key = (row.try_get::<String, _>(1)?, row.try_get::<i64, _>(2)?);
+            counters
+                .entry(row.try_get(0)?)
+                .or_default()
+                .insert(key, row.try_get(3)?);
+        }
+    });
     Ok(counters)
 }
 

@@ -6,6 +6,7 @@ use creditd_domain::ids::random_token;
 use creditd_domain::IdKind;
 use sqlx::Row;
 
+use crate::db::{on, Fields};
 use crate::keys::hash_secret;
 use crate::{Result, Store};
 
@@ -33,12 +34,12 @@ pub struct NewAdminSession {
     pub session: AdminSession,
 }
 
-fn user_row(row: &sqlx::any::AnyRow) -> Result<AdminUser> {
+fn user_row(row: &impl Fields) -> Result<AdminUser> {
     Ok(AdminUser {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        created: row.try_get("created_at")?,
+        id: row.field("id")?,
+        email: row.field("email")?,
+        password_hash: row.field("password_hash")?,
+        created: row.field("created_at")?,
     })
 }
 
@@ -46,7 +47,7 @@ impl Store {
     /// Creates an admin, or replaces the password of the admin with this email.
     /// Returns the admin and whether it was created.
     pub async fn upsert_admin_user(&self, email: &str, password_hash: &str, now: i64) -> Result<(AdminUser, bool)> {
-        let inserted = sqlx::query(
+        let inserted = on!(&self.writer, w => sqlx::query(
             "INSERT INTO admin_users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (email) DO NOTHING",
         )
@@ -54,21 +55,23 @@ impl Store {
         .bind(email)
         .bind(password_hash)
         .bind(now)
-        .execute(&self.writer)
+        .execute(w)
         .await?
-        .rows_affected()
+        .rows_affected())
             == 1;
         if !inserted {
-            sqlx::query("UPDATE admin_users SET password_hash = $2 WHERE email = $1")
-                .bind(email)
-                .bind(password_hash)
-                .execute(&self.writer)
-                .await?;
-            // A new password ends every session opened with the old one.
-            sqlx::query("DELETE FROM admin_sessions WHERE admin_id = (SELECT id FROM admin_users WHERE email = $1)")
-                .bind(email)
-                .execute(&self.writer)
-                .await?;
+            on!(&self.writer, w => {
+                sqlx::query("UPDATE admin_users SET password_hash = $2 WHERE email = $1")
+                    .bind(email)
+                    .bind(password_hash)
+                    .execute(w)
+                    .await?;
+                // A new password ends every session opened with the old one.
+                sqlx::query("DELETE FROM admin_sessions WHERE admin_id = (SELECT id FROM admin_users WHERE email = $1)")
+                    .bind(email)
+                    .execute(w)
+                    .await?;
+            });
         }
         let user = self
             .admin_user(email)
@@ -78,11 +81,13 @@ impl Store {
     }
 
     pub async fn admin_user(&self, email: &str) -> Result<Option<AdminUser>> {
-        let row = sqlx::query("SELECT id, email, password_hash, created_at FROM admin_users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_row).transpose()
+        on!(&self.pool, p => {
+            let row = sqlx::query("SELECT id, email, password_hash, created_at FROM admin_users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(p)
+                .await?;
+            row.as_ref().map(user_row).transpose()
+        })
     }
 
     pub async fn open_admin_session(&self, admin: &AdminUser, ttl_seconds: i64, now: i64) -> Result<NewAdminSession> {
@@ -94,87 +99,100 @@ impl Store {
             expires_at: now.saturating_add(ttl_seconds),
         };
         // Expired sessions of anyone are removed here rather than by a background job.
-        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+        on!(&self.writer, w => {
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(w)
+                .await?;
+            sqlx::query(
+                "INSERT INTO admin_sessions (token_hash, admin_id, csrf_token, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(hash_secret(&token))
+            .bind(&session.admin_id)
+            .bind(&session.csrf_token)
             .bind(now)
-            .execute(&self.writer)
+            .bind(session.expires_at)
+            .execute(w)
             .await?;
-        sqlx::query(
-            "INSERT INTO admin_sessions (token_hash, admin_id, csrf_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(hash_secret(&token))
-        .bind(&session.admin_id)
-        .bind(&session.csrf_token)
-        .bind(now)
-        .bind(session.expires_at)
-        .execute(&self.writer)
-        .await?;
+        });
         Ok(NewAdminSession { token, session })
     }
 
     /// The live session whose token this is.
     pub async fn admin_session(&self, token: &str, now: i64) -> Result<Option<AdminSession>> {
-        let row = sqlx::query(
-            "SELECT s.admin_id, u.email, s.csrf_token, s.expires_at FROM admin_sessions s \
-             JOIN admin_users u ON u.id = s.admin_id WHERE s.token_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(hash_secret(token))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(AdminSession {
-                admin_id: row.try_get(0)?,
-                email: row.try_get(1)?,
-                csrf_token: row.try_get(2)?,
-                expires_at: row.try_get(3)?,
+        on!(&self.pool, p => {
+            let row = sqlx::query(
+                "SELECT s.admin_id, u.email, s.csrf_token, s.expires_at FROM admin_sessions s \
+                 JOIN admin_users u ON u.id = s.admin_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(hash_secret(token))
+            .bind(now)
+            .fetch_optional(p)
+            .await?;
+            row.map(|row| {
+                Ok(AdminSession {
+                    admin_id: row.try_get(0)?,
+                    email: row.try_get(1)?,
+                    csrf_token: row.try_get(2)?,
+                    expires_at: row.try_get(3)?,
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     pub async fn close_admin_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
-            .bind(hash_secret(token))
-            .execute(&self.writer)
-            .await?;
+        on!(&self.writer, w => {
+            sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
+                .bind(hash_secret(token))
+                .execute(w)
+                .await?;
+        });
         Ok(())
     }
 
     /// Failed logins of `subject` (`email:…`, `ip:…`) since `since`.
     pub async fn login_failures(&self, subject: &str, since: i64) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM admin_login_failures WHERE subject = $1 AND at > $2")
-            .bind(subject)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        let count = on!(&self.pool, p => sqlx::query(
+            "SELECT COUNT(*) FROM admin_login_failures WHERE subject = $1 AND at > $2",
+        )
+        .bind(subject)
+        .bind(since)
+        .fetch_one(p)
+        .await?
+        .try_get::<i64, _>(0)?);
+        Ok(count)
     }
 
     /// Records one failed login against each subject; forgets failures older than `forget_before`.
     pub async fn record_login_failure(&self, subjects: &[String], now: i64, forget_before: i64) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM admin_login_failures WHERE at <= $1")
-            .bind(forget_before)
-            .execute(&mut *tx)
-            .await?;
-        for subject in subjects {
-            sqlx::query("INSERT INTO admin_login_failures (subject, at) VALUES ($1, $2)")
-                .bind(subject)
-                .bind(now)
-                .execute(&mut *tx)
+        on!(&mut tx.conn(), c => {
+            sqlx::query("DELETE FROM admin_login_failures WHERE at <= $1")
+                .bind(forget_before)
+                .execute(&mut **c)
                 .await?;
-        }
+            for subject in subjects {
+                sqlx::query("INSERT INTO admin_login_failures (subject, at) VALUES ($1, $2)")
+                    .bind(subject)
+                    .bind(now)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        });
         tx.commit().await?;
         Ok(())
     }
 
     /// A successful login clears the account's failures (not the address's).
     pub async fn clear_login_failures(&self, subject: &str) -> Result<()> {
-        sqlx::query("DELETE FROM admin_login_failures WHERE subject = $1")
-            .bind(subject)
-            .execute(&self.writer)
-            .await?;
+        on!(&self.writer, w => {
+            sqlx::query("DELETE FROM admin_login_failures WHERE subject = $1")
+                .bind(subject)
+                .execute(w)
+                .await?;
+        });
         Ok(())
     }
 }

@@ -10,9 +10,9 @@
 use creditd_domain::outbound::EventType;
 use creditd_domain::views::Payment;
 use creditd_domain::Credits;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
+use crate::db::{on, Conn, Db, Fields};
 use crate::outbox;
 use crate::{Result, Store, StoreError};
 
@@ -71,51 +71,68 @@ pub struct TopupRun {
 const COLUMNS: &str = "customer_id, enabled, threshold, package_id, quantity, max_per_month, \
     consecutive_failures, disabled_reason, updated_at";
 
-fn row_to_topup(row: &AnyRow) -> Result<AutoTopup> {
+fn row_to_topup(row: &impl Fields) -> Result<AutoTopup> {
     Ok(AutoTopup {
-        customer: row.try_get("customer_id")?,
-        enabled: row.try_get::<i64, _>("enabled")? == 1,
-        threshold: Credits::from_micros(row.try_get("threshold")?),
-        package: row.try_get("package_id")?,
-        quantity: row.try_get("quantity")?,
-        max_per_month: row.try_get("max_per_month")?,
-        consecutive_failures: row.try_get("consecutive_failures")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        updated: row.try_get("updated_at")?,
+        customer: row.field("customer_id")?,
+        enabled: row.field("enabled")?,
+        threshold: Credits::from_micros(row.field("threshold")?),
+        package: row.field("package_id")?,
+        quantity: row.field("quantity")?,
+        max_per_month: row.field("max_per_month")?,
+        consecutive_failures: row.field("consecutive_failures")?,
+        disabled_reason: row.field("disabled_reason")?,
+        updated: row.field("updated_at")?,
+    })
+}
+
+fn topup_run(row: &impl Fields) -> Result<TopupRun> {
+    Ok(TopupRun {
+        id: row.field("id")?,
+        customer: row.field("customer_id")?,
+        package: row.field("package_id")?,
+        quantity: row.field("quantity")?,
+        payment: row.field("payment_id")?,
+        created: row.field("created_at")?,
     })
 }
 
 impl Store {
     pub async fn auto_topup(&self, customer: &str) -> Result<Option<AutoTopup>> {
         let sql = format!("SELECT {COLUMNS} FROM auto_topups WHERE customer_id = $1");
-        let row = sqlx::query(&sql).bind(customer).fetch_optional(&self.writer).await?;
-        row.as_ref().map(row_to_topup).transpose()
+        on!(&self.writer, p => sqlx::query(&sql)
+            .bind(customer)
+            .fetch_optional(p)
+            .await?
+            .as_ref()
+            .map(row_to_topup)
+            .transpose())
     }
 
     /// Saves a customer's settings. Turning it on (again) clears past failures and arms it:
     /// the next change that leaves available credits below the threshold tops up.
     pub async fn set_auto_topup(&self, customer: &str, s: &AutoTopupSettings, now: i64) -> Result<AutoTopup> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        on!(tx.conn(), c => sqlx::query(
             "INSERT INTO auto_topups (customer_id, enabled, threshold, package_id, quantity, max_per_month, armed, \
              consecutive_failures, disabled_reason, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, 0, NULL, $7, $7) \
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, 0, NULL, $7, $7) \
              ON CONFLICT (customer_id) DO UPDATE SET enabled = excluded.enabled, threshold = excluded.threshold, \
              package_id = excluded.package_id, quantity = excluded.quantity, max_per_month = excluded.max_per_month, \
-             armed = 1, consecutive_failures = CASE WHEN excluded.enabled = 1 THEN 0 ELSE auto_topups.consecutive_failures END, \
-             disabled_reason = CASE WHEN excluded.enabled = 1 THEN NULL ELSE auto_topups.disabled_reason END, \
+             armed = TRUE, consecutive_failures = CASE WHEN excluded.enabled THEN 0 ELSE auto_topups.consecutive_failures END, \
+             disabled_reason = CASE WHEN excluded.enabled THEN NULL ELSE auto_topups.disabled_reason END, \
              updated_at = excluded.updated_at",
         )
         .bind(customer)
-        .bind(i64::from(s.enabled))
+        .bind(s.enabled)
         .bind(s.threshold.micros())
         .bind(&s.package)
         .bind(s.quantity)
         .bind(s.max_per_month)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        bump_version(&mut tx, customer).await?;
+        .execute(c)
+        .await?
+        .rows_affected());
+        bump_version(&mut tx.conn(), customer).await?;
         tx.commit().await?;
         self.auto_topup(customer)
             .await?
@@ -125,66 +142,75 @@ impl Store {
     /// Takes queued runs (and runs whose replica's lease ran out) until `now + lease`.
     pub async fn claim_topup_runs(&self, now: i64, lease_seconds: i64, limit: i64) -> Result<Vec<TopupRun>> {
         // A read first: an idle replica takes no write lock.
-        let due = sqlx::query(
+        let due = on!(&self.pool, p => sqlx::query(
             "SELECT 1 FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 LIMIT 1",
         )
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if due.is_none() {
+        .fetch_optional(p)
+        .await?
+        .is_some());
+        if !due {
             return Ok(Vec::new());
         }
-        let lock = match self.dialect {
-            crate::Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            crate::Dialect::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 WHERE id IN (\
-               SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
-               ORDER BY seq LIMIT $3{lock}) \
-             RETURNING id, customer_id, package_id, quantity, payment_id, created_at"
-        );
-        let rows = sqlx::query(&sql)
+        let lease_until = now.saturating_add(lease_seconds);
+        // PostgreSQL: replicas claiming at once skip each other's rows; SQLite has one writer.
+        match &self.writer {
+            Db::Pg(p) => sqlx::query(
+                "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 WHERE id IN (\
+                   SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
+                   ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, customer_id, package_id, quantity, payment_id, created_at",
+            )
             .bind(now)
-            .bind(now.saturating_add(lease_seconds))
+            .bind(lease_until)
             .bind(limit)
-            .fetch_all(&self.writer)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TopupRun {
-                    id: r.try_get(0)?,
-                    customer: r.try_get(1)?,
-                    package: r.try_get(2)?,
-                    quantity: r.try_get(3)?,
-                    payment: r.try_get(4)?,
-                    created: r.try_get(5)?,
-                })
-            })
-            .collect()
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(topup_run)
+            .collect(),
+            Db::Lite(p) => sqlx::query(
+                "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 WHERE id IN (\
+                   SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
+                   ORDER BY seq LIMIT $3) \
+                 RETURNING id, customer_id, package_id, quantity, payment_id, created_at",
+            )
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(topup_run)
+            .collect(),
+        }
     }
 
     /// Runs of this customer paid for (or being paid) since `since`, for `max_per_month`.
     pub async fn topups_since(&self, customer: &str, since: i64) -> Result<i64> {
-        let row = sqlx::query(
+        let count = on!(&self.pool, p => sqlx::query(
             "SELECT COUNT(*) FROM auto_topup_runs WHERE customer_id = $1 AND created_at >= $2 \
              AND payment_id IS NOT NULL AND status <> 'failed'",
         )
         .bind(customer)
         .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get(0)?)
+        .fetch_one(p)
+        .await?
+        .try_get(0)?);
+        Ok(count)
     }
 
     /// Records the payment a run is paid with (once: a retried run reuses it).
     pub async fn attach_topup_payment(&self, run: &str, payment: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE auto_topup_runs SET payment_id = COALESCE(payment_id, $2), updated_at = $3 WHERE id = $1")
-            .bind(run)
-            .bind(payment)
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
+        on!(&self.writer, p => sqlx::query(
+            "UPDATE auto_topup_runs SET payment_id = COALESCE(payment_id, $2), updated_at = $3 WHERE id = $1",
+        )
+        .bind(run)
+        .bind(payment)
+        .bind(now)
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -199,7 +225,16 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        finish(&mut tx, &run.id, &run.customer, Err((code, message)), counts, None, now).await?;
+        finish(
+            &mut tx.conn(),
+            &run.id,
+            &run.customer,
+            Err((code, message)),
+            counts,
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -211,38 +246,46 @@ impl Store {
             (_, message) => Err(("payment_failed", message.as_deref().unwrap_or("the payment failed"))),
         };
         let mut tx = self.writer.begin().await?;
-        finish(&mut tx, &run.id, &run.customer, outcome, true, Some(payment), now).await?;
+        finish(
+            &mut tx.conn(),
+            &run.id,
+            &run.customer,
+            outcome,
+            true,
+            Some(payment),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The runs of one customer, newest first (for the API and the pages).
     pub async fn topup_runs(&self, customer: &str, limit: i64) -> Result<Vec<(String, String, Option<String>, i64)>> {
-        let rows = sqlx::query(
+        let runs = on!(&self.pool, p => sqlx::query_as(
             "SELECT id, status, failure_message, created_at FROM auto_topup_runs WHERE customer_id = $1 \
              ORDER BY seq DESC LIMIT $2",
         )
         .bind(customer)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
+        .fetch_all(p)
+        .await?);
+        Ok(runs)
     }
 }
 
 /// Settings changed outside the writer: its cached copy of the customer is stale now.
-pub(crate) async fn bump_version(conn: &mut AnyConnection, customer: &str) -> Result<()> {
-    sqlx::query("UPDATE customers SET version = version + 1 WHERE id = $1")
+pub(crate) async fn bump_version(conn: &mut Conn<'_>, customer: &str) -> Result<()> {
+    on!(conn, c => sqlx::query("UPDATE customers SET version = version + 1 WHERE id = $1")
         .bind(customer)
-        .execute(&mut *conn)
-        .await?;
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 async fn finish(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     run: &str,
     customer: &str,
     outcome: std::result::Result<(), (&str, &str)>,
@@ -255,7 +298,7 @@ async fn finish(
         Err((code, message)) => ("failed", Some(code), Some(message)),
     };
     // A run ends once, whichever of the webhook and the worker gets here first.
-    let ended = sqlx::query(
+    let ended = on!(conn, c => sqlx::query(
         "UPDATE auto_topup_runs SET status = $2, failure_code = $3, failure_message = $4, lease_until = 0, updated_at = $5 \
          WHERE id = $1 AND status = 'processing'",
     )
@@ -264,41 +307,47 @@ async fn finish(
     .bind(code)
     .bind(message)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(&mut **c)
     .await?
-    .rows_affected();
+    .rows_affected());
     if ended == 0 {
         return Ok(());
     }
     let failures: i64 = if status == "succeeded" {
-        sqlx::query("UPDATE auto_topups SET consecutive_failures = 0, updated_at = $2 WHERE customer_id = $1")
+        on!(conn, c => sqlx::query("UPDATE auto_topups SET consecutive_failures = 0, updated_at = $2 WHERE customer_id = $1")
             .bind(customer)
             .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            .execute(&mut **c)
+            .await?
+            .rows_affected());
         0
     } else if counts {
-        let row = sqlx::query(
+        on!(conn, c => sqlx::query(
             "UPDATE auto_topups SET consecutive_failures = consecutive_failures + 1, updated_at = $2 \
              WHERE customer_id = $1 RETURNING consecutive_failures",
         )
         .bind(customer)
         .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0)
+        .fetch_optional(&mut **c)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(0))
     } else {
         0
     };
     let turned_off = failures >= MAX_CONSECUTIVE_FAILURES;
     let reason = message.map(|m| format!("{failures} consecutive failures, the last: {m}"));
     if turned_off {
-        sqlx::query("UPDATE auto_topups SET enabled = 0, disabled_reason = $2, updated_at = $3 WHERE customer_id = $1")
-            .bind(customer)
-            .bind(&reason)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        on!(conn, c => sqlx::query(
+            "UPDATE auto_topups SET enabled = FALSE, disabled_reason = $2, updated_at = $3 WHERE customer_id = $1",
+        )
+        .bind(customer)
+        .bind(&reason)
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
         bump_version(conn, customer).await?;
     }
     let data = serde_json::json!({

@@ -21,10 +21,10 @@
 use std::sync::Arc;
 
 use creditd_domain::{Book, Command, CommandError, Outcome, Request};
-use sqlx::AnyConnection;
 
 use crate::accounts::{load_states, lock_customers, AccountCache, LockedRow};
 use crate::batch_keys::{key_parts, lookup_keys, replay, Key};
+use crate::db::{on, Conn};
 use crate::pipeline::Order;
 use crate::{load, persist, Dialect, Result, Store, StoreError};
 
@@ -145,11 +145,9 @@ impl Store {
         // SQLite: take the write lock at once. A deferred transaction that reads first and then
         // writes fails with SQLITE_BUSY, without waiting, when another process's writer (a
         // second replica, the CLI) wrote in between.
-        let mut tx = match self.dialect {
-            Dialect::Sqlite => self.batches.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.batches.begin().await?,
-        };
-        match self.decide_and_write(&mut tx, batch, now, order, cache).await {
+        let mut tx = self.batches.begin_write().await?;
+        let decided = self.decide_and_write(&mut tx.conn(), batch, now, order, cache).await;
+        match decided {
             Ok(decided) => {
                 tx.commit().await?;
                 let Decided { results, book, locked } = decided;
@@ -171,20 +169,20 @@ impl Store {
 
     async fn decide_and_write(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Conn<'_>,
         batch: &[Request],
         now: i64,
         order: Option<&mut Order>,
         cache: &AccountCache,
     ) -> Result<Decided> {
         let mut results: Vec<Option<Result<Outcome>>> = batch.iter().map(|_| None).collect();
-        let keys = lookup_keys(tx, self.dialect, batch, &mut results).await?;
+        let keys = lookup_keys(tx, batch, &mut results).await?;
         let todo: Vec<usize> = (0..batch.len())
             .filter(|&i| results[i].is_none() && !matches!(keys[i], Key::SameAs(_)))
             .collect();
         let commands: Vec<&Command> = todo.iter().map(|&i| &batch[i].command).collect();
-        let (facts, customers) = load::owners(tx, self.dialect, &commands, cache).await?;
-        let locked = lock_customers(tx, self.dialect, &customers, now).await?;
+        let (facts, customers) = load::owners(tx, &commands, cache).await?;
+        let locked = lock_customers(tx, &customers, now).await?;
         if let Some(order) = order.as_deref() {
             order.locked();
         }
@@ -198,12 +196,12 @@ impl Store {
                 }
             }
         }
-        for state in load_states(tx, self.dialect, &stale, now).await? {
+        for state in load_states(tx, &stale, now).await? {
             book.admit(state, now);
         }
-        load::facts(tx, self.dialect, &commands, &mut book).await?;
+        load::facts(tx, &commands, &mut book).await?;
         let catalog = self.catalog().await?;
-        crate::budgets::gates(tx, self.dialect, &commands, &mut book, &catalog, self.past_due_policy()).await?;
+        crate::budgets::gates(tx, &commands, &mut book, &catalog, self.past_due_policy()).await?;
         for (&i, command) in todo.iter().zip(&commands) {
             results[i] = Some(book.apply(command, now).map_err(StoreError::Command));
         }
@@ -211,11 +209,11 @@ impl Store {
             order.before_commit().await?;
         }
         let per_part = match self.dialect {
-            crate::Dialect::Sqlite => persist::ROWS_PER_STATEMENT,
-            crate::Dialect::Postgres => usize::MAX,
+            Dialect::Sqlite => persist::ROWS_PER_STATEMENT,
+            Dialect::Postgres => usize::MAX,
         };
         let key_writes = key_parts(self.dialect, batch, &keys, &results, per_part);
-        let seqs = persist::persist(tx, self.dialect, &book, &locked, key_writes, now).await?;
+        let seqs = persist::persist(tx, &book, &locked, key_writes, now).await?;
         persist::stored_seqs(&mut book, &seqs);
         let mut done: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         for (i, result) in results.into_iter().enumerate() {
@@ -235,15 +233,17 @@ impl Store {
     /// Customers with a lapsed hold or grant not yet expired, up to `limit`.
     pub async fn lapsed_customers(&self, now: i64, limit: i64) -> Result<Vec<String>> {
         use sqlx::Row;
-        let due = sqlx::query(
-            "SELECT customer_id FROM holds WHERE status = 'open' AND expires_at <= $1 \
-             UNION SELECT customer_id FROM grants WHERE remaining > 0 AND expires_at <= $1 LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        due.iter().map(|row| Ok(row.try_get(0)?)).collect()
+        on!(&self.pool, p => {
+            let due = sqlx::query(
+                "SELECT customer_id FROM holds WHERE status = 'open' AND expires_at <= $1 \
+                 UNION SELECT customer_id FROM grants WHERE remaining > 0 AND expires_at <= $1 LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(p)
+            .await?;
+            due.iter().map(|row| Ok(row.try_get(0)?)).collect()
+        })
     }
 
     /// Expires lapsed grants and holds for up to `limit` customers, as one batch of

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use creditd_domain::{CommandError, Idempotency, Outcome, Request};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::batch::is_recorded;
+use crate::db::{on, Conn};
 use crate::persist::{Part, ROWS_PER_STATEMENT};
 use crate::rowset::{RowSet, Ty};
 use crate::{Dialect, Result, StoreError};
@@ -35,8 +36,7 @@ pub(crate) enum Key {
 /// (replays and mismatched fingerprints). Nothing is written here: a key is stored once, with
 /// its result, at the end of the batch ([`key_parts`]).
 pub(crate) async fn lookup_keys(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     batch: &[Request],
     results: &mut [Option<Result<Outcome>>],
 ) -> Result<Vec<Key>> {
@@ -58,7 +58,7 @@ pub(crate) async fn lookup_keys(
     }
     let mut stored: HashMap<(String, String), (String, Option<String>)> = HashMap::new();
     for chunk in to_check.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = RowSet::new(dialect, &[Ty::Text, Ty::Text]);
+        let mut rows = RowSet::new(conn.dialect(), &[Ty::Text, Ty::Text]);
         for (_, idem) in chunk {
             rows.push([idem.scope.as_str().into(), idem.key.as_str().into()]);
         }
@@ -67,9 +67,11 @@ pub(crate) async fn lookup_keys(
              JOIN idempotency_keys k ON k.scope = v.column1 AND k.key = v.column2",
             rows.sql(1).0
         );
-        for row in rows.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
-            stored.insert((row.try_get(0)?, row.try_get(1)?), (row.try_get(2)?, row.try_get(3)?));
-        }
+        on!(&mut *conn, c => {
+            for row in rows.bind(sqlx::query(&sql)).fetch_all(&mut **c).await? {
+                stored.insert((row.try_get(0)?, row.try_get(1)?), (row.try_get(2)?, row.try_get(3)?));
+            }
+        });
     }
     for (i, idem) in to_check {
         match stored.remove(&(idem.scope.clone(), idem.key.clone())) {

@@ -5,9 +5,9 @@
 use creditd_domain::money::PaymentStatus;
 use creditd_domain::views::{Package, Payment};
 use creditd_domain::{Credits, IdKind};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::db::{on, Fields};
 use crate::read::{Page, PageRequest};
 use crate::reconcile::StoredEvent;
 use crate::{Result, Store, StoreError};
@@ -34,39 +34,39 @@ pub struct NewPayment {
     pub flow: &'static str,
 }
 
-fn package_row(row: &AnyRow) -> Result<Package> {
+fn package_row(row: &impl Fields) -> Result<Package> {
     Ok(Package {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        credits: Credits::from_micros(row.try_get("credits")?),
-        price: row.try_get("price")?,
-        currency: row.try_get("currency")?,
-        stripe_price: row.try_get("stripe_price_id")?,
-        active: row.try_get::<i64, _>("active")? == 1,
-        created: row.try_get("created_at")?,
+        id: row.field("id")?,
+        name: row.field("name")?,
+        credits: Credits::from_micros(row.field("credits")?),
+        price: row.field("price")?,
+        currency: row.field("currency")?,
+        stripe_price: row.field("stripe_price_id")?,
+        active: row.field("active")?,
+        created: row.field("created_at")?,
     })
 }
 
-pub(crate) fn payment_row(row: &AnyRow) -> Result<Payment> {
-    let status: String = row.try_get("status")?;
+pub(crate) fn payment_row(row: &impl Fields) -> Result<Payment> {
+    let status: String = row.field("status")?;
     Ok(Payment {
-        id: row.try_get("id")?,
-        customer: row.try_get("customer_id")?,
-        package: row.try_get("package_id")?,
-        quantity: row.try_get("quantity")?,
-        credits: Credits::from_micros(row.try_get("credits")?),
-        amount: row.try_get("amount")?,
-        currency: row.try_get("currency")?,
+        id: row.field("id")?,
+        customer: row.field("customer_id")?,
+        package: row.field("package_id")?,
+        quantity: row.field("quantity")?,
+        credits: Credits::from_micros(row.field("credits")?),
+        amount: row.field("amount")?,
+        currency: row.field("currency")?,
         status: PaymentStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown payment status {status:?}")))?,
-        flow: row.try_get("flow")?,
-        checkout_session: row.try_get("checkout_session_id")?,
-        payment_intent: row.try_get("payment_intent_id")?,
-        grant: row.try_get("grant_id")?,
-        receipt_url: row.try_get("receipt_url")?,
-        failure_message: row.try_get("failure_message")?,
-        created: row.try_get("created_at")?,
-        updated: row.try_get("updated_at")?,
+        flow: row.field("flow")?,
+        checkout_session: row.field("checkout_session_id")?,
+        payment_intent: row.field("payment_intent_id")?,
+        grant: row.field("grant_id")?,
+        receipt_url: row.field("receipt_url")?,
+        failure_message: row.field("failure_message")?,
+        created: row.field("created_at")?,
+        updated: row.field("updated_at")?,
     })
 }
 
@@ -82,88 +82,97 @@ impl Store {
             active: true,
             created: now,
         };
-        sqlx::query(&format!(
-            "INSERT INTO packages ({PACKAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 1, $7)"
-        ))
-        .bind(&package.id)
-        .bind(&package.name)
-        .bind(package.credits.micros())
-        .bind(package.price)
-        .bind(&package.currency)
-        .bind(&package.stripe_price)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
+        let sql = format!("INSERT INTO packages ({PACKAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)");
+        on!(&self.writer, p => sqlx::query(&sql)
+            .bind(&package.id)
+            .bind(&package.name)
+            .bind(package.credits.micros())
+            .bind(package.price)
+            .bind(&package.currency)
+            .bind(&package.stripe_price)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(package)
     }
 
     /// Packages, oldest first; only the active ones unless `include_archived`.
     pub async fn packages(&self, include_archived: bool) -> Result<Vec<Package>> {
-        let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE active = 1 OR $1 = 1 ORDER BY created_at, id");
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(include_archived))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(package_row).collect()
+        let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE active OR $1 ORDER BY created_at, id");
+        on!(&self.pool, p => sqlx::query(&sql)
+            .bind(include_archived)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(package_row)
+            .collect())
     }
 
     pub async fn package(&self, id: &str) -> Result<Option<Package>> {
-        let row = sqlx::query(&format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE id = $1"))
+        let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE id = $1");
+        on!(&self.pool, p => sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(package_row).transpose()
+            .fetch_optional(p)
+            .await?
+            .as_ref()
+            .map(package_row)
+            .transpose())
     }
 
     /// Packages `packages sync` imported from Stripe.
     pub async fn synced_packages(&self) -> Result<Vec<Package>> {
-        let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE synced = 1 ORDER BY created_at, id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(package_row).collect()
+        let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE synced ORDER BY created_at, id");
+        on!(&self.pool, p => sqlx::query(&sql).fetch_all(p).await?.iter().map(package_row).collect())
     }
 
     /// Creates a package imported from a Stripe Price.
     pub async fn create_synced_package(&self, new: &NewPackage, now: i64) -> Result<Package> {
         let package = self.create_package(new, now).await?;
-        sqlx::query("UPDATE packages SET synced = 1 WHERE id = $1")
+        on!(&self.writer, p => sqlx::query("UPDATE packages SET synced = TRUE WHERE id = $1")
             .bind(&package.id)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(package)
     }
 
     /// Changes a package to match its Stripe Price, active again. Payments made before keep
     /// the credits they were sold with.
     pub async fn update_synced_package(&self, id: &str, new: &NewPackage) -> Result<()> {
-        sqlx::query(
-            "UPDATE packages SET name = $2, credits = $3, price = $4, currency = $5, active = 1, synced = 1 WHERE id = $1",
+        on!(&self.writer, p => sqlx::query(
+            "UPDATE packages SET name = $2, credits = $3, price = $4, currency = $5, active = TRUE, synced = TRUE \
+             WHERE id = $1",
         )
         .bind(id)
         .bind(&new.name)
         .bind(new.credits.micros())
         .bind(new.price)
         .bind(&new.currency)
-        .execute(&self.writer)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// Stops selling a package (its past payments keep it). False when no active package has the id.
     pub async fn archive_package(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE packages SET active = 0 WHERE id = $1 AND active = 1")
+        let done = on!(&self.writer, p => sqlx::query("UPDATE packages SET active = FALSE WHERE id = $1 AND active")
             .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(done == 1)
     }
 
     /// Records the Stripe Price created for a package; the first one recorded wins.
     pub async fn set_package_price(&self, id: &str, price: &str) -> Result<String> {
-        sqlx::query("UPDATE packages SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS NULL")
+        on!(&self.writer, p => sqlx::query("UPDATE packages SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS NULL")
             .bind(id)
             .bind(price)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         let package = self
             .package(id)
             .await?
@@ -174,24 +183,27 @@ impl Store {
     }
 
     pub async fn stripe_customer(&self, customer: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT stripe_customer_id FROM stripe_customers WHERE customer_id = $1")
+        let id = on!(&self.pool, p => sqlx::query("SELECT stripe_customer_id FROM stripe_customers WHERE customer_id = $1")
             .bind(customer)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?);
+        Ok(id)
     }
 
     /// Links a Stripe customer; when one is already linked, that one is kept and returned.
     pub async fn link_stripe_customer(&self, customer: &str, stripe_customer: &str, now: i64) -> Result<String> {
-        sqlx::query(
+        on!(&self.writer, p => sqlx::query(
             "INSERT INTO stripe_customers (customer_id, stripe_customer_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (customer_id) DO NOTHING",
         )
         .bind(customer)
         .bind(stripe_customer)
         .bind(now)
-        .execute(&self.writer)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         self.stripe_customer(customer)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("stripe customer of {customer} vanished")))
@@ -212,7 +224,7 @@ impl Store {
             .checked_mul(new.quantity)
             .ok_or_else(|| StoreError::Corrupt("amount overflow".into()))?;
         let id = IdKind::Payment.new_id();
-        sqlx::query(
+        on!(&self.writer, p => sqlx::query(
             "INSERT INTO payments (id, customer_id, package_id, quantity, credits, amount, currency, flow, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)",
         )
@@ -225,8 +237,9 @@ impl Store {
         .bind(&new.package.currency)
         .bind(new.flow)
         .bind(now)
-        .execute(&self.writer)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         self.payment(&id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("payment vanished".into()))
@@ -245,11 +258,14 @@ impl Store {
     }
 
     async fn payment_where(&self, column: &str, value: &str) -> Result<Option<Payment>> {
-        let row = sqlx::query(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE {column} = $1"))
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE {column} = $1");
+        on!(&self.pool, p => sqlx::query(&sql)
             .bind(value)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(payment_row).transpose()
+            .fetch_optional(p)
+            .await?
+            .as_ref()
+            .map(payment_row)
+            .transpose())
     }
 
     /// Records the Stripe object (`checkout_session_id` or `payment_intent_id`) a payment is paid through.
@@ -260,7 +276,7 @@ impl Store {
         payment_intent: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        on!(&self.writer, p => sqlx::query(
             "UPDATE payments SET checkout_session_id = COALESCE(checkout_session_id, $2), \
              payment_intent_id = COALESCE(payment_intent_id, $3), updated_at = $4 WHERE id = $1",
         )
@@ -268,8 +284,9 @@ impl Store {
         .bind(checkout_session)
         .bind(payment_intent)
         .bind(now)
-        .execute(&self.writer)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -281,18 +298,17 @@ impl Store {
              AND ($2 = '' OR seq < (SELECT seq FROM payments WHERE id = $2 AND customer_id = $1)) \
              ORDER BY seq DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
+        let mut data = on!(&self.pool, p => sqlx::query(&sql)
             .bind(customer)
             .bind(page.starting_after.as_deref().unwrap_or(""))
             .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let has_more = rows.len() as i64 > limit;
-        let data = rows
+            .fetch_all(p)
+            .await?
             .iter()
-            .take(limit as usize)
             .map(payment_row)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?);
+        let has_more = data.len() as i64 > limit;
+        data.truncate(limit as usize);
         Ok(Page { data, has_more })
     }
 

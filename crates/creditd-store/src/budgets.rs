@@ -9,9 +9,10 @@ use creditd_domain::entitlement::{applicable_plan, BudgetRule, PastDue};
 use creditd_domain::gate::{budget_counter, feature_counter, Gates};
 use creditd_domain::views::Budget;
 use creditd_domain::{Book, Command, Credits, Effect};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::catalog::Catalog;
+use crate::db::{on, Conn};
 use crate::persist::Part;
 use crate::rowset::{RowSet, Ty};
 use crate::{Dialect, Result, Store};
@@ -33,15 +34,16 @@ impl Store {
     /// Creates or changes a budget; the count of the current period is kept. `None` when the
     /// customer does not exist.
     pub async fn put_budget(&self, new: &NewBudget, now: i64) -> Result<Option<(Budget, bool)>> {
-        let exists = sqlx::query("SELECT 1 FROM customers WHERE id = $1")
+        let exists = on!(&self.pool, p => sqlx::query("SELECT 1 FROM customers WHERE id = $1")
             .bind(&new.customer)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
+            .fetch_optional(p)
+            .await?
+            .is_some());
+        if !exists {
             return Ok(None);
         }
         let before = self.budget(&new.customer, &new.id, now).await?;
-        sqlx::query(
+        on!(&self.writer, p => sqlx::query(
             "INSERT INTO budgets (customer_id, id, name, spend_limit, period, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (customer_id, id) DO UPDATE SET \
              name = excluded.name, spend_limit = excluded.spend_limit, period = excluded.period, \
@@ -53,8 +55,9 @@ impl Store {
         .bind(new.limit.micros())
         .bind(new.period.as_str())
         .bind(now)
-        .execute(&self.writer)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         let budget = self.budget(&new.customer, &new.id, now).await?;
         Ok(budget.map(|b| (b, before.is_none())))
     }
@@ -65,34 +68,40 @@ impl Store {
 
     /// A customer's budgets by id, with what was used of each this period.
     pub async fn budgets(&self, customer: &str, now: i64) -> Result<Vec<Budget>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT id, name, spend_limit, period, created_at FROM budgets WHERE customer_id = $1 ORDER BY id",
-        )
-        .bind(customer)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut budgets = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get(0)?;
-            let period = parse_period(&row.try_get::<String, _>(3)?)?;
-            let rule = BudgetRule {
-                id: id.clone(),
-                limit: Credits::from_micros(row.try_get(2)?),
-                period,
-            };
-            let (window, resets_at) = period.window(now);
-            let used = Credits::from_micros(counter(&mut conn, customer, &budget_counter(&id), window).await?);
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
+        let rules = on!(&mut conn, c => {
+            let rows = sqlx::query(
+                "SELECT id, name, spend_limit, period, created_at FROM budgets WHERE customer_id = $1 ORDER BY id",
+            )
+            .bind(customer)
+            .fetch_all(&mut **c)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let rule = BudgetRule {
+                        id: row.try_get(0)?,
+                        limit: Credits::from_micros(row.try_get(2)?),
+                        period: parse_period(&row.try_get::<String, _>(3)?)?,
+                    };
+                    Ok((rule, row.try_get::<Option<String>, _>(1)?, row.try_get::<i64, _>(4)?))
+                })
+                .collect::<Result<Vec<_>>>()?
+        });
+        let mut budgets = Vec::with_capacity(rules.len());
+        for (rule, name, created) in rules {
+            let (window, resets_at) = rule.period.window(now);
+            let used = Credits::from_micros(counter(&mut conn, customer, &budget_counter(&rule.id), window).await?);
             budgets.push(Budget {
-                id,
                 customer: customer.to_string(),
-                name: row.try_get(1)?,
+                name,
                 limit: rule.limit,
-                period,
+                period: rule.period,
                 used,
                 remaining: rule.remaining(used),
                 resets_at,
-                created: row.try_get(4)?,
+                created,
+                id: rule.id,
             });
         }
         Ok(budgets)
@@ -101,29 +110,31 @@ impl Store {
     /// Customers after `after` (by id) with no grant whose reference is `prefix` + their id:
     /// those the free plan's monthly credits have not reached yet.
     pub async fn customers_without_grant(&self, prefix: &str, after: &str, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT c.id FROM customers c WHERE c.id > $2 AND NOT EXISTS \
-             (SELECT 1 FROM grants g WHERE g.source = 'subscription' AND g.reference = $1 || c.id) \
-             ORDER BY c.id LIMIT $3",
-        )
-        .bind(prefix)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        on!(&self.pool, p => {
+            let rows = sqlx::query(
+                "SELECT c.id FROM customers c WHERE c.id > $2 AND NOT EXISTS \
+                 (SELECT 1 FROM grants g WHERE g.source = 'subscription' AND g.reference = $1 || c.id) \
+                 ORDER BY c.id LIMIT $3",
+            )
+            .bind(prefix)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
     }
 
     /// Uses of `feature` by `customer` in the window that starts at `window_start`.
     pub async fn feature_uses(&self, customer: &str, feature: &str, window_start: i64) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
-        counter(&mut conn, customer, &feature_counter(feature), window_start).await
+        let mut pooled = self.pool.acquire().await?;
+        counter(&mut pooled.conn(), customer, &feature_counter(feature), window_start).await
     }
 
     /// The plan that applies to a customer now: its subscription's, else the free plan.
     pub async fn applicable_plan(&self, customer: &str, catalog: &Catalog) -> Result<Option<String>> {
-        let mut conn = self.pool.acquire().await?;
-        let subscriptions = latest_subscriptions(&mut conn, self.dialect, [customer]).await?;
+        let mut pooled = self.pool.acquire().await?;
+        let subscriptions = latest_subscriptions(&mut pooled.conn(), [customer]).await?;
         let sub = subscriptions.get(customer);
         Ok(applicable_plan(
             sub.map(|(status, plan)| (status.as_str(), plan.as_deref())),
@@ -134,24 +145,26 @@ impl Store {
     }
 }
 
-async fn counter(conn: &mut AnyConnection, customer: &str, counter: &str, window: i64) -> Result<i64> {
-    let row =
-        sqlx::query("SELECT used FROM usage_counters WHERE customer_id = $1 AND counter = $2 AND window_start = $3")
-            .bind(customer)
-            .bind(counter)
-            .bind(window)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+async fn counter(conn: &mut Conn<'_>, customer: &str, counter: &str, window: i64) -> Result<i64> {
+    let used = on!(conn, c => {
+        let row =
+            sqlx::query("SELECT used FROM usage_counters WHERE customer_id = $1 AND counter = $2 AND window_start = $3")
+                .bind(customer)
+                .bind(counter)
+                .bind(window)
+                .fetch_optional(&mut **c)
+                .await?;
+        row.map(|r| r.try_get(0)).transpose()?
+    });
+    Ok(used.unwrap_or(0))
 }
 
 /// Each customer's most recently updated subscription: (status, plan).
 async fn latest_subscriptions<'a>(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     customers: impl IntoIterator<Item = &'a str>,
 ) -> Result<HashMap<String, (String, Option<String>)>> {
-    let mut ids = RowSet::new(dialect, &[Ty::Text]);
+    let mut ids = RowSet::new(conn.dialect(), &[Ty::Text]);
     for c in customers {
         ids.push([c.into()]);
     }
@@ -161,10 +174,12 @@ async fn latest_subscriptions<'a>(
         ids.sql(1).0
     );
     let mut latest = HashMap::new();
-    for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
-        // Oldest first: the last one read for a customer is its latest.
-        latest.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
-    }
+    on!(conn, c => {
+        for row in ids.bind(sqlx::query(&sql)).fetch_all(&mut **c).await? {
+            // Oldest first: the last one read for a customer is its latest.
+            latest.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        }
+    });
     Ok(latest)
 }
 
@@ -172,8 +187,7 @@ async fn latest_subscriptions<'a>(
 /// catalog's plans, the plan that applies to each customer spending a gated feature, and the
 /// budgets the spends (and the holds they finish) name. Nothing for spends that name neither.
 pub(crate) async fn gates(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     commands: &[&Command],
     book: &mut Book,
     catalog: &Catalog,
@@ -211,7 +225,7 @@ pub(crate) async fn gates(
         ..Gates::default()
     };
     if !gated_customers.is_empty() {
-        let subs = latest_subscriptions(conn, dialect, gated_customers.iter().map(String::as_str)).await?;
+        let subs = latest_subscriptions(conn, gated_customers.iter().map(String::as_str)).await?;
         for customer in gated_customers {
             let sub = subs.get(&customer).map(|(s, p)| (s.as_str(), p.as_deref()));
             let plan = applicable_plan(sub, catalog.free_plan.as_deref(), past_due).map(str::to_string);
@@ -219,18 +233,20 @@ pub(crate) async fn gates(
         }
     }
     for customer in budget_customers {
-        let rows = sqlx::query("SELECT id, spend_limit, period FROM budgets WHERE customer_id = $1")
-            .bind(&customer)
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in rows {
-            let rule = BudgetRule {
-                id: row.try_get(0)?,
-                limit: Credits::from_micros(row.try_get(1)?),
-                period: parse_period(&row.try_get::<String, _>(2)?)?,
-            };
-            gates.budgets.insert((customer.clone(), rule.id.clone()), rule);
-        }
+        on!(&mut *conn, c => {
+            let rows = sqlx::query("SELECT id, spend_limit, period FROM budgets WHERE customer_id = $1")
+                .bind(&customer)
+                .fetch_all(&mut **c)
+                .await?;
+            for row in rows {
+                let rule = BudgetRule {
+                    id: row.try_get(0)?,
+                    limit: Credits::from_micros(row.try_get(1)?),
+                    period: parse_period(&row.try_get::<String, _>(2)?)?,
+                };
+                gates.budgets.insert((customer.clone(), rule.id.clone()), rule);
+            }
+        });
     }
     book.facts.gates = gates;
     Ok(())

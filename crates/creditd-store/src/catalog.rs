@@ -12,9 +12,9 @@ use creditd_domain::entitlement::{Entitlement, PastDue, PlanRules};
 use creditd_domain::pricing::RateCard;
 use creditd_domain::views::Feature;
 use creditd_domain::Credits;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
+use crate::db::{on, Conn, Fields};
 use crate::{Result, Store, StoreError};
 
 /// How long another replica's catalog change may go unseen here.
@@ -83,44 +83,44 @@ pub struct FeatureChange {
 const FEATURE_SELECT: &str = "SELECT f.id, f.name, f.per, f.active, f.created_at, f.updated_at, \
     (SELECT COUNT(*) FROM plan_features pf WHERE pf.feature_id = f.id) AS plans FROM features f";
 
-fn feature_row(row: &AnyRow, prices: &mut HashMap<String, BTreeMap<String, Credits>>) -> Result<Feature> {
-    let id: String = row.try_get("id")?;
+fn feature_row(row: &impl Fields, prices: &mut HashMap<String, BTreeMap<String, Credits>>) -> Result<Feature> {
+    let id: String = row.field("id")?;
     Ok(Feature {
         prices: prices.remove(&id).unwrap_or_default(),
         id,
-        name: row.try_get("name")?,
-        per: row.try_get("per")?,
-        active: row.try_get::<i64, _>("active")? == 1,
-        gated: row.try_get::<i64, _>("plans")? > 0,
-        created: row.try_get("created_at")?,
-        updated: row.try_get("updated_at")?,
+        name: row.field("name")?,
+        per: row.field("per")?,
+        active: row.field("active")?,
+        gated: row.field::<i64, _>("plans")? > 0,
+        created: row.field("created_at")?,
+        updated: row.field("updated_at")?,
     })
 }
 
-async fn all_prices(conn: &mut AnyConnection) -> Result<HashMap<String, BTreeMap<String, Credits>>> {
+async fn all_prices(conn: &mut Conn<'_>) -> Result<HashMap<String, BTreeMap<String, Credits>>> {
+    let rows: Vec<(String, String, i64)> = on!(conn, c => sqlx::query_as("SELECT feature_id, unit, price FROM feature_prices")
+        .fetch_all(&mut **c)
+        .await?);
     let mut prices: HashMap<String, BTreeMap<String, Credits>> = HashMap::new();
-    for row in sqlx::query("SELECT feature_id, unit, price FROM feature_prices")
-        .fetch_all(&mut *conn)
-        .await?
-    {
+    for (feature, unit, price) in rows {
         prices
-            .entry(row.try_get(0)?)
+            .entry(feature)
             .or_default()
-            .insert(row.try_get(1)?, Credits::from_micros(row.try_get(2)?));
+            .insert(unit, Credits::from_micros(price));
     }
     Ok(prices)
 }
 
 /// Plan id → its entitlements, read from `plan_features`.
-pub(crate) async fn plan_features(conn: &mut AnyConnection) -> Result<HashMap<String, PlanRules>> {
+pub(crate) async fn plan_features(conn: &mut Conn<'_>) -> Result<HashMap<String, PlanRules>> {
+    let rows: Vec<(String, String, Option<i64>, Option<String>)> = on!(conn, c => sqlx::query_as(
+        "SELECT plan_id, feature_id, usage_limit, period FROM plan_features",
+    )
+    .fetch_all(&mut **c)
+    .await?);
     let mut plans: HashMap<String, PlanRules> = HashMap::new();
-    for row in sqlx::query("SELECT plan_id, feature_id, usage_limit, period FROM plan_features")
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        let plan: String = row.try_get(0)?;
-        let feature: String = row.try_get(1)?;
-        let entitlement = match (row.try_get::<Option<i64>, _>(2)?, row.try_get::<Option<String>, _>(3)?) {
+    for (plan, feature, limit, period) in rows {
+        let entitlement = match (limit, period) {
             (None, None) => Entitlement::Included,
             (Some(limit), Some(period)) => Entitlement::Limited {
                 limit,
@@ -138,24 +138,26 @@ pub(crate) async fn plan_features(conn: &mut AnyConnection) -> Result<HashMap<St
     Ok(plans)
 }
 
-async fn replace_prices(conn: &mut AnyConnection, feature: &str, card: &RateCard) -> Result<()> {
-    sqlx::query("DELETE FROM feature_prices WHERE feature_id = $1")
-        .bind(feature)
-        .execute(&mut *conn)
-        .await?;
-    for (unit, price) in &card.prices {
-        sqlx::query("INSERT INTO feature_prices (feature_id, unit, price) VALUES ($1, $2, $3)")
+async fn replace_prices(conn: &mut Conn<'_>, feature: &str, card: &RateCard) -> Result<()> {
+    on!(conn, c => {
+        sqlx::query("DELETE FROM feature_prices WHERE feature_id = $1")
             .bind(feature)
-            .bind(unit)
-            .bind(price.micros())
-            .execute(&mut *conn)
+            .execute(&mut **c)
             .await?;
-    }
-    sqlx::query("UPDATE features SET per = $2 WHERE id = $1")
-        .bind(feature)
-        .bind(card.per)
-        .execute(&mut *conn)
-        .await?;
+        for (unit, price) in &card.prices {
+            sqlx::query("INSERT INTO feature_prices (feature_id, unit, price) VALUES ($1, $2, $3)")
+                .bind(feature)
+                .bind(unit)
+                .bind(price.micros())
+                .execute(&mut **c)
+                .await?;
+        }
+        sqlx::query("UPDATE features SET per = $2 WHERE id = $1")
+            .bind(feature)
+            .bind(card.per)
+            .execute(&mut **c)
+            .await?;
+    });
     Ok(())
 }
 
@@ -163,22 +165,22 @@ impl Store {
     /// Creates a feature; `None` when one with this id exists.
     pub async fn create_feature(&self, new: &NewFeature, now: i64) -> Result<Option<Feature>> {
         let mut tx = self.writer.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO features (id, name, per, active, created_at, updated_at) VALUES ($1, $2, 1, 1, $3, $3) \
+        let inserted = on!(tx.conn(), c => sqlx::query(
+            "INSERT INTO features (id, name, per, active, created_at, updated_at) VALUES ($1, $2, 1, TRUE, $3, $3) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&new.id)
         .bind(&new.name)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected());
         if inserted == 0 {
             tx.rollback().await?;
             return Ok(None);
         }
         if let Some(card) = &new.card {
-            replace_prices(&mut tx, &new.id, card).await?;
+            replace_prices(&mut tx.conn(), &new.id, card).await?;
         }
         tx.commit().await?;
         self.catalog_cache.invalidate();
@@ -189,19 +191,19 @@ impl Store {
     /// price it recorded). `None` when there is no such feature.
     pub async fn update_feature(&self, id: &str, change: &FeatureChange, now: i64) -> Result<Option<Feature>> {
         let mut tx = self.writer.begin().await?;
-        let found = sqlx::query("UPDATE features SET name = COALESCE($2, name), updated_at = $3 WHERE id = $1")
+        let found = on!(tx.conn(), c => sqlx::query("UPDATE features SET name = COALESCE($2, name), updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(&change.name)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(c)
             .await?
-            .rows_affected();
+            .rows_affected());
         if found == 0 {
             tx.rollback().await?;
             return Ok(None);
         }
         if let Some(card) = &change.card {
-            replace_prices(&mut tx, id, card).await?;
+            replace_prices(&mut tx.conn(), id, card).await?;
         }
         tx.commit().await?;
         self.catalog_cache.invalidate();
@@ -210,44 +212,49 @@ impl Store {
 
     /// Stops offering a feature: it can no longer be priced by units; past usage keeps it.
     pub async fn archive_feature(&self, id: &str, now: i64) -> Result<Option<Feature>> {
-        sqlx::query("UPDATE features SET active = 0, updated_at = $2 WHERE id = $1")
+        on!(&self.writer, p => sqlx::query("UPDATE features SET active = FALSE, updated_at = $2 WHERE id = $1")
             .bind(id)
             .bind(now)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         self.catalog_cache.invalidate();
         self.feature(id).await
     }
 
     pub async fn feature(&self, id: &str) -> Result<Option<Feature>> {
+        let sql = format!("{FEATURE_SELECT} WHERE f.id = $1");
         let mut conn = self.pool.acquire().await?;
-        let mut prices = HashMap::new();
-        for row in sqlx::query("SELECT unit, price FROM feature_prices WHERE feature_id = $1")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            prices
-                .entry(id.to_string())
-                .or_insert_with(BTreeMap::new)
-                .insert(row.try_get(0)?, Credits::from_micros(row.try_get(1)?));
-        }
-        let row = sqlx::query(&format!("{FEATURE_SELECT} WHERE f.id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|r| feature_row(&r, &mut prices)).transpose()
+        on!(conn.conn(), c => {
+            let mut prices = HashMap::new();
+            for row in sqlx::query("SELECT unit, price FROM feature_prices WHERE feature_id = $1")
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?
+            {
+                prices
+                    .entry(id.to_string())
+                    .or_insert_with(BTreeMap::new)
+                    .insert(row.try_get(0)?, Credits::from_micros(row.try_get(1)?));
+            }
+            let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *c).await?;
+            row.map(|r| feature_row(&r, &mut prices)).transpose()
+        })
     }
 
     /// Features by id; only active ones unless `include_archived`.
     pub async fn features(&self, include_archived: bool) -> Result<Vec<Feature>> {
-        let mut conn = self.pool.acquire().await?;
+        let sql = format!("{FEATURE_SELECT} WHERE f.active OR $1 ORDER BY f.id");
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
         let mut prices = all_prices(&mut conn).await?;
-        let rows = sqlx::query(&format!("{FEATURE_SELECT} WHERE f.active = 1 OR $1 = 1 ORDER BY f.id"))
-            .bind(i64::from(include_archived))
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter().map(|r| feature_row(r, &mut prices)).collect()
+        on!(conn, c => sqlx::query(&sql)
+            .bind(include_archived)
+            .fetch_all(c)
+            .await?
+            .iter()
+            .map(|r| feature_row(r, &mut prices))
+            .collect())
     }
 
     /// The catalog as gating sees it, from the cache when fresh.
@@ -256,7 +263,7 @@ impl Store {
             return Ok(catalog);
         }
         let mut conn = self.pool.acquire().await?;
-        let catalog = Arc::new(load_catalog(&mut conn).await?);
+        let catalog = Arc::new(load_catalog(&mut conn.conn()).await?);
         *self.catalog_cache.slot.lock().expect("catalog cache poisoned") = Some((Instant::now(), catalog.clone()));
         Ok(catalog)
     }
@@ -281,23 +288,23 @@ impl Store {
     }
 }
 
-async fn load_catalog(conn: &mut AnyConnection) -> Result<Catalog> {
+async fn load_catalog(conn: &mut Conn<'_>) -> Result<Catalog> {
     let plans = plan_features(conn).await?;
     let gated = plans.values().flat_map(|p| p.features.keys().cloned()).collect();
-    let free_plan = sqlx::query("SELECT id FROM plans WHERE free = 1 AND active = 1")
-        .fetch_optional(&mut *conn)
+    let free_plan: Option<String> = on!(conn, c => sqlx::query("SELECT id FROM plans WHERE free AND active")
+        .fetch_optional(&mut **c)
         .await?
         .map(|r| r.try_get(0))
-        .transpose()?;
+        .transpose()?);
     let mut prices = all_prices(conn).await?;
-    let rows = sqlx::query(&format!("{FEATURE_SELECT} WHERE f.active = 1"))
-        .fetch_all(&mut *conn)
-        .await?;
+    let sql = format!("{FEATURE_SELECT} WHERE f.active");
     let mut features = BTreeMap::new();
-    for row in &rows {
-        let f = feature_row(row, &mut prices)?;
-        features.insert(f.id.clone(), f);
-    }
+    on!(conn, c => {
+        for row in sqlx::query(&sql).fetch_all(&mut **c).await? {
+            let f = feature_row(&row, &mut prices)?;
+            features.insert(f.id.clone(), f);
+        }
+    });
     Ok(Catalog {
         gated,
         plans,

@@ -4,15 +4,17 @@
 use std::collections::HashMap;
 
 use creditd_domain::{Book, Effect};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
+use crate::db::{on, Conn};
 use crate::persist::{id_set, Part};
 use crate::rowset::{RowSet, Ty, Val};
-use crate::{Dialect, Result};
+use crate::Result;
 
-pub(crate) async fn effect_parts(conn: &mut AnyConnection, dialect: Dialect, book: &Book) -> Result<Vec<Part>> {
+pub(crate) async fn effect_parts(conn: &mut Conn<'_>, book: &Book) -> Result<Vec<Part>> {
+    let dialect = conn.dialect();
     let mut parts = Vec::new();
-    let profiles = missing_profiles(conn, dialect, &book.changes.effects).await?;
+    let profiles = missing_profiles(conn, &book.changes.effects).await?;
     let mut events = RowSet::new(dialect, &[Ty::Text, Ty::Text, Ty::Text, Ty::Text]);
     let mut runs = RowSet::new(dialect, &[Ty::Text, Ty::Text]);
     let (mut n_events, mut n_runs) = (0, 0);
@@ -54,7 +56,7 @@ pub(crate) async fn effect_parts(conn: &mut AnyConnection, dialect: Dialect, boo
             sql: |source, now| {
                 format!(
                     "INSERT INTO outbound_events (id, type, customer_id, payload, created_at, dispatched) \
-                     SELECT v.column1, v.column2, v.column3, v.column4, ${now}, 0 FROM {source} AS v"
+                     SELECT v.column1, v.column2, v.column3, v.column4, ${now}, FALSE FROM {source} AS v"
                 )
             },
             rows_expected: Some(n_events),
@@ -78,11 +80,11 @@ pub(crate) async fn effect_parts(conn: &mut AnyConnection, dialect: Dialect, boo
             race: false,
         });
     }
-    let mut armed = RowSet::new(dialect, &[Ty::Text, Ty::Int]);
+    let mut armed = RowSet::new(dialect, &[Ty::Text, Ty::Bool]);
     let mut n_armed = 0;
     for (id, state) in &book.customers {
         if let Some(topup) = state.alerts.topup {
-            armed.push([id.as_str().into(), i64::from(topup.armed).into()]);
+            armed.push([id.as_str().into(), topup.armed.into()]);
             n_armed += 1;
         }
     }
@@ -107,11 +109,7 @@ type ProfileFields = Vec<(&'static str, serde_json::Value)>;
 
 /// Email, metadata and creation time of the customers whose alert events the batch raised
 /// without reading their profile (a rare read: only when a threshold is crossed).
-async fn missing_profiles(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    effects: &[Effect],
-) -> Result<HashMap<String, ProfileFields>> {
+async fn missing_profiles(conn: &mut Conn<'_>, effects: &[Effect]) -> Result<HashMap<String, ProfileFields>> {
     let ids: Vec<&str> = effects
         .iter()
         .filter_map(|e| match e {
@@ -127,23 +125,25 @@ async fn missing_profiles(
     if ids.is_empty() {
         return Ok(out);
     }
-    let set = id_set(dialect, ids);
+    let set = id_set(conn.dialect(), ids);
     let sql = format!(
         "SELECT id, email, metadata, created_at FROM customers WHERE id IN (SELECT column1 FROM {} AS v)",
         set.sql(1).0
     );
-    for row in set.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await? {
-        let email: Option<String> = row.try_get(1)?;
-        let metadata = crate::rows::metadata(&row.try_get::<String, _>(2)?);
-        let created: i64 = row.try_get(3)?;
-        out.insert(
-            row.try_get::<String, _>(0)?,
-            vec![
-                ("email", email.into()),
-                ("metadata", metadata),
-                ("created", created.into()),
-            ],
-        );
-    }
+    on!(conn, c => {
+        for row in set.bind(sqlx::query(&sql)).fetch_all(&mut **c).await? {
+            let email: Option<String> = row.try_get(1)?;
+            let metadata = crate::rows::metadata(&row, "metadata")?;
+            let created: i64 = row.try_get(3)?;
+            out.insert(
+                row.try_get::<String, _>(0)?,
+                vec![
+                    ("email", email.into()),
+                    ("metadata", metadata),
+                    ("created", created.into()),
+                ],
+            );
+        }
+    });
     Ok(out)
 }

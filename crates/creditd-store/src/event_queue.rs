@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use crate::db::on;
 use crate::reconcile::{event_row, StoredEvent, EVENT_COLUMNS};
 use crate::{Result, Store};
 
@@ -39,24 +40,24 @@ impl Store {
         now: i64,
         due_ms: Option<i64>,
     ) -> Result<StoredEvent> {
-        sqlx::query(
-            "INSERT INTO stripe_events (id, type, created, payload, status, attempts, received_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, 'processing', 1, $5, $6) \
-             ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1",
-        )
-        .bind(id)
-        .bind(event_type)
-        .bind(created)
-        .bind(payload)
-        .bind(now)
-        .bind(due_ms)
-        .execute(&self.writer)
-        .await?;
-        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1"))
+        let select = format!("SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1");
+        on!(&self.writer, w => {
+            sqlx::query(
+                "INSERT INTO stripe_events (id, type, created, payload, status, attempts, received_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, 'processing', 1, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1",
+            )
             .bind(id)
-            .fetch_one(&self.writer)
+            .bind(event_type)
+            .bind(created)
+            .bind(payload)
+            .bind(now)
+            .bind(due_ms)
+            .execute(w)
             .await?;
-        event_row(&row)
+            let row = sqlx::query(&select).bind(id).fetch_one(w).await?;
+            event_row(&row)
+        })
     }
 
     /// Takes the most overdue event no replica holds, for `lease_ms`. A retry (of a failed
@@ -65,14 +66,14 @@ impl Store {
     pub async fn claim_stripe_event(&self, now_ms: i64, lease_ms: i64) -> Result<Option<ClaimedEvent>> {
         let free =
             "next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1)";
-        let due = sqlx::query(&format!(
-            "SELECT id FROM stripe_events WHERE {free} ORDER BY next_attempt_at, id LIMIT 1"
-        ))
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(due) = due else { return Ok(None) };
-        let id: String = due.try_get(0)?;
+        let look = format!("SELECT id FROM stripe_events WHERE {free} ORDER BY next_attempt_at, id LIMIT 1");
+        let due: Option<String> = on!(&self.pool, p => sqlx::query(&look)
+            .bind(now_ms)
+            .fetch_optional(p)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?);
+        let Some(id) = due else { return Ok(None) };
         // The condition is checked again on the row itself: of two replicas that picked the
         // same event, the second finds it locked (PostgreSQL re-reads the updated row).
         let sql = format!(
@@ -80,20 +81,20 @@ impl Store {
              attempts = attempts + CASE WHEN status = 'failed' THEN 1 ELSE 0 END \
              WHERE id = $3 AND {free} RETURNING id, payload, attempts"
         );
-        let row = sqlx::query(&sql)
+        on!(&self.writer, w => sqlx::query(&sql)
             .bind(now_ms)
             .bind(lease_ms)
             .bind(&id)
-            .fetch_optional(&self.writer)
-            .await?;
-        row.map(|r| {
-            Ok(ClaimedEvent {
-                id: r.try_get(0)?,
-                payload: r.try_get(1)?,
-                attempts: r.try_get(2)?,
+            .fetch_optional(w)
+            .await?
+            .map(|r| {
+                Ok(ClaimedEvent {
+                    id: r.try_get(0)?,
+                    payload: r.try_get(1)?,
+                    attempts: r.try_get(2)?,
+                })
             })
-        })
-        .transpose()
+            .transpose())
     }
 
     /// Records how a handling ended and lets the event go.
@@ -103,27 +104,31 @@ impl Store {
             Settled::Failed(error, due) => ("failed", Some(error), due),
             Settled::Refused(error) => ("refused", Some(error), None),
         };
-        sqlx::query(
-            "UPDATE stripe_events SET status = $2, error = $3, processed_at = $4, next_attempt_at = $5, \
-             locked_until = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .bind(now)
-        .bind(due)
-        .execute(&self.writer)
-        .await?;
+        on!(&self.writer, w => {
+            sqlx::query(
+                "UPDATE stripe_events SET status = $2, error = $3, processed_at = $4, next_attempt_at = $5, \
+                 locked_until = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(error)
+            .bind(now)
+            .bind(due)
+            .execute(w)
+            .await?;
+        });
         Ok(())
     }
 
     /// Lets go of an event this replica took but will not finish (shutting down): it is due
     /// again at once, for any replica.
     pub async fn release_stripe_event(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE stripe_events SET locked_until = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        on!(&self.writer, w => {
+            sqlx::query("UPDATE stripe_events SET locked_until = NULL WHERE id = $1")
+                .bind(id)
+                .execute(w)
+                .await?;
+        });
         Ok(())
     }
 }

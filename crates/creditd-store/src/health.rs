@@ -15,8 +15,9 @@ pub struct PoolConnections {
 impl Store {
     /// The connections each pool holds now.
     pub fn pool_connections(&self) -> Vec<PoolConnections> {
-        let of = |pool: &'static str, p: &sqlx::AnyPool| {
-            let (size, idle) = (p.size() as usize, p.num_idle());
+        let of = |pool: &'static str, p: &crate::db::Pool| {
+            let (size, idle) = p.usage();
+            let size = size as usize;
             PoolConnections {
                 pool,
                 idle,

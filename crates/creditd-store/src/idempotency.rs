@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use crate::db::on;
 use crate::{Result, Store};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub enum Claim {
 
 impl Store {
     pub async fn claim_key(&self, scope: &str, key: &str, fingerprint: &str, now: i64) -> Result<Claim> {
-        let inserted = sqlx::query(
+        let inserted = on!(&self.writer, p => sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) \
              VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (scope, key) DO NOTHING",
         )
@@ -28,19 +29,20 @@ impl Store {
         .bind(key)
         .bind(fingerprint)
         .bind(now)
-        .execute(&self.writer)
+        .execute(p)
         .await?
-        .rows_affected();
+        .rows_affected());
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let row = sqlx::query("SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
-            .bind(scope)
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
-        let stored: String = row.try_get(0)?;
-        let outcome: Option<String> = row.try_get(1)?;
+        let (stored, outcome): (String, Option<String>) = on!(&self.pool, p => {
+            let row = sqlx::query("SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .fetch_one(p)
+                .await?;
+            (row.try_get(0)?, row.try_get(1)?)
+        });
         Ok(match (stored == fingerprint, outcome) {
             (false, _) => Claim::Mismatch,
             (true, Some(response)) => Claim::Done(response),
@@ -49,22 +51,24 @@ impl Store {
     }
 
     pub async fn complete_claim(&self, scope: &str, key: &str, response: &str) -> Result<()> {
-        sqlx::query("UPDATE idempotency_keys SET outcome = $3 WHERE scope = $1 AND key = $2")
+        on!(&self.writer, p => sqlx::query("UPDATE idempotency_keys SET outcome = $3 WHERE scope = $1 AND key = $2")
             .bind(scope)
             .bind(key)
             .bind(response)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
     /// The work failed: forget the key so a retry can do it.
     pub async fn release_claim(&self, scope: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND outcome IS NULL")
+        on!(&self.writer, p => sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND outcome IS NULL")
             .bind(scope)
             .bind(key)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(())
     }
 }

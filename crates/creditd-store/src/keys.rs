@@ -7,6 +7,7 @@ use creditd_domain::IdKind;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::db::{on, Fields};
 use crate::{Result, Store};
 
 /// Secret keys start with this, so leaked keys are easy to recognise and scan for.
@@ -34,13 +35,13 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn key_row(row: &sqlx::any::AnyRow) -> Result<ApiKey> {
+fn key_row(row: &impl Fields) -> Result<ApiKey> {
     Ok(ApiKey {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        last4: row.try_get("last4")?,
-        created: row.try_get("created_at")?,
-        revoked: row.try_get("revoked_at")?,
+        id: row.field("id")?,
+        name: row.field("name")?,
+        last4: row.field("last4")?,
+        created: row.field("created_at")?,
+        revoked: row.field("revoked_at")?,
     })
 }
 
@@ -54,33 +55,38 @@ impl Store {
             created: now,
             revoked: None,
         };
-        sqlx::query("INSERT INTO api_keys (id, name, hash, last4, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.id)
-            .bind(&key.name)
-            .bind(hash_secret(&secret))
-            .bind(&key.last4)
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
+        on!(&self.writer, w => {
+            sqlx::query("INSERT INTO api_keys (id, name, hash, last4, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&key.id)
+                .bind(&key.name)
+                .bind(hash_secret(&secret))
+                .bind(&key.last4)
+                .bind(now)
+                .execute(w)
+                .await?;
+        });
         Ok(NewApiKey { key, secret })
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        let rows = sqlx::query("SELECT id, name, last4, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(key_row).collect()
+        on!(&self.pool, p => sqlx::query("SELECT id, name, last4, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(key_row)
+            .collect())
     }
 
     /// Revokes a key; false when no such active key exists. The database's revocation count
     /// moves with it (a trigger), and so does this handle's own ([`Store::revoked_here`]).
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        let revoked = on!(&self.writer, w => sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(now)
-            .execute(&self.writer)
-            .await?;
-        let revoked = done.rows_affected() == 1;
+            .execute(w)
+            .await?
+            .rows_affected())
+            == 1;
         if revoked {
             self.revoked_here.fetch_add(1, Ordering::SeqCst);
         }
@@ -90,10 +96,12 @@ impl Store {
     /// How many keys were ever revoked or deleted in this database, by anyone: key caches
     /// poll it and forget their keys when it moves.
     pub async fn key_revocations(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT count FROM api_key_revocations WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(
+            on!(&self.pool, p => sqlx::query("SELECT count FROM api_key_revocations WHERE id = 1")
+            .fetch_one(p)
+            .await?
+            .try_get(0)?),
+        )
     }
 
     /// How many keys were revoked through this handle (and its clones) since it connected.
@@ -103,12 +111,14 @@ impl Store {
 
     /// The active key whose secret this is.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
-        let row = sqlx::query(
+        on!(&self.pool, p => sqlx::query(
             "SELECT id, name, last4, created_at, revoked_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_secret(secret))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(key_row).transpose()
+        .fetch_optional(p)
+        .await?
+        .as_ref()
+        .map(key_row)
+        .transpose())
     }
 }

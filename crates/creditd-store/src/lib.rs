@@ -8,11 +8,11 @@
 //! ([`AccountCache`]), checked against each customer row's `version`, so several replicas
 //! stay correct. Reads go to the database and never wait for the writer.
 //!
-//! Both backends go through sqlx's `Any` driver with SQL both dialects accept (`$1`
-//! placeholders, `RETURNING`, `ON CONFLICT`, `CAST(SUM(..) AS BIGINT)`); each has its own
-//! migrations, and the few places where they differ ask [`Dialect`]. The one shared
-//! implementation is what keeps the two backends from drifting apart; the conformance suite
-//! runs against both.
+//! Each backend has its own native driver (`PgPool`, `SqlitePool`, see [`db`]) and its own
+//! migrations. A statement both accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`) is
+//! written once and compiled for each driver; where they differ (many rows as binary arrays
+//! on PostgreSQL and JSON on SQLite, row locks, booleans and `jsonb`) each has its own. The
+//! conformance suite runs against both.
 
 mod accounts;
 mod admin;
@@ -22,6 +22,7 @@ mod batch_keys;
 mod billing;
 mod budgets;
 mod catalog;
+mod db;
 mod effects;
 mod event_queue;
 mod health;
@@ -49,9 +50,11 @@ mod writer;
 use std::time::Duration;
 
 use creditd_domain::CommandError;
-use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Executor;
+
+use db::{on, Db, Pool};
 
 pub use accounts::AccountCache;
 pub use admin::{AdminSession, AdminUser, NewAdminSession};
@@ -124,14 +127,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     dialect: Dialect,
     /// Reads go here; on PostgreSQL writes too.
-    pool: AnyPool,
+    pool: Pool,
     /// SQLite allows one writer at a time: a pool of one connection queues writers in the
     /// process instead of letting them collide on the file lock.
-    writer: AnyPool,
+    writer: Pool,
     /// The group-commit writer's batches ([`Store::apply`]): the writer connection on
     /// SQLite; on PostgreSQL connections of their own, planned for what every statement of a
     /// batch is — a lookup of a few rows by key (see [`batch_pool`]).
-    batches: AnyPool,
+    batches: Pool,
     /// API keys revoked through this handle and its clones: a key cache of the same process
     /// watches it and forgets its keys at once, without waiting for the database's count.
     revoked_here: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -162,42 +165,36 @@ impl Store {
 
     /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
         let dialect = dialect_of(url)?;
-        match dialect {
+        let (pool, writer, batches) = match dialect {
             Dialect::Sqlite => {
-                let url = sqlite_url(url);
-                let writer = sqlite_pool(1).connect(&url).await?;
-                let pool = sqlite_pool(8).connect(&url).await?;
-                Ok(Store {
-                    dialect,
-                    pool,
-                    batches: writer.clone(),
-                    writer,
-                    revoked_here: Default::default(),
-                    catalog_cache: Default::default(),
-                })
+                let options = sqlite_options(url)?;
+                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let pool = sqlite_pool(8).connect_with(options).await?;
+                (Db::Lite(pool), Db::Lite(writer.clone()), Db::Lite(writer))
             }
             Dialect::Postgres => {
-                let pool = AnyPoolOptions::new()
+                let options: PgConnectOptions = url.parse()?;
+                let pool = PgPoolOptions::new()
                     .max_connections(32)
                     .acquire_timeout(Duration::from_secs(10))
                     // See `sqlite_pool`: no ping before every query. A connection that died
                     // (a server restart) fails the one statement that finds out and is dropped.
                     .test_before_acquire(false)
-                    .connect(url)
+                    .connect_with(options.clone())
                     .await?;
-                let batches = batch_pool().connect(url).await?;
-                Ok(Store {
-                    dialect,
-                    writer: pool.clone(),
-                    pool,
-                    batches,
-                    revoked_here: Default::default(),
-                    catalog_cache: Default::default(),
-                })
+                let batches = batch_pool().connect_with(options).await?;
+                (Db::Pg(pool.clone()), Db::Pg(pool), Db::Pg(batches))
             }
-        }
+        };
+        Ok(Store {
+            dialect,
+            pool,
+            writer,
+            batches,
+            revoked_here: Default::default(),
+            catalog_cache: Default::default(),
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -206,7 +203,7 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
-        self.pool.execute("SELECT 1").await?;
+        on!(&self.pool, p => p.execute("SELECT 1").await.map(drop)?);
         Ok(())
     }
 
@@ -224,8 +221,8 @@ impl Store {
 /// pile up hundreds of dead versions a second, which every such scan then walks. Measured
 /// with `creditd bench` (PostgreSQL, 64 clients): hot 5,200–7,600 → 8,700 debits/s, spread
 /// 3,900 → 6,600, with these two planner switches on the batch connections only.
-fn batch_pool() -> AnyPoolOptions {
-    AnyPoolOptions::new()
+fn batch_pool() -> PgPoolOptions {
+    PgPoolOptions::new()
         // The pipelined writer's batches in flight (at most 8), and a retry's new attempt.
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(10))
@@ -240,8 +237,8 @@ fn batch_pool() -> AnyPoolOptions {
         })
 }
 
-fn sqlite_pool(size: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+fn sqlite_pool(size: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(30))
         // sqlx pings a connection before lending it by default: one more hop to SQLite's worker
@@ -249,28 +246,19 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
         // went from 7,500 to 11,900 debits/s under `wrk -c64` (a file cannot go away like a
         // socket).
         .test_before_acquire(false)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                // WAL lets readers run beside the writer; FULL makes every commit durable.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                )
-                .await?;
-                Ok(())
-            })
-        })
 }
 
-/// Creates the file when missing.
-fn sqlite_url(url: &str) -> String {
-    if url.contains("mode=") || url.contains(":memory:") {
-        url.to_string()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
-    }
+/// The file (created when missing) in WAL mode, so readers run beside the writer; every
+/// commit durable (`synchronous = FULL`); foreign keys on; a writer of another process waited
+/// for up to 10 s.
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
+    let options: SqliteConnectOptions = url.parse()?;
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10)))
 }
 
 /// Current unix time in seconds.

@@ -2,8 +2,9 @@
 //! On PostgreSQL an advisory lock lets many replicas start at once.
 
 use sha2::{Digest, Sha256};
-use sqlx::{Acquire, Executor, Row};
+use sqlx::Connection;
 
+use crate::db::{on, Conn, Db};
 use crate::{unix_now, Dialect, Result, Store, StoreError};
 
 struct Migration {
@@ -63,6 +64,11 @@ const SQLITE: &[Migration] = &[
         name: "key_revocations",
         sql: include_str!("../migrations/sqlite/0010_key_revocations.sql"),
     },
+    Migration {
+        version: 11,
+        name: "delivery_leases",
+        sql: include_str!("../migrations/sqlite/0011_delivery_leases.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -116,6 +122,16 @@ const POSTGRES: &[Migration] = &[
         name: "key_revocations",
         sql: include_str!("../migrations/postgres/0010_key_revocations.sql"),
     },
+    Migration {
+        version: 11,
+        name: "native_types",
+        sql: include_str!("../migrations/postgres/0011_native_types.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "delivery_leases",
+        sql: include_str!("../migrations/postgres/0012_delivery_leases.sql"),
+    },
 ];
 
 /// A SQLite migration that rebuilds a table others reference runs with foreign keys off
@@ -147,77 +163,96 @@ impl Store {
             Dialect::Sqlite => SQLITE,
             Dialect::Postgres => POSTGRES,
         };
-        let mut conn = self.writer.acquire().await?;
-        if self.dialect == Dialect::Postgres {
+        let mut pooled = self.writer.acquire().await?;
+        let mut conn = pooled.conn();
+        if let Db::Pg(c) = &mut conn {
             sqlx::query("SELECT pg_advisory_lock($1)")
                 .bind(MIGRATION_LOCK_KEY)
-                .execute(&mut *conn)
+                .execute(&mut **c)
                 .await?;
         }
-        let result = async {
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS creditd_migrations (version BIGINT PRIMARY KEY, \
-                 name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-            )
-            .await?;
-            let mut applied = 0;
-            for migration in list {
-                let sum = checksum(migration.sql);
-                let row = sqlx::query("SELECT checksum FROM creditd_migrations WHERE version = $1")
-                    .bind(migration.version)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if let Some(row) = row {
-                    let stored: String = row.try_get(0)?;
-                    if stored != sum {
-                        return Err(StoreError::Corrupt(format!(
-                            "migration {} ({}) was changed after it was applied",
-                            migration.version, migration.name
-                        )));
-                    }
-                    continue;
-                }
-                let keys_off = self.dialect == Dialect::Sqlite && migration.sql.contains(FOREIGN_KEYS_OFF);
-                if keys_off {
-                    conn.execute("PRAGMA foreign_keys = OFF").await?;
-                }
-                let mut tx = conn.begin().await?;
-                sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-                if keys_off {
-                    let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await?;
-                    if !broken.is_empty() {
-                        return Err(StoreError::Corrupt(format!(
-                            "migration {} would leave {} rows with broken foreign keys",
-                            migration.version,
-                            broken.len()
-                        )));
-                    }
-                }
-                sqlx::query(
-                    "INSERT INTO creditd_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(migration.version)
-                .bind(migration.name)
-                .bind(sum)
-                .bind(unix_now())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                if keys_off {
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                }
-                tracing::info!(version = migration.version, name = migration.name, "applied migration");
-                applied += 1;
-            }
-            Ok(applied)
-        }
-        .await;
-        if self.dialect == Dialect::Postgres {
+        let result = apply(&mut conn, list).await;
+        if let Db::Pg(c) = &mut conn {
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(MIGRATION_LOCK_KEY)
-                .execute(&mut *conn)
+                .execute(&mut **c)
                 .await?;
         }
         result
     }
+}
+
+/// The migrations of `list` not yet applied, each in its own transaction.
+async fn apply(conn: &mut Conn<'_>, list: &[Migration]) -> Result<usize> {
+    on!(conn, c => {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS creditd_migrations (version BIGINT PRIMARY KEY, \
+             name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut **c)
+        .await?;
+    });
+    let mut applied = 0;
+    for migration in list {
+        let sum = checksum(migration.sql);
+        let stored: Option<String> = on!(conn, c => sqlx::query_scalar("SELECT checksum FROM creditd_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut **c)
+            .await?);
+        if let Some(stored) = stored {
+            if stored != sum {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} ({}) was changed after it was applied",
+                    migration.version, migration.name
+                )));
+            }
+            continue;
+        }
+        let keys_off = conn.dialect() == Dialect::Sqlite && migration.sql.contains(FOREIGN_KEYS_OFF);
+        if keys_off {
+            on!(conn, c => {
+                sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut **c).await?;
+            });
+        }
+        let outcome = apply_one(conn, migration, &sum, keys_off).await;
+        if keys_off {
+            on!(conn, c => {
+                sqlx::query("PRAGMA foreign_keys = ON").execute(&mut **c).await?;
+            });
+        }
+        outcome?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// One migration and its record, committed together. With SQLite's foreign keys off
+/// (`keys_off`) the rows it leaves are checked against them before it commits.
+async fn apply_one(conn: &mut Conn<'_>, migration: &Migration, sum: &str, keys_off: bool) -> Result<()> {
+    on!(conn, c => {
+        let mut tx = c.begin().await?;
+        // Several statements in one string: the simple query protocol, no parameters.
+        sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+        if keys_off {
+            let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await?;
+            if !broken.is_empty() {
+                tx.rollback().await?;
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} would leave {} rows with broken foreign keys",
+                    migration.version,
+                    broken.len()
+                )));
+            }
+        }
+        sqlx::query("INSERT INTO creditd_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(sum)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
+    Ok(())
 }

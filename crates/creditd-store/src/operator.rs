@@ -4,6 +4,7 @@
 use creditd_domain::views::{Customer, Entry, Hold, Payment};
 use sqlx::Row;
 
+use crate::db::on;
 use crate::reconcile::{event_row, StoredEvent, EVENT_COLUMNS};
 use crate::rows::{self, ENTRY_COLUMNS, HOLD_COLUMNS};
 use crate::{Result, Store};
@@ -18,7 +19,7 @@ impl Store {
     /// Customers whose id is `query`, or whose id or email contains it (case-insensitive);
     /// the newest customers when `query` is empty.
     pub async fn search_customers(&self, query: &str, limit: i64, now: i64) -> Result<Vec<Customer>> {
-        let rows = sqlx::query(
+        let ids: Vec<String> = on!(&self.pool, p => sqlx::query(
             "SELECT id FROM customers WHERE $1 = '' OR id = $1 \
              OR LOWER(id) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $2 ESCAPE '\\' \
              ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END, created_at DESC, id LIMIT $3",
@@ -26,12 +27,14 @@ impl Store {
         .bind(query)
         .bind(like_pattern(query))
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.try_get(0)?;
-            if let Some(customer) = self.customer(&id, now).await? {
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<sqlx::Result<_>>()?);
+        let mut found = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(customer) = self.customer(id, now).await? {
                 found.push(customer);
             }
         }
@@ -40,34 +43,40 @@ impl Store {
 
     /// A customer's holds, newest first.
     pub async fn holds_of(&self, customer: &str, limit: i64) -> Result<Vec<Hold>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {HOLD_COLUMNS} FROM holds WHERE customer_id = $1 ORDER BY seq DESC LIMIT $2"
-        ))
-        .bind(customer)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::hold).collect()
+        let sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE customer_id = $1 ORDER BY seq DESC LIMIT $2");
+        on!(&self.pool, p => sqlx::query(&sql)
+            .bind(customer)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(rows::hold)
+            .collect())
     }
 
     /// Recent Stripe events: failed ones first, then newest first.
     pub async fn stripe_events_failed_first(&self, limit: i64) -> Result<Vec<StoredEvent>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM stripe_events \
              ORDER BY CASE WHEN status = 'failed' THEN 0 ELSE 1 END, received_at DESC, id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_row).collect()
+        );
+        on!(&self.pool, p => sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(event_row)
+            .collect())
     }
 
     /// Counts one more attempt (a retry from the dashboard).
     pub async fn count_stripe_event_attempt(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        on!(&self.writer, w => {
+            sqlx::query("UPDATE stripe_events SET attempts = attempts + 1 WHERE id = $1")
+                .bind(id)
+                .execute(w)
+                .await?;
+        });
         Ok(())
     }
 
@@ -81,25 +90,26 @@ impl Store {
         limit: i64,
         usage_only: bool,
     ) -> Result<Vec<(i64, Entry)>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT seq, {ENTRY_COLUMNS} FROM ledger_entries WHERE created_at >= $1 AND created_at < $2 \
-             AND seq > $3 AND ($5 = 0 OR kind = 'usage') ORDER BY seq LIMIT $4"
-        ))
-        .bind(from)
-        .bind(to)
-        .bind(after)
-        .bind(limit)
-        .bind(i64::from(usage_only))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+             AND seq > $3 AND (NOT $5 OR kind = 'usage') ORDER BY seq LIMIT $4"
+        );
+        on!(&self.pool, p => sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(after)
+            .bind(limit)
+            .bind(usage_only)
+            .fetch_all(p)
+            .await?
+            .iter()
             .map(|r| Ok((r.try_get::<i64, _>("seq")?, rows::entry(r)?)))
-            .collect()
+            .collect())
     }
 
     /// Payments created in `[from, to)`, oldest first, after sequence `after`.
     pub async fn export_payments(&self, from: i64, to: i64, after: i64, limit: i64) -> Result<Vec<(i64, Payment)>> {
-        let ids = sqlx::query(
+        let ids: Vec<(i64, String)> = on!(&self.pool, p => sqlx::query_as(
             "SELECT seq, id FROM payments WHERE created_at >= $1 AND created_at < $2 AND seq > $3 \
              ORDER BY seq LIMIT $4",
         )
@@ -107,11 +117,10 @@ impl Store {
         .bind(to)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         let mut out = Vec::with_capacity(ids.len());
-        for row in &ids {
-            let (seq, id): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        for (seq, id) in ids {
             if let Some(payment) = self.payment(&id).await? {
                 out.push((seq, payment));
             }

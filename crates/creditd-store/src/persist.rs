@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use creditd_domain::book::{HoldRow, PROVISIONAL_SEQ};
 use creditd_domain::{Book, Credits};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::accounts::LockedRow;
+use crate::db::{on, Conn, Db};
 use crate::rowset::{RowSet, Ty, Val};
 use crate::{Dialect, Result, StoreError};
 
@@ -64,47 +65,47 @@ impl Part {
 /// Writes the batch: new customers and grants, then everything else with `more` (the
 /// idempotency keys). Returns each new grant's stored `seq`.
 pub(crate) async fn persist(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    conn: &mut Conn<'_>,
     book: &Book,
     locked: &BTreeMap<String, LockedRow>,
     more: Vec<Part>,
     now: i64,
 ) -> Result<HashMap<String, i64>> {
+    let dialect = conn.dialect();
     let per_part = match dialect {
         // Array parameters on PostgreSQL: any number of rows in one part.
         Dialect::Sqlite => ROWS_PER_STATEMENT,
         Dialect::Postgres => usize::MAX,
     };
-    run_parts(conn, dialect, customer_parts(dialect, book, per_part), now).await?;
-    let seqs = insert_grants(conn, dialect, book, now).await?;
+    run_parts(conn, customer_parts(dialect, book, per_part), now).await?;
+    let seqs = insert_grants(conn, book, now).await?;
     let mut parts = ledger_parts(dialect, book, per_part);
     parts.extend(account_parts(dialect, book, locked, per_part));
     parts.extend(billing_parts(dialect, book, per_part));
     parts.extend(crate::budgets::effect_parts(dialect, &book.changes.effects, per_part));
-    parts.extend(crate::effects::effect_parts(conn, dialect, book).await?);
+    parts.extend(crate::effects::effect_parts(conn, book).await?);
     parts.extend(more);
-    run_parts(conn, dialect, parts, now).await?;
+    run_parts(conn, parts, now).await?;
     Ok(seqs)
 }
 
 /// Runs writes: on SQLite each part as its own statement; on PostgreSQL all parts as one
 /// statement of data-modifying CTEs (they all see the rows as the statement began: a part
 /// never reads what another part of it writes).
-pub(crate) async fn run_parts(conn: &mut AnyConnection, dialect: Dialect, parts: Vec<Part>, now: i64) -> Result<()> {
+pub(crate) async fn run_parts(conn: &mut Conn<'_>, parts: Vec<Part>, now: i64) -> Result<()> {
     if parts.is_empty() {
         return Ok(());
     }
-    match dialect {
-        Dialect::Sqlite => {
+    match conn {
+        Db::Lite(c) => {
             for part in &parts {
                 let (source, now_param) = part.rows.sql(1);
                 let sql = (part.sql)(&source, now_param);
-                let touched = part.rows.bind(sqlx::query(&sql)).bind(now).execute(&mut *conn).await?;
+                let touched = part.rows.bind(sqlx::query(&sql)).bind(now).execute(&mut **c).await?;
                 part.check(touched.rows_affected())?;
             }
         }
-        Dialect::Postgres => {
+        Db::Pg(c) => {
             let (mut ctes, mut counts, mut next) = (Vec::new(), Vec::new(), 1);
             for (i, part) in parts.iter().enumerate() {
                 let (source, now_param) = part.rows.sql(next);
@@ -117,7 +118,7 @@ pub(crate) async fn run_parts(conn: &mut AnyConnection, dialect: Dialect, parts:
             for part in &parts {
                 query = part.rows.bind(query).bind(now);
             }
-            let row = query.fetch_one(&mut *conn).await?;
+            let row = query.fetch_one(&mut **c).await?;
             for (i, part) in parts.iter().enumerate() {
                 part.check(row.try_get::<i64, _>(i)? as u64)?;
             }
@@ -133,7 +134,7 @@ fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
         const TYPES: &[Ty] = &[
             Ty::Text,
             Ty::Text,
-            Ty::Text,
+            Ty::Json,
             Ty::Int,
             Ty::Int,
             Ty::Int,
@@ -147,7 +148,7 @@ fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
             rows.push([
                 id.as_str().into(),
                 profile.email.as_deref().into(),
-                Val::from(profile.metadata.to_string()),
+                Val::Json(profile.metadata.clone()),
                 a.balance.micros().into(),
                 a.held.micros().into(),
                 a.debt.micros().into(),
@@ -175,12 +176,8 @@ fn customer_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
 
 /// Inserts the batch's new grants, in the order they were made (their `seq` orders them),
 /// with what remains of them at the end of the batch.
-async fn insert_grants(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    book: &Book,
-    now: i64,
-) -> Result<HashMap<String, i64>> {
+async fn insert_grants(conn: &mut Conn<'_>, book: &Book, now: i64) -> Result<HashMap<String, i64>> {
+    let dialect = conn.dialect();
     let mut seqs = HashMap::new();
     for chunk in book.changes.grants.chunks(ROWS_PER_STATEMENT) {
         const TYPES: &[Ty] = &[
@@ -217,9 +214,11 @@ async fn insert_grants(
              SELECT v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, ${now_param} \
              FROM {source} AS v ORDER BY v.column1 RETURNING id, seq"
         );
-        for row in rows.bind(sqlx::query(&sql)).bind(now).fetch_all(&mut *conn).await? {
-            seqs.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+        on!(conn, c => {
+            for row in rows.bind(sqlx::query(&sql)).bind(now).fetch_all(&mut **c).await? {
+                seqs.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        });
     }
     if seqs.len() != book.changes.grants.len() {
         return Err(StoreError::Corrupt("a new grant was not stored".into()));
@@ -250,7 +249,7 @@ fn ledger_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
             Ty::Int,
             Ty::Text,
             Ty::Text,
-            Ty::Text,
+            Ty::Json,
         ];
         let mut rows = RowSet::new(dialect, TYPES);
         for e in chunk {
@@ -263,7 +262,7 @@ fn ledger_parts(dialect: Dialect, book: &Book, per_part: usize) -> Vec<Part> {
                 e.balance_after.micros().into(),
                 e.reference.as_deref().into(),
                 e.feature.as_deref().into(),
-                Val::from(e.metadata.to_string()),
+                Val::Json(e.metadata.clone()),
             ]);
         }
         parts.push(Part {
@@ -320,7 +319,7 @@ fn hold_rows(dialect: Dialect, holds: &[HoldRow]) -> RowSet {
         Ty::Text,
         Ty::Int,
         Ty::Text,
-        Ty::Text,
+        Ty::Json,
         Ty::Int,
         Ty::Int,
         Ty::Text,
@@ -335,7 +334,7 @@ fn hold_rows(dialect: Dialect, holds: &[HoldRow]) -> RowSet {
             h.status.as_str().into(),
             h.captured.map(Credits::micros).into(),
             h.feature.as_deref().into(),
-            Val::from(h.metadata.to_string()),
+            Val::Json(h.metadata.clone()),
             h.expires_at.into(),
             h.created.into(),
             h.budget.as_ref().map(|(id, _)| id.as_str()).into(),

@@ -2,10 +2,10 @@
 
 use creditd_domain::views::{Customer, Entry, Grant, Hold};
 use creditd_domain::Credits;
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::rows::{self, ENTRY_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS};
+use crate::db::{on, Conn, Fields};
+use crate::rows::{self, FromFields, ENTRY_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS};
 use crate::{Result, Store};
 
 /// Newest first; `starting_after` is the id of the last item of the previous page.
@@ -53,47 +53,43 @@ const CUSTOMER_SELECT: &str =
        WHERE h.customer_id = c.id AND h.status = 'open' AND h.expires_at > $2) AS held \
     FROM customers c WHERE c.id = $1";
 
-fn customer_row(row: &AnyRow) -> Result<Customer> {
-    let debt: i64 = row.try_get("debt")?;
-    let balance: i64 = row.try_get::<i64, _>("balance")? - debt;
-    let held: i64 = row.try_get("held")?;
+fn customer_row(row: &impl Fields) -> Result<Customer> {
+    let debt: i64 = row.field("debt")?;
+    let balance: i64 = row.field::<i64, _>("balance")? - debt;
+    let held: i64 = row.field("held")?;
     Ok(Customer {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        metadata: rows::metadata(&row.try_get::<String, _>("metadata")?),
+        id: row.field("id")?,
+        email: row.field("email")?,
+        metadata: rows::metadata(row, "metadata")?,
         balance: Credits::from_micros(balance),
         available: Credits::from_micros(balance - held),
         held: Credits::from_micros(held),
-        frozen: Credits::from_micros(row.try_get("frozen")?),
+        frozen: Credits::from_micros(row.field("frozen")?),
         debt: Credits::from_micros(debt),
         low_balance_threshold: row
-            .try_get::<Option<i64>, _>("low_balance_threshold")?
+            .field::<Option<i64>, _>("low_balance_threshold")?
             .map_or_else(crate::outbox::default_low_balance_threshold, Credits::from_micros),
         subscription: None,
         auto_topup: None,
-        created: row.try_get("created_at")?,
+        created: row.field("created_at")?,
     })
 }
 
 /// The customer as of `now`, read inside the caller's transaction.
-pub(crate) async fn customer_on(conn: &mut sqlx::AnyConnection, id: &str, now: i64) -> Result<Option<Customer>> {
-    let row = sqlx::query(CUSTOMER_SELECT)
-        .bind(id)
-        .bind(now)
-        .fetch_optional(conn)
-        .await?;
-    row.as_ref().map(customer_row).transpose()
+pub(crate) async fn customer_on(conn: &mut Conn<'_>, id: &str, now: i64) -> Result<Option<Customer>> {
+    on!(conn, c => {
+        let row = sqlx::query(CUSTOMER_SELECT).bind(id).bind(now).fetch_optional(&mut **c).await?;
+        row.as_ref().map(customer_row).transpose()
+    })
 }
 
 impl Store {
     /// The customer with balances as of `now`.
     pub async fn customer(&self, id: &str, now: i64) -> Result<Option<Customer>> {
-        let row = sqlx::query(CUSTOMER_SELECT)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(customer_row).transpose()
+        on!(&self.pool, p => {
+            let row = sqlx::query(CUSTOMER_SELECT).bind(id).bind(now).fetch_optional(p).await?;
+            row.as_ref().map(customer_row).transpose()
+        })
     }
 
     /// Would `amount` be allowed now? Read-only.
@@ -106,19 +102,18 @@ impl Store {
     }
 
     pub async fn grants(&self, customer: &str, page: &PageRequest) -> Result<Page<Grant>> {
-        self.page("grants", GRANT_COLUMNS, customer, page, rows::grant).await
+        self.page("grants", GRANT_COLUMNS, customer, page).await
     }
 
     pub async fn ledger(&self, customer: &str, page: &PageRequest) -> Result<Page<Entry>> {
-        self.page("ledger_entries", ENTRY_COLUMNS, customer, page, rows::entry)
-            .await
+        self.page("ledger_entries", ENTRY_COLUMNS, customer, page).await
     }
 
     /// A customer's spending in `[from, to)` by UTC day and feature, oldest day first, features
     /// by name (none first).
     pub async fn usage_by_day(&self, customer: &str, from: i64, to: i64) -> Result<Vec<UsageBucket>> {
         // Integer division is floor division for the non-negative times stored here, on both backends.
-        let rows = sqlx::query(
+        let rows = on!(&self.pool, p => sqlx::query(
             "SELECT created_at / 86400 AS day, feature, CAST(-SUM(amount) AS BIGINT) AS spent, \
              COUNT(DISTINCT reference) AS requests FROM ledger_entries \
              WHERE customer_id = $1 AND kind = 'usage' AND created_at >= $2 AND created_at < $3 \
@@ -127,32 +122,25 @@ impl Store {
         .bind(customer)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut buckets = rows
-            .iter()
-            .map(|row| {
-                Ok(UsageBucket {
-                    day: row.try_get::<i64, _>("day")? * SECONDS_PER_DAY,
-                    feature: row.try_get("feature")?,
-                    credits: Credits::from_micros(row.try_get("spent")?),
-                    requests: row.try_get("requests")?,
-                })
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(UsageBucket {
+                day: row.try_get::<i64, _>("day")? * SECONDS_PER_DAY,
+                feature: row.try_get("feature")?,
+                credits: Credits::from_micros(row.try_get("spent")?),
+                requests: row.try_get("requests")?,
             })
-            .collect::<Result<Vec<_>>>()?;
+        })
+        .collect::<Result<Vec<_>>>());
+        let mut buckets = rows?;
         // NULLs sort differently on the two backends: order here.
         buckets.sort_by(|a, b| (a.day, &a.feature).cmp(&(b.day, &b.feature)));
         Ok(buckets)
     }
 
-    async fn page<T>(
-        &self,
-        table: &str,
-        columns: &str,
-        customer: &str,
-        page: &PageRequest,
-        map: fn(&AnyRow) -> Result<T>,
-    ) -> Result<Page<T>> {
+    async fn page<T: FromFields>(&self, table: &str, columns: &str, customer: &str, page: &PageRequest) -> Result<Page<T>> {
         let limit = i64::from(page.limit.clamp(1, 100));
         // `starting_after` that names nothing of this customer's yields an empty page.
         let sql = format!(
@@ -160,25 +148,24 @@ impl Store {
              AND ($2 = '' OR seq < (SELECT seq FROM {table} WHERE id = $2 AND customer_id = $1)) \
              ORDER BY seq DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
-            .bind(customer)
-            .bind(page.starting_after.as_deref().unwrap_or(""))
-            .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let has_more = rows.len() as i64 > limit;
-        let data = rows.iter().take(limit as usize).map(map).collect::<Result<Vec<T>>>()?;
-        Ok(Page { data, has_more })
+        on!(&self.pool, p => {
+            let rows = sqlx::query(&sql)
+                .bind(customer)
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(limit + 1)
+                .fetch_all(p)
+                .await?;
+            let has_more = rows.len() as i64 > limit;
+            let data = rows.iter().take(limit as usize).map(T::from_fields).collect::<Result<Vec<T>>>()?;
+            Ok(Page { data, has_more })
+        })
     }
 
     /// A hold with the customer's balances as of `now`.
     pub async fn hold(&self, id: &str, now: i64) -> Result<Option<Hold>> {
-        let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut hold = rows::hold(&row)?;
+        let sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1");
+        let hold = on!(&self.pool, p => sqlx::query(&sql).bind(id).fetch_optional(p).await?.as_ref().map(rows::hold));
+        let Some(mut hold) = hold.transpose()? else { return Ok(None) };
         if hold.status == creditd_domain::views::HoldStatus::Open && hold.expires_at <= now {
             hold.status = creditd_domain::views::HoldStatus::Expired;
         }

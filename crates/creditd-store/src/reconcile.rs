@@ -2,10 +2,11 @@
 //! background job to one replica.
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, Row};
+use sqlx::{Postgres, Row};
 
+use crate::db::{on, Db, Fields};
 use crate::read::{Page, PageRequest};
-use crate::{Dialect, Result, Store};
+use crate::{Result, Store};
 
 /// A recorded Stripe event, for the operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub struct ReconcileRun {
 /// Held while a job runs; dropped or released, it frees the lock. On SQLite (one process
 /// per database file) there is nothing to coordinate and the lock is always granted.
 pub struct AdvisoryLock {
-    conn: Option<(PoolConnection<Any>, i64)>,
+    conn: Option<(PoolConnection<Postgres>, i64)>,
 }
 
 impl AdvisoryLock {
@@ -54,26 +55,26 @@ impl AdvisoryLock {
 
 pub(crate) const EVENT_COLUMNS: &str = "id, type, status, error, attempts, created, received_at, processed_at";
 
-pub(crate) fn event_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent> {
+pub(crate) fn event_row(row: &impl Fields) -> Result<StoredEvent> {
     Ok(StoredEvent {
-        id: row.try_get(0)?,
-        event_type: row.try_get(1)?,
-        status: row.try_get(2)?,
-        error: row.try_get(3)?,
-        attempts: row.try_get(4)?,
-        created: row.try_get(5)?,
-        received_at: row.try_get(6)?,
-        processed_at: row.try_get(7)?,
+        id: row.field(0)?,
+        event_type: row.field(1)?,
+        status: row.field(2)?,
+        error: row.field(3)?,
+        attempts: row.field(4)?,
+        created: row.field(5)?,
+        received_at: row.field(6)?,
+        processed_at: row.field(7)?,
     })
 }
 
 impl Store {
     /// A session-level advisory lock on PostgreSQL, or `None` when another session holds it.
     pub async fn try_lock(&self, key: i64) -> Result<Option<AdvisoryLock>> {
-        if self.dialect == Dialect::Sqlite {
+        let Db::Pg(pool) = &self.pool else {
             return Ok(Some(AdvisoryLock { conn: None }));
-        }
-        let mut conn = self.pool.acquire().await?;
+        };
+        let mut conn = pool.acquire().await?;
         let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
             .bind(key)
             .fetch_one(&mut *conn)
@@ -85,17 +86,18 @@ impl Store {
     }
 
     pub async fn start_reconcile(&self, since: i64, now: i64) -> Result<i64> {
-        let row = sqlx::query("INSERT INTO reconcile_runs (started_at, since) VALUES ($1, $2) RETURNING seq")
+        let seq = on!(&self.writer, p => sqlx::query("INSERT INTO reconcile_runs (started_at, since) VALUES ($1, $2) RETURNING seq")
             .bind(now)
             .bind(since)
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(row.try_get(0)?)
+            .fetch_one(p)
+            .await?
+            .try_get(0)?);
+        Ok(seq)
     }
 
     /// `counts`: events seen, recovered, failed; payments checked, changed.
     pub async fn finish_reconcile(&self, run: i64, counts: [i64; 5], error: Option<&str>, now: i64) -> Result<()> {
-        sqlx::query(
+        on!(&self.writer, p => sqlx::query(
             "UPDATE reconcile_runs SET finished_at = $2, events_seen = $3, events_recovered = $4, events_failed = $5, \
              payments_checked = $6, payments_changed = $7, error = $8 WHERE seq = $1",
         )
@@ -107,19 +109,20 @@ impl Store {
         .bind(counts[3])
         .bind(counts[4])
         .bind(error)
-        .execute(&self.writer)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     pub async fn last_reconcile(&self) -> Result<Option<ReconcileRun>> {
-        let row = sqlx::query(
+        on!(&self.pool, p => sqlx::query(
             "SELECT started_at, finished_at, since, events_seen, events_recovered, events_failed, payments_checked, \
              payments_changed, error FROM reconcile_runs ORDER BY seq DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
+        .fetch_optional(p)
+        .await?
+        .map(|r| {
             Ok(ReconcileRun {
                 started_at: r.try_get(0)?,
                 finished_at: r.try_get(1)?,
@@ -134,7 +137,7 @@ impl Store {
                 error: r.try_get(8)?,
             })
         })
-        .transpose()
+        .transpose())
     }
 
     /// Recorded Stripe events, newest first, optionally only those in `status`.
@@ -146,35 +149,39 @@ impl Store {
                   OR (received_at = (SELECT received_at FROM stripe_events WHERE id = $2) AND id < $2)) \
              ORDER BY received_at DESC, id DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
+        let mut data = on!(&self.pool, p => sqlx::query(&sql)
             .bind(status.unwrap_or(""))
             .bind(page.starting_after.as_deref().unwrap_or(""))
             .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let has_more = rows.len() as i64 > limit;
-        let data = rows
+            .fetch_all(p)
+            .await?
             .iter()
-            .take(limit as usize)
             .map(event_row)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?);
+        let has_more = data.len() as i64 > limit;
+        data.truncate(limit as usize);
         Ok(Page { data, has_more })
     }
 
     pub async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
-        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1"))
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1");
+        on!(&self.pool, p => sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(event_row).transpose()
+            .fetch_optional(p)
+            .await?
+            .as_ref()
+            .map(event_row)
+            .transpose())
     }
 
     /// The raw payload of a recorded event (exactly as received).
     pub async fn stripe_event_payload(&self, id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT payload FROM stripe_events WHERE id = $1")
+        let payload = on!(&self.pool, p => sqlx::query("SELECT payload FROM stripe_events WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?);
+        Ok(payload)
     }
 }

@@ -4,6 +4,7 @@
 
 use creditd_domain::views::Payment;
 
+use crate::db::on;
 use crate::{Result, Store};
 
 impl Store {
@@ -13,7 +14,12 @@ impl Store {
             "SELECT {} FROM payments WHERE created_at >= $1 ORDER BY seq",
             crate::billing::PAYMENT_COLUMNS
         );
-        let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
-        rows.iter().map(crate::billing::payment_row).collect()
+        on!(&self.pool, p => sqlx::query(&sql)
+            .bind(since)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(crate::billing::payment_row)
+            .collect())
     }
 }

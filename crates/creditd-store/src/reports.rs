@@ -3,8 +3,8 @@
 //! payment statuses; the dashboard and `/v1/admin/reports` both read these.
 
 use creditd_domain::Credits;
-use sqlx::Row;
 
+use crate::db::on;
 use crate::{Result, Store};
 
 /// Money that moved on one day (unix day number) in one currency, in minor units.
@@ -94,7 +94,7 @@ const CUSTOMER_USAGE: &str = "kind = 'usage' AND (reference IS NULL OR reference
 impl Store {
     /// Revenue per day and currency for days in `[from, to)` (unix seconds).
     pub async fn revenue_days(&self, from: i64, to: i64) -> Result<Vec<RevenueDay>> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String, i64, i64, i64)> = on!(&self.pool, p => sqlx::query_as(
             "SELECT g.created_at / 86400 AS day, p.currency, CAST(SUM(p.amount) AS BIGINT), \
              CAST(SUM(p.amount_refunded) AS BIGINT), \
              CAST(SUM(CASE WHEN p.dispute_status = 'lost' THEN p.amount - p.amount_refunded ELSE 0 END) AS BIGINT) \
@@ -104,112 +104,102 @@ impl Store {
         )
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RevenueDay {
-                    day: r.try_get(0)?,
-                    currency: r.try_get(1)?,
-                    gross: r.try_get(2)?,
-                    refunds: r.try_get(3)?,
-                    disputes_lost: r.try_get(4)?,
-                })
+        .fetch_all(p)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(day, currency, gross, refunds, disputes_lost)| RevenueDay {
+                day,
+                currency,
+                gross,
+                refunds,
+                disputes_lost,
             })
-            .collect()
+            .collect())
     }
 
     /// The books over all time, from the ledger's entry kinds and the customers' balances.
     pub async fn credit_books(&self) -> Result<CreditBooks> {
-        let rows = sqlx::query(&format!(
-            "SELECT kind, CASE WHEN {CUSTOMER_USAGE} THEN 0 ELSE 1 END AS adjustment, \
-             CAST(SUM(amount) AS BIGINT) FROM ledger_entries \
-             GROUP BY kind, CASE WHEN {CUSTOMER_USAGE} THEN 0 ELSE 1 END ORDER BY 1, 2"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        // `customer_usage` is a boolean on PostgreSQL and 0/1 on SQLite: both decode as `bool`.
+        let sql = format!(
+            "SELECT kind, {CUSTOMER_USAGE} AS customer_usage, CAST(SUM(amount) AS BIGINT) FROM ledger_entries \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        );
+        let rows: Vec<(String, bool, i64)> = on!(&self.pool, p => sqlx::query_as(&sql).fetch_all(p).await?);
         let mut books = CreditBooks::default();
-        for row in &rows {
-            let kind: String = row.try_get(0)?;
-            let adjustment: i64 = row.try_get(1)?;
-            let sum: i64 = row.try_get(2)?;
+        for (kind, customer_usage, sum) in rows {
             let taken = Credits::from_micros(-sum);
-            match (kind.as_str(), adjustment) {
+            match (kind.as_str(), customer_usage) {
                 ("grant", _) => books.issued = Credits::from_micros(sum),
-                ("usage", 0) => books.spent = taken,
-                ("usage", _) => books.deducted = taken,
+                ("usage", true) => books.spent = taken,
+                ("usage", false) => books.deducted = taken,
                 ("expire", _) => books.expired = taken,
                 ("clawback", _) => books.clawed_back = taken,
                 _ => books.other.push((kind, Credits::from_micros(sum))),
             }
         }
-        let outstanding = sqlx::query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM customers")
-            .fetch_one(&self.pool)
-            .await?;
-        books.outstanding = Credits::from_micros(outstanding.try_get(0)?);
+        let (outstanding,): (i64,) = on!(&self.pool, p => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM customers",
+        )
+        .fetch_one(p)
+        .await?);
+        books.outstanding = Credits::from_micros(outstanding);
         Ok(books)
     }
 
     /// Credits customers spent per day and feature in `[from, to)`.
     pub async fn usage_days(&self, from: i64, to: i64) -> Result<Vec<UsageDay>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT created_at / 86400 AS day, COALESCE(feature, '') AS feature, CAST(SUM(-amount) AS BIGINT) \
              FROM ledger_entries WHERE {CUSTOMER_USAGE} AND created_at >= $1 AND created_at < $2 \
              GROUP BY created_at / 86400, COALESCE(feature, '') ORDER BY 1, 2"
-        ))
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageDay {
-                    day: r.try_get(0)?,
-                    feature: r.try_get(1)?,
-                    credits: Credits::from_micros(r.try_get(2)?),
-                })
+        );
+        let rows: Vec<(i64, String, i64)> =
+            on!(&self.pool, p => sqlx::query_as(&sql).bind(from).bind(to).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(day, feature, credits)| UsageDay {
+                day,
+                feature,
+                credits: Credits::from_micros(credits),
             })
-            .collect()
+            .collect())
     }
 
     /// Customers who paid the most (succeeded payments, per currency), all time.
     pub async fn top_spenders(&self, limit: i64) -> Result<Vec<TopSpender>> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, i64)> = on!(&self.pool, p => sqlx::query_as(
             "SELECT customer_id, currency, CAST(SUM(amount) AS BIGINT) AS total FROM payments \
              WHERE status = 'succeeded' GROUP BY customer_id, currency \
              ORDER BY CAST(SUM(amount) AS BIGINT) DESC, customer_id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TopSpender {
-                    customer: r.try_get(0)?,
-                    currency: r.try_get(1)?,
-                    amount: r.try_get(2)?,
-                })
+        .fetch_all(p)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(customer, currency, amount)| TopSpender {
+                customer,
+                currency,
+                amount,
             })
-            .collect()
+            .collect())
     }
 
     /// Customers who spent the most credits, all time.
     pub async fn top_users(&self, limit: i64) -> Result<Vec<TopUser>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT customer_id, CAST(SUM(-amount) AS BIGINT) FROM ledger_entries WHERE {CUSTOMER_USAGE} \
              GROUP BY customer_id ORDER BY CAST(SUM(-amount) AS BIGINT) DESC, customer_id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TopUser {
-                    customer: r.try_get(0)?,
-                    credits: Credits::from_micros(r.try_get(1)?),
-                })
+        );
+        let rows: Vec<(String, i64)> = on!(&self.pool, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(customer, credits)| TopUser {
+                customer,
+                credits: Credits::from_micros(credits),
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -229,37 +219,40 @@ impl Store {
     /// What priced requests used in `[from, to)`: units by feature and unit, with the credits
     /// each feature's priced requests were charged. Holds' estimates are not counted.
     pub async fn units_used(&self, from: i64, to: i64) -> Result<Vec<UnitsUsed>> {
-        let rows = sqlx::query(
-            "SELECT feature, unit, CAST(SUM(quantity) AS BIGINT), COUNT(*) FROM usage_units \
-             WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2 GROUP BY feature, unit ORDER BY feature, unit",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let credits = sqlx::query(
-            "SELECT feature, CAST(SUM(amount) AS BIGINT) FROM (SELECT DISTINCT reference, kind, feature, amount \
-             FROM usage_units WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2) AS requests GROUP BY feature",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_feature = std::collections::HashMap::new();
-        for row in credits {
-            by_feature.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
-        }
-        rows.iter()
-            .map(|r| {
-                let feature: String = r.try_get(0)?;
-                Ok(UnitsUsed {
-                    credits: Credits::from_micros(by_feature.get(&feature).copied().unwrap_or(0)),
-                    feature,
-                    unit: r.try_get(1)?,
-                    quantity: r.try_get(2)?,
-                    requests: r.try_get(3)?,
-                })
+        // (feature, unit, quantity, requests) and (feature, credits).
+        type Units = Vec<(String, String, i64, i64)>;
+        type Credited = Vec<(String, i64)>;
+        let (rows, credits): (Units, Credited) = on!(&self.pool, p => {
+            let rows = sqlx::query_as(
+                "SELECT feature, unit, CAST(SUM(quantity) AS BIGINT), COUNT(*) FROM usage_units \
+                 WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2 \
+                 GROUP BY feature, unit ORDER BY feature, unit",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await?;
+            let credits = sqlx::query_as(
+                "SELECT feature, CAST(SUM(amount) AS BIGINT) FROM \
+                 (SELECT DISTINCT reference, kind, feature, amount FROM usage_units \
+                 WHERE kind <> 'hold' AND created_at >= $1 AND created_at < $2) AS requests GROUP BY feature",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await?;
+            (rows, credits)
+        });
+        let by_feature: std::collections::HashMap<String, i64> = credits.into_iter().collect();
+        Ok(rows
+            .into_iter()
+            .map(|(feature, unit, quantity, requests)| UnitsUsed {
+                credits: Credits::from_micros(by_feature.get(&feature).copied().unwrap_or(0)),
+                feature,
+                unit,
+                quantity,
+                requests,
             })
-            .collect()
+            .collect())
     }
 }

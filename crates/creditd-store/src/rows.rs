@@ -2,8 +2,9 @@
 
 use creditd_domain::views::{Entry, Grant, Hold, HoldStatus};
 use creditd_domain::{Credits, EntryKind, GrantSource};
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::types::Json;
+
+use crate::db::Fields;
 
 use crate::{Result, StoreError};
 
@@ -17,58 +18,82 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?} in the database"))
 }
 
-pub fn metadata(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::json!({}))
+/// A `metadata` column: `jsonb` on PostgreSQL, JSON text on SQLite.
+pub fn metadata(row: &impl Fields, column: &str) -> Result<serde_json::Value> {
+    Ok(row.field::<Json<serde_json::Value>, _>(column)?.0)
 }
 
-pub fn grant(row: &AnyRow) -> Result<Grant> {
-    let source: String = row.try_get("source")?;
+pub fn grant(row: &impl Fields) -> Result<Grant> {
+    let source: String = row.field("source")?;
     Ok(Grant {
-        id: row.try_get("id")?,
-        customer: row.try_get("customer_id")?,
-        amount: Credits::from_micros(row.try_get("amount")?),
-        remaining: Credits::from_micros(row.try_get("remaining")?),
-        priority: row.try_get::<i64, _>("priority")? as i32,
-        expires_at: row.try_get("expires_at")?,
+        id: row.field("id")?,
+        customer: row.field("customer_id")?,
+        amount: Credits::from_micros(row.field("amount")?),
+        remaining: Credits::from_micros(row.field("remaining")?),
+        priority: row.field::<i64, _>("priority")? as i32,
+        expires_at: row.field("expires_at")?,
         source: GrantSource::parse(&source).ok_or_else(|| corrupt("grant source", &source))?,
-        reason: row.try_get("reason")?,
-        reference: row.try_get("reference")?,
-        created: row.try_get("created_at")?,
+        reason: row.field("reason")?,
+        reference: row.field("reference")?,
+        created: row.field("created_at")?,
     })
 }
 
-pub fn entry(row: &AnyRow) -> Result<Entry> {
-    let kind: String = row.try_get("kind")?;
+pub fn entry(row: &impl Fields) -> Result<Entry> {
+    let kind: String = row.field("kind")?;
     Ok(Entry {
-        id: row.try_get("id")?,
-        customer: row.try_get("customer_id")?,
-        grant: row.try_get::<Option<String>, _>("grant_id")?,
+        id: row.field("id")?,
+        customer: row.field("customer_id")?,
+        grant: row.field::<Option<String>, _>("grant_id")?,
         kind: EntryKind::parse(&kind).ok_or_else(|| corrupt("entry kind", &kind))?,
-        amount: Credits::from_micros(row.try_get("amount")?),
-        balance_after: Credits::from_micros(row.try_get("balance_after")?),
-        reference: row.try_get("reference")?,
-        feature: row.try_get("feature")?,
-        metadata: metadata(&row.try_get::<String, _>("metadata")?),
-        created: row.try_get("created_at")?,
+        amount: Credits::from_micros(row.field("amount")?),
+        balance_after: Credits::from_micros(row.field("balance_after")?),
+        reference: row.field("reference")?,
+        feature: row.field("feature")?,
+        metadata: metadata(row, "metadata")?,
+        created: row.field("created_at")?,
     })
 }
 
 /// A hold row; balance, available and entries are filled by the caller.
-pub fn hold(row: &AnyRow) -> Result<Hold> {
-    let status: String = row.try_get("status")?;
+pub fn hold(row: &impl Fields) -> Result<Hold> {
+    let status: String = row.field("status")?;
     Ok(Hold {
-        id: row.try_get("id")?,
-        customer: row.try_get("customer_id")?,
-        amount: Credits::from_micros(row.try_get("amount")?),
+        id: row.field("id")?,
+        customer: row.field("customer_id")?,
+        amount: Credits::from_micros(row.field("amount")?),
         status: HoldStatus::parse(&status).ok_or_else(|| corrupt("hold status", &status))?,
-        captured: row.try_get::<Option<i64>, _>("captured")?.map(Credits::from_micros),
-        feature: row.try_get("feature")?,
-        expires_at: row.try_get("expires_at")?,
-        created: row.try_get("created_at")?,
+        captured: row.field::<Option<i64>, _>("captured")?.map(Credits::from_micros),
+        feature: row.field("feature")?,
+        expires_at: row.field("expires_at")?,
+        created: row.field("created_at")?,
         balance: Credits::ZERO,
         available: Credits::ZERO,
         entries: Vec::new(),
-        budget: row.try_get("budget")?,
+        budget: row.field("budget")?,
         priced: None,
     })
+}
+
+/// A view read the same way from either backend's row.
+pub trait FromFields: Sized {
+    fn from_fields(row: &impl Fields) -> Result<Self>;
+}
+
+impl FromFields for Grant {
+    fn from_fields(row: &impl Fields) -> Result<Grant> {
+        grant(row)
+    }
+}
+
+impl FromFields for Entry {
+    fn from_fields(row: &impl Fields) -> Result<Entry> {
+        entry(row)
+    }
+}
+
+impl FromFields for Hold {
+    fn from_fields(row: &impl Fields) -> Result<Hold> {
+        hold(row)
+    }
 }

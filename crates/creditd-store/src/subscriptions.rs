@@ -8,9 +8,9 @@ use creditd_domain::entitlement::{Entitlement, PlanRules};
 use creditd_domain::outbound::EventType;
 use creditd_domain::views::{Plan, PlanFeature, SubscriptionSummary};
 use creditd_domain::{Credits, IdKind};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::db::{on, Conn, Fields};
 use crate::{Result, Store, StoreError};
 
 const PLAN_COLUMNS: &str =
@@ -43,20 +43,34 @@ pub struct SubscriptionRecord {
     pub cancel_at_period_end: bool,
 }
 
-fn plan_row(row: &AnyRow) -> Result<Plan> {
+fn plan_row(row: &impl Fields) -> Result<Plan> {
     Ok(Plan {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        credits: Credits::from_micros(row.try_get("credits")?),
-        price: row.try_get("price")?,
-        currency: row.try_get("currency")?,
-        interval: row.try_get("billing_interval")?,
-        rollover_cap: Credits::from_micros(row.try_get("rollover_cap")?),
-        stripe_price: row.try_get("stripe_price_id")?,
-        active: row.try_get::<i64, _>("active")? == 1,
-        created: row.try_get("created_at")?,
-        free: row.try_get::<i64, _>("free")? == 1,
+        id: row.field("id")?,
+        name: row.field("name")?,
+        credits: Credits::from_micros(row.field("credits")?),
+        price: row.field("price")?,
+        currency: row.field("currency")?,
+        interval: row.field("billing_interval")?,
+        rollover_cap: Credits::from_micros(row.field("rollover_cap")?),
+        stripe_price: row.field("stripe_price_id")?,
+        active: row.field("active")?,
+        created: row.field("created_at")?,
+        free: row.field("free")?,
         features: BTreeMap::new(),
+    })
+}
+
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, plan_id, status, current_period_start, current_period_end, cancel_at_period_end";
+
+fn subscription_row(row: &impl Fields) -> Result<SubscriptionSummary> {
+    Ok(SubscriptionSummary {
+        id: row.field("id")?,
+        plan: row.field("plan_id")?,
+        status: row.field("status")?,
+        current_period_start: row.field("current_period_start")?,
+        current_period_end: row.field("current_period_end")?,
+        cancel_at_period_end: row.field("cancel_at_period_end")?,
     })
 }
 
@@ -79,28 +93,26 @@ pub fn plan_feature_views(rules: Option<&PlanRules>) -> BTreeMap<String, PlanFea
 }
 
 /// Replaces a plan's entitlements inside a transaction.
-async fn write_plan_features(
-    conn: &mut sqlx::AnyConnection,
-    plan: &str,
-    features: &BTreeMap<String, Entitlement>,
-) -> Result<()> {
-    sqlx::query("DELETE FROM plan_features WHERE plan_id = $1")
-        .bind(plan)
-        .execute(&mut *conn)
-        .await?;
-    for (feature, entitlement) in features {
-        let (limit, period) = match entitlement {
-            Entitlement::Included => (None, None),
-            Entitlement::Limited { limit, period } => (Some(*limit), Some(period.as_str())),
-        };
-        sqlx::query("INSERT INTO plan_features (plan_id, feature_id, usage_limit, period) VALUES ($1, $2, $3, $4)")
+async fn write_plan_features(conn: &mut Conn<'_>, plan: &str, features: &BTreeMap<String, Entitlement>) -> Result<()> {
+    on!(conn, c => {
+        sqlx::query("DELETE FROM plan_features WHERE plan_id = $1")
             .bind(plan)
-            .bind(feature)
-            .bind(limit)
-            .bind(period)
-            .execute(&mut *conn)
+            .execute(&mut **c)
             .await?;
-    }
+        for (feature, entitlement) in features {
+            let (limit, period) = match entitlement {
+                Entitlement::Included => (None, None),
+                Entitlement::Limited { limit, period } => (Some(*limit), Some(period.as_str())),
+            };
+            sqlx::query("INSERT INTO plan_features (plan_id, feature_id, usage_limit, period) VALUES ($1, $2, $3, $4)")
+                .bind(plan)
+                .bind(feature)
+                .bind(limit)
+                .bind(period)
+                .execute(&mut **c)
+                .await?;
+        }
+    });
     Ok(())
 }
 
@@ -112,23 +124,23 @@ fn with_features(mut plan: Plan, rules: &HashMap<String, PlanRules>) -> Result<P
 impl Store {
     pub async fn create_plan(&self, new: &NewPlan, now: i64) -> Result<Plan> {
         let id = format!("plan_{}", &IdKind::Package.new_id()[4..]);
+        let sql = format!("INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10)");
         let mut tx = self.writer.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)"
-        ))
-        .bind(&id)
-        .bind(&new.name)
-        .bind(new.credits.micros())
-        .bind(new.price)
-        .bind(&new.currency)
-        .bind(&new.interval)
-        .bind(new.rollover_cap.micros())
-        .bind(&new.stripe_price)
-        .bind(now)
-        .bind(i64::from(new.free))
-        .execute(&mut *tx)
-        .await?;
-        write_plan_features(&mut tx, &id, &new.features).await?;
+        on!(tx.conn(), c => sqlx::query(&sql)
+            .bind(&id)
+            .bind(&new.name)
+            .bind(new.credits.micros())
+            .bind(new.price)
+            .bind(&new.currency)
+            .bind(&new.interval)
+            .bind(new.rollover_cap.micros())
+            .bind(&new.stripe_price)
+            .bind(now)
+            .bind(new.free)
+            .execute(c)
+            .await?
+            .rows_affected());
+        write_plan_features(&mut tx.conn(), &id, &new.features).await?;
         tx.commit().await?;
         self.catalog_changed();
         self.plan(&id)
@@ -137,28 +149,33 @@ impl Store {
     }
 
     pub async fn plans(&self, include_archived: bool) -> Result<Vec<Plan>> {
-        let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active = 1 OR $1 = 1 ORDER BY price, created_at, id");
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(include_archived))
-            .fetch_all(&mut *conn)
-            .await?;
+        let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active OR $1 ORDER BY price, created_at, id");
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
+        let plans = on!(&mut conn, c => sqlx::query(&sql)
+            .bind(include_archived)
+            .fetch_all(&mut **c)
+            .await?
+            .iter()
+            .map(plan_row)
+            .collect::<Result<Vec<_>>>()?);
         let rules = crate::catalog::plan_features(&mut conn).await?;
-        rows.iter().map(|r| with_features(plan_row(r)?, &rules)).collect()
+        plans.into_iter().map(|p| with_features(p, &rules)).collect()
     }
 
     /// Replaces what a plan includes; false when there is no such plan.
     pub async fn set_plan_features(&self, id: &str, features: &BTreeMap<String, Entitlement>) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM plans WHERE id = $1")
+        let found = on!(tx.conn(), c => sqlx::query("SELECT 1 FROM plans WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if found.is_none() {
+            .fetch_optional(c)
+            .await?
+            .is_some());
+        if !found {
             tx.rollback().await?;
             return Ok(false);
         }
-        write_plan_features(&mut tx, id, features).await?;
+        write_plan_features(&mut tx.conn(), id, features).await?;
         tx.commit().await?;
         self.catalog_changed();
         Ok(true)
@@ -173,23 +190,29 @@ impl Store {
     }
 
     async fn plan_where(&self, column: &str, value: &str) -> Result<Option<Plan>> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE {column} = $1"))
+        let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE {column} = $1");
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
+        let plan = on!(&mut conn, c => sqlx::query(&sql)
             .bind(value)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
+            .fetch_optional(&mut **c)
+            .await?
+            .as_ref()
+            .map(plan_row)
+            .transpose()?);
+        let Some(plan) = plan else { return Ok(None) };
         let rules = crate::catalog::plan_features(&mut conn).await?;
-        with_features(plan_row(&row)?, &rules).map(Some)
+        with_features(plan, &rules).map(Some)
     }
 
     /// Records the Stripe Price created for a plan; the first one recorded wins.
     pub async fn set_plan_price(&self, id: &str, price: &str) -> Result<String> {
-        sqlx::query("UPDATE plans SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS NULL")
+        on!(&self.writer, p => sqlx::query("UPDATE plans SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS NULL")
             .bind(id)
             .bind(price)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         let plan = self
             .plan(id)
             .await?
@@ -199,62 +222,58 @@ impl Store {
     }
 
     pub async fn archive_plan(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE plans SET active = 0 WHERE id = $1 AND active = 1")
+        let done = on!(&self.writer, p => sqlx::query("UPDATE plans SET active = FALSE WHERE id = $1 AND active")
             .bind(id)
-            .execute(&self.writer)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         self.catalog_changed();
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// The creditd customer linked to a Stripe customer.
     pub async fn customer_by_stripe_customer(&self, stripe_customer: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT customer_id FROM stripe_customers WHERE stripe_customer_id = $1")
+        let customer = on!(&self.pool, p => sqlx::query("SELECT customer_id FROM stripe_customers WHERE stripe_customer_id = $1")
             .bind(stripe_customer)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?);
+        Ok(customer)
     }
 
     /// Records a subscription's state as Stripe reports it now, with its event
     /// (`subscription.created`, `.updated` or `.canceled`) when that changed anything.
     pub async fn upsert_subscription(&self, record: &SubscriptionRecord, now: i64) -> Result<()> {
+        let select = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1");
         let mut tx = self.writer.begin().await?;
-        let before = sqlx::query(
-            "SELECT plan_id, status, current_period_start, current_period_end, cancel_at_period_end \
-             FROM subscriptions WHERE id = $1",
-        )
-        .bind(&record.id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| -> Result<SubscriptionSummary> {
-            Ok(SubscriptionSummary {
-                id: record.id.clone(),
-                plan: r.try_get(0)?,
-                status: r.try_get(1)?,
-                current_period_start: r.try_get(2)?,
-                current_period_end: r.try_get(3)?,
-                cancel_at_period_end: r.try_get::<i64, _>(4)? == 1,
-            })
-        })
-        .transpose()?;
-        sqlx::query(
-            "INSERT INTO subscriptions (id, customer_id, plan_id, status, current_period_start, current_period_end, \
-             cancel_at_period_end, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (id) DO UPDATE SET plan_id = excluded.plan_id, status = excluded.status, \
-             current_period_start = excluded.current_period_start, current_period_end = excluded.current_period_end, \
-             cancel_at_period_end = excluded.cancel_at_period_end, updated_at = excluded.updated_at",
-        )
-        .bind(&record.id)
-        .bind(&record.customer)
-        .bind(&record.plan)
-        .bind(&record.status)
-        .bind(record.current_period_start)
-        .bind(record.current_period_end)
-        .bind(i64::from(record.cancel_at_period_end))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let before = on!(tx.conn(), c => {
+            let before = sqlx::query(&select)
+                .bind(&record.id)
+                .fetch_optional(&mut *c)
+                .await?
+                .as_ref()
+                .map(subscription_row)
+                .transpose()?;
+            sqlx::query(
+                "INSERT INTO subscriptions (id, customer_id, plan_id, status, current_period_start, current_period_end, \
+                 cancel_at_period_end, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (id) DO UPDATE SET plan_id = excluded.plan_id, status = excluded.status, \
+                 current_period_start = excluded.current_period_start, current_period_end = excluded.current_period_end, \
+                 cancel_at_period_end = excluded.cancel_at_period_end, updated_at = excluded.updated_at",
+            )
+            .bind(&record.id)
+            .bind(&record.customer)
+            .bind(&record.plan)
+            .bind(&record.status)
+            .bind(record.current_period_start)
+            .bind(record.current_period_end)
+            .bind(record.cancel_at_period_end)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            before
+        });
         let after = SubscriptionSummary {
             id: record.id.clone(),
             plan: record.plan.clone(),
@@ -272,7 +291,7 @@ impl Store {
         if let Some(event) = event {
             let mut data = serde_json::to_value(&after).expect("subscriptions serialize");
             data["customer"] = record.customer.clone().into();
-            crate::outbox::emit(&mut tx, event, Some(&record.customer), &data, now).await?;
+            crate::outbox::emit(&mut tx.conn(), event, Some(&record.customer), &data, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -280,34 +299,27 @@ impl Store {
 
     /// Subscriptions active now (active, trialing or past due), counted by plan name.
     pub async fn active_subscriptions_by_plan(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
+        let counts = on!(&self.pool, p => sqlx::query_as(
             "SELECT COALESCE(p.name, 'unknown plan'), COUNT(*) FROM subscriptions s LEFT JOIN plans p ON p.id = s.plan_id \
              WHERE s.status IN ('active', 'trialing', 'past_due') GROUP BY COALESCE(p.name, 'unknown plan') ORDER BY 2 DESC, 1",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        .fetch_all(p)
+        .await?);
+        Ok(counts)
     }
 
     /// The customer's most recently updated subscription.
     pub async fn subscription_of(&self, customer: &str) -> Result<Option<SubscriptionSummary>> {
-        let row = sqlx::query(
-            "SELECT id, plan_id, status, current_period_start, current_period_end, cancel_at_period_end \
-             FROM subscriptions WHERE customer_id = $1 ORDER BY updated_at DESC, created_at DESC LIMIT 1",
-        )
-        .bind(customer)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(SubscriptionSummary {
-                id: r.try_get(0)?,
-                plan: r.try_get(1)?,
-                status: r.try_get(2)?,
-                current_period_start: r.try_get(3)?,
-                current_period_end: r.try_get(4)?,
-                cancel_at_period_end: r.try_get::<i64, _>(5)? == 1,
-            })
-        })
-        .transpose()
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE customer_id = $1 \
+             ORDER BY updated_at DESC, created_at DESC LIMIT 1"
+        );
+        on!(&self.pool, p => sqlx::query(&sql)
+            .bind(customer)
+            .fetch_optional(p)
+            .await?
+            .as_ref()
+            .map(subscription_row)
+            .transpose())
     }
 }

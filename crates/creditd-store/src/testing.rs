@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use creditd_domain::ids::random_token;
-use sqlx::{Connection, Executor};
+use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{migrate::schema_fingerprint, Dialect, Store};
 
@@ -42,8 +42,7 @@ impl TestDb {
     /// `None` (with the reason printed) when PostgreSQL is unreachable outside CI.
     pub async fn postgres() -> Option<TestDb> {
         let admin_url = std::env::var("CREDITD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.into());
-        sqlx::any::install_default_drivers();
-        let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
+        let mut admin = match PgConnection::connect(&admin_url).await {
             Ok(conn) => conn,
             Err(e) if std::env::var_os("CI").is_some() => {
                 panic!("PostgreSQL at {admin_url} is unreachable under CI: {e}")
@@ -73,7 +72,7 @@ impl TestDb {
 
 /// The migrated template, created once per schema (an advisory lock keeps concurrent test
 /// processes from racing).
-async fn ensure_template(admin: &mut sqlx::AnyConnection, admin_url: &str, template: &str) {
+async fn ensure_template(admin: &mut PgConnection, admin_url: &str, template: &str) {
     const TEMPLATE_LOCK: i64 = 0x0074_656d_706c;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(TEMPLATE_LOCK)
@@ -143,7 +142,7 @@ impl Drop for TestDb {
                         .build()
                         .ok()?;
                     rt.block_on(async {
-                        let mut admin = sqlx::AnyConnection::connect(&admin_url).await.ok()?;
+                        let mut admin = PgConnection::connect(&admin_url).await.ok()?;
                         admin
                             .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
                             .await

@@ -8,6 +8,7 @@
 use creditd_domain::Credits;
 use sqlx::Row;
 
+use crate::db::on;
 use crate::{Result, Store};
 
 /// The system-wide books.
@@ -64,20 +65,19 @@ impl Store {
         let mut report = VerifyReport::default();
         self.verify_customers(&mut report).await?;
         self.verify_grants(&mut report).await?;
-        let broken_chain = sqlx::query(
+        let broken_chain: Vec<(String, String)> = on!(&self.pool, p => sqlx::query_as(
             "SELECT id, customer_id FROM (SELECT id, customer_id, amount, balance_after, \
              LAG(balance_after, 1, 0) OVER (PARTITION BY customer_id ORDER BY seq) AS before FROM ledger_entries) t \
              WHERE before + amount <> balance_after",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &broken_chain {
-            let (id, customer): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        .fetch_all(p)
+        .await?);
+        for (id, customer) in broken_chain {
             report.problems.push(format!(
                 "customer {customer}: entry {id}'s balance_after does not follow the entry before"
             ));
         }
-        let totals = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {}, {}, {}, {}, {}, {}, (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM customers), \
              (SELECT COUNT(*) FROM ledger_entries)",
             sum_where("kind = 'grant'"),
@@ -86,25 +86,27 @@ impl Store {
             sum_where("kind = 'clawback'"),
             sum_where("kind IN ('freeze', 'unfreeze')"),
             sum_where("kind = 'debt_payment'"),
-        ))
-        .fetch_one(&self.pool)
-        .await?;
+        );
+        let totals: Vec<i64> = on!(&self.pool, p => {
+            let row = sqlx::query(&sql).fetch_one(p).await?;
+            (0..8).map(|i| row.try_get::<i64, _>(i)).collect::<sqlx::Result<_>>()?
+        });
         report.books = Books {
-            issued: c(totals.try_get(0)?),
-            spent: c(-totals.try_get::<i64, _>(1)?),
-            expired: c(-totals.try_get::<i64, _>(2)?),
-            clawed_back: c(-totals.try_get::<i64, _>(3)?),
-            frozen: c(-totals.try_get::<i64, _>(4)?),
-            outstanding: c(totals.try_get(6)?),
+            issued: c(totals[0]),
+            spent: c(-totals[1]),
+            expired: c(-totals[2]),
+            clawed_back: c(-totals[3]),
+            frozen: c(-totals[4]),
+            outstanding: c(totals[6]),
         };
-        let debt_payments: i64 = totals.try_get(5)?;
+        let debt_payments = totals[5];
         if debt_payments != 0 {
             report.problems.push(format!(
                 "books: debt payments do not net to zero ({})",
                 c(debt_payments)
             ));
         }
-        report.entries = totals.try_get::<i64, _>(7)? as u64;
+        report.entries = totals[7] as u64;
         if !report.books.balance() {
             let b = report.books;
             report.problems.push(format!(
@@ -116,7 +118,8 @@ impl Store {
     }
 
     async fn verify_customers(&self, report: &mut VerifyReport) -> Result<()> {
-        let customers = sqlx::query(
+        type Sums = (String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        let customers: Vec<Sums> = on!(&self.pool, p => sqlx::query_as(
             "SELECT c.id, c.balance, c.held, c.debt, c.frozen, \
              (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.customer_id = c.id), \
              (SELECT CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT) FROM grants g WHERE g.customer_id = c.id), \
@@ -125,13 +128,10 @@ impl Store {
              (SELECT CAST(COALESCE(SUM(f.amount), 0) AS BIGINT) FROM freezes f WHERE f.customer_id = c.id) \
              FROM customers c ORDER BY c.id",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &customers {
-            let id: String = row.try_get(0)?;
-            let v: Vec<i64> = (1..=9).map(|i| row.try_get::<i64, _>(i)).collect::<Result<_, _>>()?;
-            let (balance, held, debt, frozen, entries, grants, holds, debt_entries, freezes) =
-                (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+        .fetch_all(p)
+        .await?);
+        report.customers = customers.len() as u64;
+        for (id, balance, held, debt, frozen, entries, grants, holds, debt_entries, freezes) in customers {
             if balance != entries || balance != grants - debt {
                 report.problems.push(format!(
                     "customer {id}: balance {} but ledger sums to {} and grants hold {} less debt {}",
@@ -163,21 +163,21 @@ impl Store {
                 ));
             }
         }
-        report.customers = customers.len() as u64;
         Ok(())
     }
 
     async fn verify_grants(&self, report: &mut VerifyReport) -> Result<()> {
-        let grants = sqlx::query(
+        // (id, customer, remaining, Σ its entries)
+        type Moved = (String, String, i64, i64);
+        let grants: Vec<Moved> = on!(&self.pool, p => sqlx::query_as(
             "SELECT g.id, g.customer_id, g.remaining, \
              (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e WHERE e.grant_id = g.id) AS moved \
              FROM grants g",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &grants {
-            let (id, customer, remaining, moved): (String, String, i64, i64) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        .fetch_all(p)
+        .await?);
+        report.grants = grants.len() as u64;
+        for (id, customer, remaining, moved) in grants {
             if remaining != moved {
                 report.problems.push(format!(
                     "customer {customer}: grant {id} has {} remaining but its entries sum to {}",
@@ -186,7 +186,6 @@ impl Store {
                 ));
             }
         }
-        report.grants = grants.len() as u64;
         Ok(())
     }
 }

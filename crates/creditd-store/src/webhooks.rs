@@ -4,15 +4,19 @@
 //! ([`Store::dispatch_events`]), claim due deliveries under a lease ([`Store::claim_deliveries`],
 //! `FOR UPDATE SKIP LOCKED` on PostgreSQL so replicas never wait for each other), send, and
 //! record the attempt ([`Store::finish_attempt`]). A lease that runs out (a replica died
-//! mid-send) makes the delivery due again: at-least-once, never lost.
+//! mid-send) makes the delivery due again: at-least-once, never lost. Every claim is
+//! numbered (`lease_id`): an attempt decides what follows only while its claim is the
+//! delivery's current one, so an attempt that outlived its lease — the delivery taken over
+//! by another replica, or queued again by a redelivery — is logged but cannot mark the
+//! delivery delivered (or failed, or due) a second time, nor end the new holder's lease.
 
 use creditd_domain::outbound::wants;
 use creditd_domain::IdKind;
-use sqlx::any::AnyRow;
-use sqlx::{Acquire, Row};
+use sqlx::Row;
 
+use crate::db::{on, Conn, Db, Fields, Pool};
 use crate::read::{Page, PageRequest};
-use crate::{Dialect, Result, Store, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// An endpoint as stored. `secret` is shown to the app only when created or rotated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +88,8 @@ pub struct ClaimedDelivery {
     pub endpoint: Endpoint,
     pub attempts: i64,
     pub first_attempt_ms: Option<i64>,
+    /// Which claim this is (the delivery's `lease_id` when it was taken).
+    pub lease_id: i64,
 }
 
 /// One attempt's outcome.
@@ -130,20 +136,20 @@ pub struct AttemptRecord {
 const ENDPOINT_COLUMNS: &str = "id, url, description, events, secret, previous_secret, \
     previous_secret_expires_at, enabled, created_at, updated_at";
 
-fn endpoint_row(row: &AnyRow) -> Result<Endpoint> {
-    let events: String = row.try_get("events")?;
+fn endpoint_row(row: &impl Fields) -> Result<Endpoint> {
+    let events: String = row.field("events")?;
     Ok(Endpoint {
-        id: row.try_get("id")?,
-        url: row.try_get("url")?,
-        description: row.try_get("description")?,
+        id: row.field("id")?,
+        url: row.field("url")?,
+        description: row.field("description")?,
         events: serde_json::from_str(&events)
             .map_err(|e| StoreError::Corrupt(format!("endpoint events unreadable: {e}")))?,
-        secret: row.try_get("secret")?,
-        previous_secret: row.try_get("previous_secret")?,
-        previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
-        enabled: row.try_get::<i64, _>("enabled")? == 1,
-        created: row.try_get("created_at")?,
-        updated: row.try_get("updated_at")?,
+        secret: row.field("secret")?,
+        previous_secret: row.field("previous_secret")?,
+        previous_secret_expires_at: row.field("previous_secret_expires_at")?,
+        enabled: row.field("enabled")?,
+        created: row.field("created_at")?,
+        updated: row.field("updated_at")?,
     })
 }
 
@@ -151,44 +157,75 @@ fn events_json(events: &[String]) -> String {
     serde_json::to_string(events).expect("strings serialize")
 }
 
+/// The enabled endpoints, read inside the caller's transaction.
+async fn enabled_endpoints(conn: &mut Conn<'_>) -> Result<Vec<Endpoint>> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled");
+    on!(conn, c => sqlx::query(&sql)
+        .fetch_all(&mut **c)
+        .await?
+        .iter()
+        .map(endpoint_row)
+        .collect())
+}
+
+async fn endpoint_in(pool: &Pool, id: &str) -> Result<Option<Endpoint>> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    on!(pool, p => sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .as_ref()
+        .map(endpoint_row)
+        .transpose())
+}
+
 /// A pending delivery of an event to an endpoint, due at `due_ms` (none when it exists).
-async fn queue_delivery(
-    conn: &mut sqlx::AnyConnection,
-    event: &str,
-    endpoint: &str,
-    due_ms: i64,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO outbound_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_ms, \
-         lease_until_ms, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $5, $5) \
-         ON CONFLICT (event_id, endpoint_id) DO NOTHING",
-    )
-    .bind(IdKind::Delivery.new_id())
-    .bind(event)
-    .bind(endpoint)
-    .bind(due_ms)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+async fn queue_delivery(conn: &mut Conn<'_>, event: &str, endpoint: &str, due_ms: i64, now: i64) -> Result<()> {
+    on!(conn, c => {
+        sqlx::query(
+            "INSERT INTO outbound_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_ms, \
+             lease_until_ms, created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $5, $5) \
+             ON CONFLICT (event_id, endpoint_id) DO NOTHING",
+        )
+        .bind(IdKind::Delivery.new_id())
+        .bind(event)
+        .bind(endpoint)
+        .bind(due_ms)
+        .bind(now)
+        .execute(&mut **c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Marks an event dispatched, inside the caller's transaction.
+async fn mark_dispatched(conn: &mut Conn<'_>, event: &str) -> Result<()> {
+    on!(conn, c => {
+        sqlx::query("UPDATE outbound_events SET dispatched = TRUE WHERE id = $1")
+            .bind(event)
+            .execute(&mut **c)
+            .await?;
+    });
     Ok(())
 }
 
 impl Store {
     pub async fn create_endpoint(&self, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
         let id = IdKind::WebhookEndpoint.new_id();
-        sqlx::query(
-            "INSERT INTO webhook_endpoints (id, url, description, events, secret, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
-        )
-        .bind(&id)
-        .bind(&new.url)
-        .bind(&new.description)
-        .bind(events_json(&new.events))
-        .bind(&new.secret)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
+        on!(&self.writer, w => {
+            sqlx::query(
+                "INSERT INTO webhook_endpoints (id, url, description, events, secret, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)",
+            )
+            .bind(&id)
+            .bind(&new.url)
+            .bind(&new.description)
+            .bind(events_json(&new.events))
+            .bind(&new.secret)
+            .bind(now)
+            .execute(w)
+            .await?;
+        });
         self.endpoint(&id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("endpoint vanished".into()))
@@ -197,19 +234,16 @@ impl Store {
     /// Endpoints, oldest first.
     pub async fn endpoints(&self) -> Result<Vec<Endpoint>> {
         let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY seq");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(endpoint_row).collect()
+        on!(&self.pool, p => sqlx::query(&sql).fetch_all(p).await?.iter().map(endpoint_row).collect())
     }
 
     pub async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.writer).await?;
-        row.as_ref().map(endpoint_row).transpose()
+        endpoint_in(&self.writer, id).await
     }
 
     /// Changes what `update` names; `None` when there is no such endpoint.
     pub async fn update_endpoint(&self, id: &str, update: &EndpointUpdate, now: i64) -> Result<Option<Endpoint>> {
-        let done = sqlx::query(
+        let changed = on!(&self.writer, w => sqlx::query(
             "UPDATE webhook_endpoints SET url = COALESCE($2, url), description = COALESCE($3, description), \
              events = COALESCE($4, events), enabled = COALESCE($5, enabled), updated_at = $6 WHERE id = $1",
         )
@@ -217,11 +251,12 @@ impl Store {
         .bind(&update.url)
         .bind(&update.description)
         .bind(update.events.as_deref().map(events_json))
-        .bind(update.enabled.map(i64::from))
+        .bind(update.enabled)
         .bind(now)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(w)
+        .await?
+        .rows_affected());
+        if changed == 0 {
             return Ok(None);
         }
         self.endpoint(id).await
@@ -230,20 +265,23 @@ impl Store {
     /// Deletes an endpoint with its deliveries and their log. False when there was none.
     pub async fn delete_endpoint(&self, id: &str) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM delivery_attempts WHERE endpoint_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM outbound_deliveries WHERE endpoint_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let deleted = on!(&mut tx.conn(), c => {
+            sqlx::query("DELETE FROM delivery_attempts WHERE endpoint_id = $1")
+                .bind(id)
+                .execute(&mut **c)
+                .await?;
+            sqlx::query("DELETE FROM outbound_deliveries WHERE endpoint_id = $1")
+                .bind(id)
+                .execute(&mut **c)
+                .await?;
+            sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+                .bind(id)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()
+        });
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(deleted == 1)
     }
 
     /// A new signing secret; the current one keeps signing beside it until `now + overlap`.
@@ -254,7 +292,7 @@ impl Store {
         now: i64,
         overlap_seconds: i64,
     ) -> Result<Option<Endpoint>> {
-        let done = sqlx::query(
+        let changed = on!(&self.writer, w => sqlx::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $3, \
              secret = $2, updated_at = $4 WHERE id = $1",
         )
@@ -262,9 +300,10 @@ impl Store {
         .bind(secret)
         .bind(now.saturating_add(overlap_seconds))
         .bind(now)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(w)
+        .await?
+        .rows_affected());
+        if changed == 0 {
             return Ok(None);
         }
         self.endpoint(id).await
@@ -275,153 +314,191 @@ impl Store {
     /// receives the events dispatched after it was created (a second or so of recent history).
     pub async fn dispatch_events(&self, now_ms: i64, limit: i64) -> Result<usize> {
         // A read first: an idle replica takes no write lock (SQLite has one for everyone).
-        let waiting = sqlx::query("SELECT 1 FROM outbound_events WHERE dispatched = 0 LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        if waiting.is_none() {
+        // Each backend's condition is the one its partial index `outbound_events_undispatched`
+        // was made with (SQLite does not match `NOT dispatched` against `dispatched = 0`).
+        let waiting = match &self.pool {
+            Db::Pg(p) => sqlx::query("SELECT 1 FROM outbound_events WHERE NOT dispatched LIMIT 1")
+                .fetch_optional(p)
+                .await?
+                .is_some(),
+            Db::Lite(p) => sqlx::query("SELECT 1 FROM outbound_events WHERE dispatched = 0 LIMIT 1")
+                .fetch_optional(p)
+                .await?
+                .is_some(),
+        };
+        if !waiting {
             return Ok(0);
         }
-        let mut conn = self.writer.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let lock = match self.dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
+        let mut tx = self.writer.begin_write().await?;
+        // PostgreSQL: replicas dispatching at once take different events.
+        let events: Vec<(String, String)> = match &mut tx.conn() {
+            Db::Pg(c) => {
+                sqlx::query_as(
+                    "SELECT id, type FROM outbound_events WHERE NOT dispatched ORDER BY seq LIMIT $1 \
+                     FOR UPDATE SKIP LOCKED",
+                )
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await?
+            }
+            Db::Lite(c) => {
+                sqlx::query_as("SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&mut **c)
+                    .await?
+            }
         };
-        let sql = format!("SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1{lock}");
-        let events = sqlx::query(&sql).bind(limit).fetch_all(&mut *tx).await?;
         if events.is_empty() {
             tx.rollback().await?;
             return Ok(0);
         }
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled = 1");
-        let endpoints = sqlx::query(&sql)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(endpoint_row)
-            .collect::<Result<Vec<_>>>()?;
+        let endpoints = enabled_endpoints(&mut tx.conn()).await?;
         let now = now_ms / 1000;
-        for event in &events {
-            let (id, event_type): (String, String) = (event.try_get(0)?, event.try_get(1)?);
-            for endpoint in endpoints.iter().filter(|e| wants(&e.events, &event_type)) {
-                queue_delivery(&mut tx, &id, &endpoint.id, now_ms, now).await?;
+        for (id, event_type) in &events {
+            for endpoint in endpoints.iter().filter(|e| wants(&e.events, event_type)) {
+                queue_delivery(&mut tx.conn(), id, &endpoint.id, now_ms, now).await?;
             }
-            sqlx::query("UPDATE outbound_events SET dispatched = 1 WHERE id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            mark_dispatched(&mut tx.conn(), id).await?;
         }
         tx.commit().await?;
         Ok(events.len())
     }
 
-    /// Takes up to `limit` due deliveries for this replica until `now_ms + lease_ms`.
+    /// Takes up to `limit` due deliveries for this replica until `now_ms + lease_ms`. The
+    /// lease must outlast an attempt and its recording with margin: when it runs out while the
+    /// attempt is still in flight, another replica sends the delivery again (that attempt's
+    /// claim then decides what follows; see [`Store::finish_attempt`]).
     pub async fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<ClaimedDelivery>> {
-        let due = sqlx::query(
+        let due = on!(&self.pool, p => sqlx::query(
             "SELECT 1 FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
              AND lease_until_ms <= $1 LIMIT 1",
         )
         .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        if due.is_none() {
+        .fetch_optional(p)
+        .await?
+        .is_some());
+        if !due {
             return Ok(Vec::new());
         }
-        let lock = match self.dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
+        let lease_until_ms = now_ms.saturating_add(lease_ms);
+        type Claimed = (String, String, String, i64, Option<i64>, i64);
+        let claimed: Vec<Claimed> = match &self.writer {
+            // Replicas claiming at once skip each other's rows instead of waiting for them.
+            Db::Pg(w) => {
+                sqlx::query_as(
+                    "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
+                       SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+                       AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
+                )
+                .bind(now_ms)
+                .bind(lease_until_ms)
+                .bind(limit)
+                .fetch_all(w)
+                .await?
+            }
+            Db::Lite(w) => {
+                sqlx::query_as(
+                    "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
+                       SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+                       AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3) \
+                     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
+                )
+                .bind(now_ms)
+                .bind(lease_until_ms)
+                .bind(limit)
+                .fetch_all(w)
+                .await?
+            }
         };
-        let sql = format!(
-            "UPDATE outbound_deliveries SET lease_until_ms = $2 WHERE id IN (\
-               SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
-               AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3{lock}) \
-             RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms"
-        );
-        let claimed = sqlx::query(&sql)
-            .bind(now_ms)
-            .bind(now_ms.saturating_add(lease_ms))
-            .bind(limit)
-            .fetch_all(&self.writer)
-            .await?;
+        // What to send is read from the read pool: on SQLite the writer's one connection is
+        // the group-commit writer's too, and the lease is already running.
         let mut out = Vec::with_capacity(claimed.len());
-        for row in &claimed {
-            let event_id: String = row.try_get(1)?;
-            let endpoint_id: String = row.try_get(2)?;
-            let (Some(event), Some(endpoint)) =
-                (self.event_payload(&event_id).await?, self.endpoint(&endpoint_id).await?)
-            else {
+        for (id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id) in claimed {
+            let (Some((event_type, data, event_created)), Some(endpoint)) = (
+                self.event_payload(&event_id).await?,
+                endpoint_in(&self.pool, &endpoint_id).await?,
+            ) else {
                 continue;
             };
             out.push(ClaimedDelivery {
-                id: row.try_get(0)?,
+                id,
                 event_id,
-                event_type: event.0,
-                data: event.1,
-                event_created: event.2,
+                event_type,
+                data,
+                event_created,
                 endpoint,
-                attempts: row.try_get(3)?,
-                first_attempt_ms: row.try_get(4)?,
+                attempts,
+                first_attempt_ms,
+                lease_id,
             });
         }
         Ok(out)
     }
 
     async fn event_payload(&self, id: &str) -> Result<Option<(String, String, i64)>> {
-        let row = sqlx::query("SELECT type, payload, created_at FROM outbound_events WHERE id = $1")
+        Ok(
+            on!(&self.pool, p => sqlx::query_as("SELECT type, payload, created_at FROM outbound_events WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .transpose()
+            .fetch_optional(p)
+            .await?),
+        )
     }
 
-    /// Records an attempt and what follows it, and gives up the lease.
+    /// Records an attempt and what follows it, and gives up the lease — if the lease is still
+    /// this attempt's. An attempt that outlived its lease (the delivery was claimed again
+    /// after it ran out, or a redelivery was queued meanwhile) is logged and counted, but the
+    /// delivery stays with its current claim: a second delivered, failed or retry decision
+    /// cannot come from the earlier attempt, nor can it end the later attempt's lease.
     pub async fn finish_attempt(
         &self,
         delivery: &ClaimedDelivery,
         attempt: &Attempt,
         next: AfterAttempt,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, event_id, attempted_ms, status_code, \
-             latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(IdKind::DeliveryAttempt.new_id())
-        .bind(&delivery.id)
-        .bind(&delivery.endpoint.id)
-        .bind(&delivery.event_id)
-        .bind(attempt.attempted_ms)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.latency_ms)
-        .bind(&attempt.response)
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await?;
         let (status, next_ms) = match next {
             AfterAttempt::Delivered => ("delivered", attempt.attempted_ms),
             AfterAttempt::RetryAt(at) => ("pending", at),
             AfterAttempt::Failed => ("failed", attempt.attempted_ms),
         };
-        // A redelivery queued while this attempt was in flight took the lease away (0): the
-        // attempt is counted and logged, but the delivery stays queued for the redelivery.
-        sqlx::query(
-            "UPDATE outbound_deliveries SET \
-             status = CASE WHEN lease_until_ms > 0 THEN $2 ELSE status END, attempts = attempts + 1, \
-             next_attempt_ms = CASE WHEN lease_until_ms > 0 THEN $3 ELSE next_attempt_ms END, \
-             first_attempt_ms = CASE WHEN lease_until_ms > 0 THEN COALESCE(first_attempt_ms, $4) \
-             ELSE first_attempt_ms END, \
-             lease_until_ms = 0, last_status_code = $5, last_error = $6, updated_at = $7 WHERE id = $1",
-        )
-        .bind(&delivery.id)
-        .bind(status)
-        .bind(next_ms)
-        .bind(attempt.attempted_ms)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error)
-        .bind(attempt.attempted_ms / 1000)
-        .execute(&mut *tx)
-        .await?;
+        let status_code = attempt.status_code.map(i64::from);
+        let mut tx = self.writer.begin().await?;
+        on!(&mut tx.conn(), c => {
+            sqlx::query(
+                "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, event_id, attempted_ms, status_code, \
+                 latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(IdKind::DeliveryAttempt.new_id())
+            .bind(&delivery.id)
+            .bind(&delivery.endpoint.id)
+            .bind(&delivery.event_id)
+            .bind(attempt.attempted_ms)
+            .bind(status_code)
+            .bind(attempt.latency_ms)
+            .bind(&attempt.response)
+            .bind(&attempt.error)
+            .execute(&mut **c)
+            .await?;
+            sqlx::query(
+                "UPDATE outbound_deliveries SET \
+                 status = CASE WHEN lease_id = $8 THEN $2 ELSE status END, \
+                 next_attempt_ms = CASE WHEN lease_id = $8 THEN $3 ELSE next_attempt_ms END, \
+                 first_attempt_ms = CASE WHEN lease_id = $8 THEN COALESCE(first_attempt_ms, $4) \
+                 ELSE first_attempt_ms END, \
+                 lease_until_ms = CASE WHEN lease_id = $8 THEN 0 ELSE lease_until_ms END, \
+                 attempts = attempts + 1, last_status_code = $5, last_error = $6, updated_at = $7 WHERE id = $1",
+            )
+            .bind(&delivery.id)
+            .bind(status)
+            .bind(next_ms)
+            .bind(attempt.attempted_ms)
+            .bind(status_code)
+            .bind(&attempt.error)
+            .bind(attempt.attempted_ms / 1000)
+            .bind(delivery.lease_id)
+            .execute(&mut **c)
+            .await?;
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -432,32 +509,25 @@ impl Store {
         let Some((event_type, _, created)) = self.event_payload(event_id).await? else {
             return Ok(None);
         };
-        let mut tx = self.writer.begin().await?;
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled = 1");
-        let endpoints = sqlx::query(&sql)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(endpoint_row)
-            .collect::<Result<Vec<_>>>()?;
+        let mut tx = self.writer.begin_write().await?;
+        let endpoints = enabled_endpoints(&mut tx.conn()).await?;
         for endpoint in endpoints.iter().filter(|e| wants(&e.events, &event_type)) {
-            queue_delivery(&mut tx, event_id, &endpoint.id, now_ms, created).await?;
+            queue_delivery(&mut tx.conn(), event_id, &endpoint.id, now_ms, created).await?;
         }
-        // Its retry window starts again: a redelivery is the operator's new first attempt.
-        let queued = sqlx::query(
+        // Its retry window starts again: a redelivery is the operator's new first attempt. It
+        // takes the lease from an attempt in flight (a new `lease_id`): that attempt's outcome
+        // no longer decides what follows.
+        let queued = on!(&mut tx.conn(), c => sqlx::query(
             "UPDATE outbound_deliveries SET status = 'pending', next_attempt_ms = $2, first_attempt_ms = NULL, \
-             lease_until_ms = 0, updated_at = $3 WHERE event_id = $1",
+             lease_until_ms = 0, lease_id = lease_id + 1, updated_at = $3 WHERE event_id = $1",
         )
         .bind(event_id)
         .bind(now_ms)
         .bind(now_ms / 1000)
-        .execute(&mut *tx)
+        .execute(&mut **c)
         .await?
-        .rows_affected();
-        sqlx::query("UPDATE outbound_events SET dispatched = 1 WHERE id = $1")
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
+        .rows_affected());
+        mark_dispatched(&mut tx.conn(), event_id).await?;
         tx.commit().await?;
         Ok(Some(queued as usize))
     }
@@ -465,61 +535,63 @@ impl Store {
     /// An endpoint's delivery attempts, newest first.
     pub async fn delivery_attempts(&self, endpoint: &str, page: &PageRequest) -> Result<Page<AttemptRecord>> {
         let limit = i64::from(page.limit.clamp(1, 100));
-        let rows = sqlx::query(
-            "SELECT a.id, a.delivery_id, a.event_id, e.type, a.endpoint_id, a.attempted_ms, a.status_code, \
-             a.latency_ms, a.response, a.error, d.status FROM delivery_attempts a \
-             JOIN outbound_deliveries d ON d.id = a.delivery_id JOIN outbound_events e ON e.id = a.event_id \
-             WHERE a.endpoint_id = $1 AND ($2 = '' OR a.seq < (SELECT seq FROM delivery_attempts WHERE id = $2)) \
-             ORDER BY a.seq DESC LIMIT $3",
-        )
-        .bind(endpoint)
-        .bind(page.starting_after.as_deref().unwrap_or(""))
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let has_more = rows.len() as i64 > limit;
-        let data = rows
-            .iter()
-            .take(limit as usize)
-            .map(|r| {
-                Ok(AttemptRecord {
-                    id: r.try_get(0)?,
-                    delivery: r.try_get(1)?,
-                    event: r.try_get(2)?,
-                    event_type: r.try_get(3)?,
-                    endpoint: r.try_get(4)?,
-                    attempted_ms: r.try_get(5)?,
-                    status_code: r.try_get(6)?,
-                    latency_ms: r.try_get(7)?,
-                    response: r.try_get(8)?,
-                    error: r.try_get(9)?,
-                    delivery_status: r.try_get(10)?,
+        on!(&self.pool, p => {
+            let rows = sqlx::query(
+                "SELECT a.id, a.delivery_id, a.event_id, e.type, a.endpoint_id, a.attempted_ms, a.status_code, \
+                 a.latency_ms, a.response, a.error, d.status FROM delivery_attempts a \
+                 JOIN outbound_deliveries d ON d.id = a.delivery_id JOIN outbound_events e ON e.id = a.event_id \
+                 WHERE a.endpoint_id = $1 AND ($2 = '' OR a.seq < (SELECT seq FROM delivery_attempts WHERE id = $2)) \
+                 ORDER BY a.seq DESC LIMIT $3",
+            )
+            .bind(endpoint)
+            .bind(page.starting_after.as_deref().unwrap_or(""))
+            .bind(limit + 1)
+            .fetch_all(p)
+            .await?;
+            let has_more = rows.len() as i64 > limit;
+            let data = rows
+                .iter()
+                .take(limit as usize)
+                .map(|r| {
+                    Ok(AttemptRecord {
+                        id: r.try_get(0)?,
+                        delivery: r.try_get(1)?,
+                        event: r.try_get(2)?,
+                        event_type: r.try_get(3)?,
+                        endpoint: r.try_get(4)?,
+                        attempted_ms: r.try_get(5)?,
+                        status_code: r.try_get(6)?,
+                        latency_ms: r.try_get(7)?,
+                        response: r.try_get(8)?,
+                        error: r.try_get(9)?,
+                        delivery_status: r.try_get(10)?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page { data, has_more })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Page { data, has_more })
+        })
     }
 
     /// Every endpoint with its delivery counts, failing ones first (for the dashboard).
     pub async fn endpoint_health(&self) -> Result<Vec<EndpointHealth>> {
         let mut out = Vec::new();
         for endpoint in self.endpoints().await? {
-            let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+            let (pending, failed, delivered, last_error): (i64, i64, i64, Option<String>) = on!(&self.pool, p => sqlx::query_as(
+                "SELECT COUNT(CASE WHEN status = 'pending' THEN 1 END), \
+                 COUNT(CASE WHEN status = 'failed' THEN 1 END), \
+                 COUNT(CASE WHEN status = 'delivered' THEN 1 END), \
                  MAX(CASE WHEN status <> 'delivered' AND attempts > 0 THEN COALESCE(last_error, 'HTTP ' || CAST(last_status_code AS TEXT)) END) \
                  FROM outbound_deliveries WHERE endpoint_id = $1",
             )
             .bind(&endpoint.id)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(p)
+            .await?);
             out.push(EndpointHealth {
                 endpoint,
-                pending: row.try_get(0)?,
-                failed: row.try_get(1)?,
-                delivered: row.try_get(2)?,
-                last_error: row.try_get(3)?,
+                pending,
+                failed,
+                delivered,
+                last_error,
             });
         }
         out.sort_by_key(|h| (h.failed == 0 && h.last_error.is_none(), h.endpoint.created));
@@ -539,5 +611,117 @@ impl Store {
         all.sort_by(|a, b| b.attempted_ms.cmp(&a.attempted_ms).then(b.id.cmp(&a.id)));
         all.truncate(limit.max(0) as usize);
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use creditd_domain::outbound::EventType;
+
+    use super::*;
+    use crate::outbox::{insert, PendingEvent};
+    use crate::testing::TestDb;
+
+    const T: i64 = 1_800_000_000_000;
+
+    fn answered(at_ms: i64, status: u16) -> Attempt {
+        Attempt {
+            attempted_ms: at_ms,
+            status_code: Some(status),
+            latency_ms: 5,
+            response: None,
+            error: None,
+        }
+    }
+
+    async fn claim(store: &Store, at_ms: i64) -> Vec<ClaimedDelivery> {
+        store.claim_deliveries(at_ms, 1_000, 10).await.unwrap()
+    }
+
+    /// The delivery's status as its attempt log shows it, and how many attempts it lists.
+    async fn status(store: &Store, endpoint: &str) -> (String, usize) {
+        let page = PageRequest {
+            limit: 100,
+            starting_after: None,
+        };
+        let log = store.delivery_attempts(endpoint, &page).await.unwrap().data;
+        (log[0].delivery_status.clone(), log.len())
+    }
+
+    /// An attempt that outlived its lease — taken over after it ran out, or replaced by a
+    /// redelivery — neither decides the delivery's state nor ends the new holder's lease.
+    async fn an_attempt_that_lost_its_lease_decides_nothing(store: Store) {
+        let new = NewEndpoint {
+            url: "http://127.0.0.1:9/hook".into(),
+            description: None,
+            events: vec!["*".into()],
+            secret: "whsec_test".into(),
+        };
+        let endpoint = store.create_endpoint(&new, T / 1000).await.unwrap().id;
+        let event = PendingEvent::new(EventType::CustomerCreated, None, &serde_json::json!({"id": "ada"}));
+        let mut tx = store.writer.begin().await.unwrap();
+        insert(&mut tx.conn(), &event, T / 1000).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.dispatch_events(T, 10).await.unwrap(), 1);
+
+        let slow = claim(&store, T).await;
+        assert_eq!(slow.len(), 1);
+        assert!(claim(&store, T + 999).await.is_empty(), "leased");
+        // The slow attempt's lease ran out: another replica takes the delivery over.
+        let taken_over = claim(&store, T + 1_000).await;
+        assert_eq!(taken_over.len(), 1);
+        assert_ne!(taken_over[0].lease_id, slow[0].lease_id);
+        // The slow attempt got through after all: logged, but the delivery stays with the
+        // replica that holds it now, still leased to it.
+        store
+            .finish_attempt(&slow[0], &answered(T + 1_100, 200), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert!(claim(&store, T + 1_500).await.is_empty(), "still the new holder's");
+        assert_eq!(status(&store, &endpoint).await, ("pending".to_string(), 1));
+        // The holder's attempt decides: a retry at T + 3 s.
+        store
+            .finish_attempt(
+                &taken_over[0],
+                &answered(T + 1_600, 503),
+                AfterAttempt::RetryAt(T + 3_000),
+            )
+            .await
+            .unwrap();
+        assert!(claim(&store, T + 2_999).await.is_empty(), "not due yet");
+        let retry = claim(&store, T + 3_000).await;
+        assert_eq!((retry.len(), retry[0].attempts), (1, 2), "both attempts counted");
+
+        // A redelivery queued while the retry is in flight takes its lease away.
+        assert_eq!(store.redeliver(&event.id, T + 3_100).await.unwrap(), Some(1));
+        let redelivery = claim(&store, T + 3_100).await;
+        assert_eq!(redelivery.len(), 1);
+        store
+            .finish_attempt(&retry[0], &answered(T + 3_200, 200), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert!(
+            claim(&store, T + 3_300).await.is_empty(),
+            "the redelivery's lease holds"
+        );
+        assert_eq!(status(&store, &endpoint).await, ("pending".to_string(), 3));
+        store
+            .finish_attempt(&redelivery[0], &answered(T + 3_400, 200), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(status(&store, &endpoint).await, ("delivered".to_string(), 4));
+        assert!(claim(&store, T + 60_000).await.is_empty(), "delivered once, for good");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_lost_its_lease_decides_nothing_sqlite() {
+        let db = TestDb::sqlite().await;
+        an_attempt_that_lost_its_lease_decides_nothing(db.store.clone()).await;
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_lost_its_lease_decides_nothing_postgres() {
+        let Some(db) = TestDb::postgres().await else { return };
+        an_attempt_that_lost_its_lease_decides_nothing(db.store.clone()).await;
     }
 }

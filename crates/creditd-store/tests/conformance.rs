@@ -676,13 +676,20 @@ async fn ledger_and_grants_paginate_newest_first(db: &TestDb) {
     );
 }
 
-async fn raw_pool(db: &TestDb) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&db.url)
-        .await
-        .unwrap()
+/// One statement straight to the database, past the store.
+async fn raw(db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Executor;
+    Ok(if db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await?;
+        let done = pool.execute(sql).await.map(|r| r.rows_affected());
+        pool.close().await;
+        done?
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await?;
+        let done = pool.execute(sql).await.map(|r| r.rows_affected());
+        pool.close().await;
+        done?
+    })
 }
 
 async fn verify_names_a_corrupted_customer(db: &TestDb) {
@@ -690,11 +697,7 @@ async fn verify_names_a_corrupted_customer(db: &TestDb) {
     new_customer(store, "good", "5").await;
     new_customer(store, "bad", "5").await;
     assert!(store.verify().await.unwrap().is_clean());
-    let pool = raw_pool(db).await;
-    sqlx::query("UPDATE customers SET balance = balance + 1 WHERE id = 'bad'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw(db, "UPDATE customers SET balance = balance + 1 WHERE id = 'bad'").await.unwrap();
     let report = store.verify().await.unwrap();
     assert!(!report.is_clean());
     assert!(
@@ -708,27 +711,14 @@ async fn verify_names_a_corrupted_customer(db: &TestDb) {
         one(store, usage_cmd("bad", "1"), T0).await,
         Err(StoreError::Corrupt(_))
     ));
-    sqlx::query("UPDATE customers SET balance = balance - 1 WHERE id = 'bad'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw(db, "UPDATE customers SET balance = balance - 1 WHERE id = 'bad'").await.unwrap();
 }
 
 async fn ledger_entries_are_immutable(db: &TestDb) {
     new_customer(&db.store, "u", "5").await;
-    let pool = raw_pool(db).await;
-    assert!(sqlx::query("UPDATE ledger_entries SET amount = 1")
-        .execute(&pool)
-        .await
-        .is_err());
-    assert!(sqlx::query("DELETE FROM ledger_entries").execute(&pool).await.is_err());
-    assert!(
-        sqlx::query("UPDATE grants SET remaining = amount + 1")
-            .execute(&pool)
-            .await
-            .is_err(),
-        "CHECK constraint"
-    );
+    assert!(raw(db, "UPDATE ledger_entries SET amount = 1").await.is_err());
+    assert!(raw(db, "DELETE FROM ledger_entries").await.is_err());
+    assert!(raw(db, "UPDATE grants SET remaining = amount + 1").await.is_err(), "CHECK constraint");
 }
 
 async fn a_purchase_reference_is_granted_once(db: &TestDb) {

@@ -28,6 +28,8 @@ pub struct AppState {
     pub limits: Arc<crate::ops::rate_limit::Limiter>,
     /// Wakes a Stripe event worker when a delivery was recorded.
     pub stripe_events: Arc<tokio::sync::Notify>,
+    /// Refund and dispute conversions of one charge, one at a time in this process.
+    pub conversions: Arc<crate::billing::refunds::ChargeLocks>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             keys,
             limits,
             stripe_events: crate::billing::events::new_signal(),
+            conversions: Default::default(),
             store,
             clock,
             settings: Arc::new(settings),

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use creditd_domain::IdKind;
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
 
 /// What one request ended as.
 pub enum Done {
@@ -136,82 +137,84 @@ where
 
 /// The common design: one transaction per debit — lock the customer and its grant
 /// (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's single writer), update both, insert the
-/// entry, commit. Customers here have exactly one grant, as the benchmark creates them.
+/// entry, commit. Customers here have exactly one grant, as the benchmark creates them. On the
+/// same native drivers as creditd.
 #[derive(Clone)]
-pub struct Naive {
-    pool: AnyPool,
-    postgres: bool,
+pub enum Naive {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+const NAIVE_LOCK_PG: &str = "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
+     WHERE c.id = $1 AND g.remaining > 0 FOR UPDATE";
+const NAIVE_LOCK_SQLITE: &str = "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
+     WHERE c.id = $1 AND g.remaining > 0";
+const NAIVE_GRANT: &str = "UPDATE grants SET remaining = remaining - $1 WHERE id = $2";
+const NAIVE_CUSTOMER: &str = "UPDATE customers SET balance = balance - $1, updated_at = $3 WHERE id = $2";
+const NAIVE_ENTRY: &str = "INSERT INTO ledger_entries \
+     (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
+     VALUES ($1, $2, $3, 'usage', $4, $5, $6, 'bench', '{}', $7)";
+
+/// The naive debit's statements on one backend's transaction (the same text on both but
+/// the lock).
+macro_rules! naive_debit {
+    ($pool:expr, $lock:expr, $customer:expr, $micros:expr, $now:expr) => {{
+        let mut tx = $pool.begin().await?;
+        let row = sqlx::query($lock).bind($customer).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(false) };
+        let (grant, remaining, balance): (String, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if remaining < $micros {
+            return Ok(false);
+        }
+        sqlx::query(NAIVE_GRANT).bind($micros).bind(&grant).execute(&mut *tx).await?;
+        sqlx::query(NAIVE_CUSTOMER)
+            .bind($micros)
+            .bind($customer)
+            .bind($now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(NAIVE_ENTRY)
+            .bind(IdKind::Entry.new_id())
+            .bind($customer)
+            .bind(&grant)
+            .bind(-$micros)
+            .bind(balance - $micros)
+            .bind(IdKind::Usage.new_id())
+            .bind($now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }};
 }
 
 impl Naive {
     pub async fn connect(url: &str) -> Result<Naive, sqlx::Error> {
-        let postgres = !url.starts_with("sqlite:");
-        let pool = if postgres {
-            AnyPoolOptions::new().max_connections(32).connect(url).await?
-        } else {
-            // Same durability as creditd: WAL, synchronous FULL, one writer connection.
-            AnyPoolOptions::new()
-                .max_connections(1)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect(url)
-                .await?
-        };
-        Ok(Naive { pool, postgres })
+        if !url.starts_with("sqlite:") {
+            return Ok(Naive::Postgres(PgPoolOptions::new().max_connections(32).connect(url).await?));
+        }
+        // Same durability as creditd: WAL, synchronous FULL, one writer connection.
+        let options: SqliteConnectOptions = url.parse()?;
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        Ok(Naive::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?))
     }
 
     /// Debits `micros` from `customer`; false when its balance is short.
     pub async fn debit(&self, customer: &str, micros: i64, now: i64) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let lock = if self.postgres { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(&format!(
-            "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
-             WHERE c.id = $1 AND g.remaining > 0{lock}"
-        ))
-        .bind(customer)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(false) };
-        let (grant, remaining, balance): (String, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        if remaining < micros {
-            return Ok(false);
+        match self {
+            Naive::Postgres(pool) => naive_debit!(pool, NAIVE_LOCK_PG, customer, micros, now),
+            Naive::Sqlite(pool) => naive_debit!(pool, NAIVE_LOCK_SQLITE, customer, micros, now),
         }
-        sqlx::query("UPDATE grants SET remaining = remaining - $1 WHERE id = $2")
-            .bind(micros)
-            .bind(&grant)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE customers SET balance = balance - $1, updated_at = $3 WHERE id = $2")
-            .bind(micros)
-            .bind(customer)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO ledger_entries (id, customer_id, grant_id, kind, amount, balance_after, reference, feature, metadata, created_at) \
-             VALUES ($1, $2, $3, 'usage', $4, $5, $6, 'bench', '{}', $7)",
-        )
-        .bind(IdKind::Entry.new_id())
-        .bind(customer)
-        .bind(&grant)
-        .bind(-micros)
-        .bind(balance - micros)
-        .bind(IdKind::Usage.new_id())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        match self {
+            Naive::Postgres(pool) => pool.close().await,
+            Naive::Sqlite(pool) => pool.close().await,
+        }
     }
 }
+

@@ -600,8 +600,7 @@ impl BenchDb {
     }
 
     async fn postgres(admin_url: &str) -> anyhow::Result<BenchDb> {
-        sqlx::any::install_default_drivers();
-        let mut admin = sqlx::AnyConnection::connect(admin_url).await?;
+        let mut admin = sqlx::PgConnection::connect(admin_url).await?;
         let name = format!("creditd_bench_{}", creditd_domain::ids::random_token(12).to_lowercase());
         admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
         admin.close().await.ok();
@@ -628,7 +627,7 @@ impl BenchDb {
             std::fs::remove_dir_all(dir).ok();
         }
         if let Some((admin_url, name)) = &self.cleanup {
-            if let Ok(mut admin) = sqlx::AnyConnection::connect(admin_url).await {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
                 admin
                     .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
                     .await

@@ -53,12 +53,8 @@ async fn verify_exits_non_zero_naming_the_customer(app: &TestApp) {
     let ok = creditd(&app.db.url, &["verify"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("outstanding 10"));
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
-    sqlx::query("UPDATE customers SET balance = balance + 7 WHERE id = 'broken'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let corrupt = "UPDATE customers SET balance = balance + 7 WHERE id = 'broken'";
+    assert_eq!(crate::helpers::raw_execute(&app.db.url, corrupt).await, 1);
     let bad = creditd(&app.db.url, &["verify"]);
     let stdout = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{stdout}");
@@ -66,11 +62,8 @@ async fn verify_exits_non_zero_naming_the_customer(app: &TestApp) {
         stdout.contains("customer broken") && !stdout.contains("customer fine"),
         "{stdout}"
     );
-    sqlx::query("UPDATE customers SET balance = balance - 7 WHERE id = 'broken'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let repair = "UPDATE customers SET balance = balance - 7 WHERE id = 'broken'";
+    assert_eq!(crate::helpers::raw_execute(&app.db.url, repair).await, 1);
 }
 
 #[test]

@@ -305,3 +305,34 @@ impl TestApp {
         panic!("Stripe events still waiting to be handled");
     }
 }
+
+/// One statement straight to the database, past creditd: rows affected.
+pub async fn raw_execute(database_url: &str, sql: &str) -> u64 {
+    use sqlx::Executor;
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        let done = pool.execute(sql).await.unwrap().rows_affected();
+        pool.close().await;
+        done
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        let done = pool.execute(sql).await.unwrap().rows_affected();
+        pool.close().await;
+        done
+    }
+}
+
+/// A `SELECT COUNT(*) …` straight from the database.
+pub async fn raw_count(database_url: &str, sql: &str) -> i64 {
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}

@@ -151,15 +151,7 @@ async fn a_postgres_outage_answers_503_then_recovers_exactly_once() {
 
 /// Usage entries of a customer, counted in the database itself.
 pub async fn usage_entries(database_url: &str, customer: &str) -> i64 {
-    use sqlx::Row;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
-    let row = sqlx::query("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'usage' AND customer_id = $1")
-        .bind(customer)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let count: i64 = row.try_get(0).unwrap();
-    pool.close().await;
-    count
+    assert!(customer.chars().all(|c| c.is_ascii_alphanumeric()), "{customer:?}");
+    let sql = format!("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'usage' AND customer_id = '{customer}'");
+    crate::helpers::raw_count(database_url, &sql).await
 }

@@ -21,12 +21,14 @@ on_both_backends!(settings = outbound_settings;
 );
 
 /// Deliveries polled often and retried within a second, so tests need not wait for the
-/// real schedule.
+/// real schedule. The send timeout stays long: a receiver that recorded a delivery but
+/// answered after a short timeout (a loaded machine) is sent it again — at least once is the
+/// contract, and "exactly one delivery" assertions would see two.
 pub fn outbound_settings() -> creditd::config::Settings {
     let mut settings = test_settings();
     settings.outbound.poll = Duration::from_millis(50);
     settings.outbound.retry_schedule_ms = vec![200, 400, 600];
-    settings.outbound.timeout = Duration::from_secs(2);
+    settings.outbound.timeout = Duration::from_secs(10);
     settings
 }
 
