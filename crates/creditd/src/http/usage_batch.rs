@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::http::doc::Metadata;
+use crate::http::doc::{CustomerId, FeatureId, Metadata, PositiveCredits};
 use crate::http::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::http::extract::{deserialize, fingerprint, ApiJson, IdempotencyKey, SecretKey};
+use crate::http::extract::{deserialize, fingerprint, integral_numbers, ApiJson, IdempotencyKey, SecretKey};
 
 /// Most records in one request.
 pub const MAX_RECORDS: usize = 1000;
@@ -25,18 +25,22 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageRecordIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = String, example = "1.25", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    #[schema(value_type = PositiveCredits)]
     pub amount: Credits,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
+    #[schema(value_type = FeatureId)]
     pub feature: String,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
     /// A budget of the customer's this record counts against, as on `POST /v1/usage`.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
     /// Makes this record exactly-once, like `POST /v1/usage`'s `Idempotency-Key` header (the
     /// two share one key space: the same key and record replay each other). Without it, and
     /// with the request's `Idempotency-Key: K`, the record's key is `K/<index>` (from 0).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
@@ -44,7 +48,9 @@ pub struct UsageRecordIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageBatchIn {
-    /// 1 to 1,000 records.
+    /// 1 to 1,000 records, each a `UsageRecordIn`. An item that is not one (a missing or
+    /// invalid field, or not an object) is refused alone: its result is a 400 naming
+    /// `records[i].field`, and the other records are applied.
     #[schema(value_type = Vec<UsageRecordIn>, min_items = 1, max_items = 1000)]
     pub records: Vec<serde_json::Value>,
 }
@@ -120,6 +126,12 @@ pub async fn record_usage_batch(
 fn record_request(index: usize, mut json: serde_json::Value, header_key: Option<&str>) -> Result<Request, ApiError> {
     let prefix = format!("records[{index}]");
     let field = |name: &str| format!("{prefix}.{name}");
+    // As `POST /v1/usage` reads its body: an object (serde would take an array for a struct),
+    // with integral floats as integers.
+    if !json.is_object() {
+        return Err(ApiError::invalid(&prefix, "must be a JSON object"));
+    }
+    integral_numbers(&mut json);
     let record: UsageRecordIn = deserialize(&json, &prefix)?;
     let amount = record
         .amount
@@ -239,6 +251,7 @@ mod tests {
                 "records[2].extra",
             ),
             (serde_json::json!(7), "records[2]"),
+            (serde_json::json!(["u", "1", "chat"]), "records[2]"),
         ] {
             let error = record_request(2, record, None).unwrap_err();
             assert_eq!((error.status.as_u16(), error.param.as_deref()), (400, Some(param)));

@@ -6,6 +6,7 @@ use crate::helpers::{code, on_both_backends, Reply, TestApp};
 
 on_both_backends!(
     refusals_refuse_only_their_own_record,
+    a_record_is_read_as_a_single_usage_body_is,
     duplicates_inside_one_request_deduct_once,
     replays_across_requests_and_with_single_usage,
     a_thousand_records_in_one_request,
@@ -62,6 +63,36 @@ async fn refusals_refuse_only_their_own_record(app: &TestApp) {
     assert_eq!(app.balance("u").await.0, "2", "exactly the two accepted records");
     let ledger = app.get("/v1/customers/u/ledger").await;
     assert_eq!(ledger.body["data"].as_array().unwrap().len(), 3, "bonus and two usages");
+}
+
+async fn a_record_is_read_as_a_single_usage_body_is(app: &TestApp) {
+    app.customer("u").await;
+    let records = json!([
+        {"customer": "u", "amount": 1.0, "feature": "chat"},
+        ["u", "1", "chat"],
+        [null, null],
+        {"customer": "u", "amount": 1.5, "feature": "chat"},
+    ]);
+    let reply = app.post("/v1/usage/batch", json!({ "records": records })).await;
+    assert_eq!(statuses(&reply), [200, 400, 400, 400]);
+    assert_eq!(
+        result(&reply, 0)["usage"]["amount"],
+        "1",
+        "an integral float is an integer"
+    );
+    for i in [1, 2] {
+        assert_eq!(
+            result(&reply, i)["error"]["param"],
+            format!("records[{i}]"),
+            "not an object"
+        );
+    }
+    assert_eq!(
+        result(&reply, 3)["error"]["param"],
+        "records[3].amount",
+        "floats are refused"
+    );
+    assert_eq!(app.balance("u").await.0, "4");
 }
 
 async fn duplicates_inside_one_request_deduct_once(app: &TestApp) {
@@ -181,6 +212,13 @@ async fn the_batch_is_in_the_openapi_document(app: &TestApp) {
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["UsageBatchIn"]["properties"]["records"]["maxItems"], 1000);
     let record = &schemas["UsageRecordIn"]["properties"];
-    assert!(record["amount"]["pattern"].is_string() && record["idempotency_key"].is_object());
+    assert_eq!(
+        record["amount"],
+        json!({"$ref": "#/components/schemas/PositiveCredits"})
+    );
+    assert!(record["idempotency_key"]["pattern"].is_string());
+    // Any item is taken (one that is not a record is refused alone, inside the 200).
+    let items = &schemas["UsageBatchIn"]["properties"]["records"]["items"];
+    assert_eq!(items["anyOf"][1], json!({}));
     assert!(schemas["RecordResult"]["properties"]["status"].is_object());
 }
