@@ -1,4 +1,5 @@
-"""The endpoints of webhooks, features, budgets, entitlements, auto top-up and batched usage."""
+"""The endpoints of webhooks, outbound events, features, budgets, entitlements, auto top-up, package
+sync, plan entitlements and batched usage."""
 
 from __future__ import annotations
 
@@ -129,3 +130,20 @@ def update_auto_topup(
         }
     )
     return Call("POST", f"/v1/customers/{seg(customer)}/auto-topup", one(m.AutoTopupView), body, idempotency_key=key)
+
+
+def outbound_events_query(customer: str | None, limit: int | None, starting_after: str | None) -> dict[str, Any]:
+    return {"customer": customer, "limit": limit, "starting_after": starting_after}
+
+
+def redeliver(id: str, key: str | None) -> Call[m.Redelivery]:
+    return Call("POST", f"/v1/outbound-events/{seg(id)}/redeliver", one(m.Redelivery), {}, idempotency_key=key)
+
+
+def sync_packages(key: str | None) -> Call[m.SyncReport]:
+    return Call("POST", "/v1/packages/sync", one(m.SyncReport), {}, idempotency_key=key)
+
+
+def update_plan(id: str, features: dict[str, Any], key: str | None) -> Call[m.Plan]:
+    body = {"features": features}
+    return Call("POST", f"/v1/plans/{seg(id)}", one(m.Plan), body, idempotency_key=key)

