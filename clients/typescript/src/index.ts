@@ -60,7 +60,7 @@ export class Creditd {
     this.me = new Me(t);
   }
 
-  /** Would `amount` be allowed now? Changes nothing. */
+  /** Would `amount` (or `units` of `feature`, on `budget`) be allowed now? Changes nothing; `reason` says why not. */
   check(params: CheckParams, options?: RequestOptions): Promise<CheckResult> {
     return this.transport.post('/v1/check', params, options);
   }
