@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _models as m
-from ._calls import items_of, one, seg
+from ._calls import items_of, maybe_amount, one, seg, units_of
 from ._transport import Amount, Call, amount, clean
 
 UNSET: Any = object()
@@ -29,9 +29,12 @@ def update_customer(
 
 
 def record_batch(records: Sequence[dict[str, Any]], key: str | None) -> Call[list[m.RecordResult]]:
-    """``records``: dicts with ``customer``, ``amount``, ``feature`` and optionally ``metadata``,
-    ``budget``, ``idempotency_key``."""
-    wire = [clean({**r, "amount": amount(r["amount"], f"records[{i}].amount")}) for i, r in enumerate(records)]
+    """``records``: dicts with ``customer``, ``feature``, ``amount`` or ``units``, and optionally
+    ``metadata``, ``budget``, ``idempotency_key``."""
+    wire = [
+        clean({**r, "amount": maybe_amount(r.get("amount"), f"records[{i}].amount"), "units": units_of(r.get("units"))})
+        for i, r in enumerate(records)
+    ]
     return Call("POST", "/v1/usage/batch", items_of(m.RecordResult), {"records": wire}, idempotency_key=key)
 
 

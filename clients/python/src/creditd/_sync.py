@@ -99,8 +99,8 @@ class UsageResource(_Resource):
     def record_batch(
         self, records: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
     ) -> list[m.RecordResult]:
-        """Up to 1,000 records (dicts with ``customer``, ``amount``, ``feature``, optionally ``metadata``,
-        ``budget``, ``idempotency_key``) in order; one result each. A record without its own key is
+        """Up to 1,000 records (dicts with ``customer``, ``feature``, ``amount`` or ``units``, optionally
+        ``metadata``, ``budget``, ``idempotency_key``) in order; one result each. A record without its own key is
         exactly-once by the request's key and its index."""
         return self._t.run(p.record_batch(records, idempotency_key))
 

@@ -1804,9 +1804,12 @@ export interface components {
         } & unknown) | ({
             units: unknown;
         } & unknown));
-        /** @description One usage record: the body of `POST /v1/usage`, plus its own idempotency key. */
+        /**
+         * @description One usage record: the body of `POST /v1/usage` (an `amount`, or `units` of a priced
+         *     feature), plus its own idempotency key.
+         */
         UsageRecordIn: {
-            amount: components["schemas"]["PositiveCredits"];
+            amount?: null | components["schemas"]["PositiveCredits"];
             budget?: null | components["schemas"]["CustomerId"];
             customer: components["schemas"]["CustomerId"];
             /** @description What the credits paid for, e.g. `chat` or `image:gen`. */
@@ -1818,7 +1821,21 @@ export interface components {
              */
             idempotency_key?: string | null;
             metadata?: null | components["schemas"]["Metadata"];
-        };
+            /**
+             * @description Quantities of the feature's units, priced on its rate card (instead of `amount`).
+             * @example {
+             *       "input_tokens": 1200,
+             *       "output_tokens": 350
+             *     }
+             */
+            units?: {
+                [key: string]: number;
+            } | null;
+        } & (({
+            amount: unknown;
+        } & unknown) | ({
+            units: unknown;
+        } & unknown));
         /** @description Credits spent in one group: a UTC day, or a feature. */
         UsageRow: {
             /** @example 12.5 */

@@ -214,6 +214,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         {"allOf": [given("units"), {"not": given("amount")}]}
     ]);
     schemas["UsageIn"]["oneOf"] = amount_xor_units.clone();
+    schemas["UsageRecordIn"]["oneOf"] = amount_xor_units.clone();
     schemas["HoldIn"]["oneOf"] = amount_xor_units;
     schemas["HoldIn"]["oneOf"][1]["allOf"]
         .as_array_mut()
@@ -257,7 +258,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         "additionalProperties": {"type": "integer", "minimum": 0, "maximum": creditd_domain::pricing::MAX_QUANTITY},
         "example": {"input_tokens": 1200, "output_tokens": 350}
     });
-    for name in ["UsageIn", "HoldIn", "CaptureIn", "CheckIn"] {
+    for name in ["UsageIn", "UsageRecordIn", "HoldIn", "CaptureIn", "CheckIn"] {
         let property = &mut schemas[name]["properties"]["units"];
         let description = property["description"].clone();
         *property = units.clone();
