@@ -2,7 +2,7 @@ import { type ClientOptions, type RequestOptions, Transport } from './core.js';
 import { Customers, Grants, Ledger } from './resources/customers.js';
 import { Me } from './resources/me.js';
 import { BillingPortal, CheckoutSessions, Packages, PaymentIntents, Payments, Plans, StripeEvents } from './resources/purchases.js';
-import { AutoTopupResource, Budgets, Entitlements, Features, WebhookEndpoints } from './resources/platform.js';
+import { AutoTopupResource, Budgets, Entitlements, Features, OutboundEvents, WebhookEndpoints } from './resources/platform.js';
 import { Holds, meter, type MeterParams, UsageResource } from './resources/spend.js';
 import type { CheckParams, CheckResult, Hold } from './types.js';
 
@@ -27,6 +27,7 @@ export class Creditd {
   readonly billingPortal: BillingPortal;
   readonly stripeEvents: StripeEvents;
   readonly webhookEndpoints: WebhookEndpoints;
+  readonly outboundEvents: OutboundEvents;
   readonly features: Features;
   readonly budgets: Budgets;
   readonly entitlements: Entitlements;
@@ -51,6 +52,7 @@ export class Creditd {
     this.billingPortal = new BillingPortal(t);
     this.stripeEvents = new StripeEvents(t);
     this.webhookEndpoints = new WebhookEndpoints(t);
+    this.outboundEvents = new OutboundEvents(t);
     this.features = new Features(t);
     this.budgets = new Budgets(t);
     this.entitlements = new Entitlements(t);
@@ -58,7 +60,7 @@ export class Creditd {
     this.me = new Me(t);
   }
 
-  /** Would `amount` be allowed now? Changes nothing. */
+  /** Would `amount` (or `units` of `feature`, on `budget`) be allowed now? Changes nothing; `reason` says why not. */
   check(params: CheckParams, options?: RequestOptions): Promise<CheckResult> {
     return this.transport.post('/v1/check', params, options);
   }

@@ -58,7 +58,9 @@ pub struct AutoTopupView {
     pub enabled: bool,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10"))]
     pub threshold: Credits,
-    /// `pkg_…`
+    /// `pkg_…`; null until one is chosen (empty here).
+    #[serde(with = "chosen_package")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub package: String,
     pub quantity: i64,
     /// At most this many top-ups per calendar month (UTC); none: no limit.
@@ -67,6 +69,39 @@ pub struct AutoTopupView {
     pub consecutive_failures: i64,
     /// Why auto top-up turned itself off.
     pub disabled_reason: Option<String>,
+}
+
+impl AutoTopupView {
+    /// The settings of a customer who never saved any: off, no package chosen, one at a time.
+    pub fn off(customer: &str, threshold: Credits) -> AutoTopupView {
+        AutoTopupView {
+            customer: customer.to_string(),
+            enabled: false,
+            threshold,
+            package: String::new(),
+            quantity: 1,
+            max_per_month: None,
+            consecutive_failures: 0,
+            disabled_reason: None,
+        }
+    }
+}
+
+/// No package chosen (an empty id) is `null` on the wire.
+mod chosen_package {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(package: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        if package.is_empty() {
+            serializer.serialize_none()
+        } else {
+            serializer.serialize_some(package)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+    }
 }
 
 /// A lot of credits: spent in order of priority, earliest expiry, then age.

@@ -53,30 +53,52 @@ def create_grant(
     return Call("POST", f"/v1/customers/{seg(customer)}/grants", one(m.Grant), body, idempotency_key=key)
 
 
+Units = dict[str, int]
+"""Quantities of a priced feature's units, e.g. ``{"input_tokens": 1200}``: whole numbers."""
+
+
+def units_of(units: Units | None) -> Units | None:
+    if units is not None and not all(type(n) is int for n in units.values()):
+        raise TypeError("units: each quantity is an int (a count of units), never a float or bool")
+    return units
+
+
+def maybe_amount(value: Amount | None, name: str = "amount") -> str | None:
+    return None if value is None else amount(value, name)
+
+
+def spend_body(
+    customer: str, amount_: Amount | None, units: Units | None, feature: str | None, budget: str | None, **extra: Any
+) -> dict[str, Any]:
+    """What usage, holds and checks share: the customer, an amount or units, the feature, a budget."""
+    body = {"customer": customer, "amount": maybe_amount(amount_), "units": units_of(units), "feature": feature}
+    return clean({**body, "budget": budget, **extra})
+
+
 def record_usage(
-    customer: str, amount_: Amount, feature: str, metadata: dict[str, Any] | None, key: str | None
+    customer: str,
+    amount_: Amount | None,
+    units: Units | None,
+    feature: str,
+    budget: str | None,
+    metadata: dict[str, Any] | None,
+    key: str | None,
 ) -> Call[m.Usage]:
-    body = clean({"customer": customer, "amount": amount(amount_), "feature": feature, "metadata": metadata})
+    body = spend_body(customer, amount_, units, feature, budget, metadata=metadata)
     return Call("POST", "/v1/usage", one(m.Usage), body, idempotency_key=key)
 
 
 def create_hold(
     customer: str,
-    amount_: Amount,
+    amount_: Amount | None,
+    units: Units | None,
     ttl_seconds: int | None,
     feature: str | None,
+    budget: str | None,
     metadata: dict[str, Any] | None,
     key: str | None,
 ) -> Call[m.Hold]:
-    body = clean(
-        {
-            "customer": customer,
-            "amount": amount(amount_),
-            "ttl_seconds": ttl_seconds,
-            "feature": feature,
-            "metadata": metadata,
-        }
-    )
+    body = spend_body(customer, amount_, units, feature, budget, ttl_seconds=ttl_seconds, metadata=metadata)
     return Call("POST", "/v1/holds", one(m.Hold), body, idempotency_key=key)
 
 
@@ -84,8 +106,10 @@ def get_hold(id: str) -> Call[m.Hold]:
     return Call("GET", f"/v1/holds/{seg(id)}", one(m.Hold))
 
 
-def capture_hold(id: str, amount_: Amount | None, feature: str | None, key: str | None) -> Call[m.Hold]:
-    body = clean({"amount": None if amount_ is None else amount(amount_), "feature": feature})
+def capture_hold(
+    id: str, amount_: Amount | None, units: Units | None, feature: str | None, key: str | None
+) -> Call[m.Hold]:
+    body = clean({"amount": maybe_amount(amount_), "units": units_of(units), "feature": feature})
     return Call("POST", f"/v1/holds/{seg(id)}/capture", one(m.Hold), body, idempotency_key=key)
 
 
@@ -93,8 +117,10 @@ def release_hold(id: str, key: str | None) -> Call[m.Hold]:
     return Call("POST", f"/v1/holds/{seg(id)}/release", one(m.Hold), {}, idempotency_key=key)
 
 
-def check(customer: str, amount_: Amount) -> Call[m.CheckOut]:
-    return Call("POST", "/v1/check", one(m.CheckOut), {"customer": customer, "amount": amount(amount_)})
+def check(
+    customer: str, amount_: Amount | None, units: Units | None, feature: str | None, budget: str | None
+) -> Call[m.CheckOut]:
+    return Call("POST", "/v1/check", one(m.CheckOut), spend_body(customer, amount_, units, feature, budget))
 
 
 def list_packages() -> Call[list[m.Package]]:
@@ -132,10 +158,12 @@ def list_plans() -> Call[list[m.Plan]]:
 def create_plan(
     name: str,
     credits: Amount,
-    price: int,
-    currency: str,
+    price: int | None,
+    currency: str | None,
     interval: Literal["day", "week", "month", "year"] | None,
     rollover_cap: Amount | None,
+    free: bool | None,
+    features: dict[str, Any] | None,
     key: str | None,
 ) -> Call[m.Plan]:
     body = clean(
@@ -145,7 +173,9 @@ def create_plan(
             "price": price,
             "currency": currency,
             "interval": interval,
-            "rollover_cap": None if rollover_cap is None else amount(rollover_cap, "rollover_cap"),
+            "rollover_cap": maybe_amount(rollover_cap, "rollover_cap"),
+            "free": free,
+            "features": features,
         }
     )
     return Call("POST", "/v1/plans", one(m.Plan), body, idempotency_key=key)

@@ -32,7 +32,8 @@ class AutoTopupView:
     customer: str
     enabled: bool
     threshold: Decimal
-    package: str
+    #: None until a package is chosen (a customer who never saved settings has them off).
+    package: str | None
     quantity: int
     consecutive_failures: int
     max_per_month: int | None = None
@@ -349,6 +350,41 @@ class EntitlementList:
     plan: str | None = None
 
 
+@dataclass(frozen=True)
+class OutboundEventOut:
+    """An event creditd sends to the webhook endpoints that want it, with the body they get."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    created: int
+    customer: str | None = None
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    id: str
+    #: Deliveries queued again, one per endpoint that wants the event.
+    queued: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    price: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What ``packages.sync()`` did, package by package."""
+
+    created: list[Package]
+    updated: list[Package]
+    archived: list[str]
+    unchanged: list[str]
+    refused: list[Refused]
+
+
 def _wire_name(field: dataclasses.Field[Any]) -> str:
     name = field.metadata.get("json")
     return name if isinstance(name, str) else field.name
@@ -418,6 +454,10 @@ MODELS: dict[str, type[Any]] = {
         Budget,
         EntitlementView,
         EntitlementList,
+        OutboundEventOut,
+        Redelivery,
+        Refused,
+        SyncReport,
     )
 }
 """Each model by its OpenAPI schema name."""

@@ -1,4 +1,5 @@
-"""The endpoints of webhooks, features, budgets, entitlements, auto top-up and batched usage."""
+"""The endpoints of webhooks, outbound events, features, budgets, entitlements, auto top-up, package
+sync, plan entitlements and batched usage."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _models as m
-from ._calls import items_of, one, seg
+from ._calls import items_of, maybe_amount, one, seg, units_of
 from ._transport import Amount, Call, amount, clean
 
 UNSET: Any = object()
@@ -28,9 +29,12 @@ def update_customer(
 
 
 def record_batch(records: Sequence[dict[str, Any]], key: str | None) -> Call[list[m.RecordResult]]:
-    """``records``: dicts with ``customer``, ``amount``, ``feature`` and optionally ``metadata``,
-    ``budget``, ``idempotency_key``."""
-    wire = [clean({**r, "amount": amount(r["amount"], f"records[{i}].amount")}) for i, r in enumerate(records)]
+    """``records``: dicts with ``customer``, ``feature``, ``amount`` or ``units``, and optionally
+    ``metadata``, ``budget``, ``idempotency_key``."""
+    wire = [
+        clean({**r, "amount": maybe_amount(r.get("amount"), f"records[{i}].amount"), "units": units_of(r.get("units"))})
+        for i, r in enumerate(records)
+    ]
     return Call("POST", "/v1/usage/batch", items_of(m.RecordResult), {"records": wire}, idempotency_key=key)
 
 
@@ -129,3 +133,20 @@ def update_auto_topup(
         }
     )
     return Call("POST", f"/v1/customers/{seg(customer)}/auto-topup", one(m.AutoTopupView), body, idempotency_key=key)
+
+
+def outbound_events_query(customer: str | None, limit: int | None, starting_after: str | None) -> dict[str, Any]:
+    return {"customer": customer, "limit": limit, "starting_after": starting_after}
+
+
+def redeliver(id: str, key: str | None) -> Call[m.Redelivery]:
+    return Call("POST", f"/v1/outbound-events/{seg(id)}/redeliver", one(m.Redelivery), {}, idempotency_key=key)
+
+
+def sync_packages(key: str | None) -> Call[m.SyncReport]:
+    return Call("POST", "/v1/packages/sync", one(m.SyncReport), {}, idempotency_key=key)
+
+
+def update_plan(id: str, features: dict[str, Any], key: str | None) -> Call[m.Plan]:
+    body = {"features": features}
+    return Call("POST", f"/v1/plans/{seg(id)}", one(m.Plan), body, idempotency_key=key)

@@ -15,7 +15,7 @@ from . import _platform_calls as p
 from ._errors import CreditdError
 from ._meter import MeterPlan
 from ._sync_pager import Pager
-from ._sync_platform import AutoTopup, Budgets, Entitlements, Features, WebhookEndpoints
+from ._sync_platform import AutoTopup, Budgets, Entitlements, Features, OutboundEvents, WebhookEndpoints
 from ._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, Amount, SyncTransport
 
 T = TypeVar("T", bound=Any)
@@ -83,19 +83,24 @@ class UsageResource(_Resource):
         self,
         *,
         customer: str,
-        amount: Amount,
         feature: str,
+        amount: Amount | None = None,
+        units: c.Units | None = None,
+        budget: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> m.Usage:
-        """Raises :class:`CreditdError` 402 ``insufficient_credits`` (nothing deducted) when credits fall short."""
-        return self._t.run(c.record_usage(customer, amount, feature, metadata, idempotency_key))
+        """Deducts ``amount``, or ``units`` of a priced feature (``{"input_tokens": 1200}``, priced on its
+        rate card). Raises :class:`CreditdError` 402 ``insufficient_credits`` or ``budget_exceeded`` (nothing
+        deducted) when credits or the budget fall short."""
+        call = c.record_usage(customer, amount, units, feature, budget, metadata, idempotency_key)
+        return self._t.run(call)
 
     def record_batch(
         self, records: Sequence[dict[str, Any]], *, idempotency_key: str | None = None
     ) -> list[m.RecordResult]:
-        """Up to 1,000 records (dicts with ``customer``, ``amount``, ``feature``, optionally ``metadata``,
-        ``budget``, ``idempotency_key``) in order; one result each. A record without its own key is
+        """Up to 1,000 records (dicts with ``customer``, ``feature``, ``amount`` or ``units``, optionally
+        ``metadata``, ``budget``, ``idempotency_key``) in order; one result each. A record without its own key is
         exactly-once by the request's key and its index."""
         return self._t.run(p.record_batch(records, idempotency_key))
 
@@ -105,21 +110,32 @@ class Holds(_Resource):
         self,
         *,
         customer: str,
-        amount: Amount,
+        amount: Amount | None = None,
+        units: c.Units | None = None,
         ttl_seconds: int | None = None,
         feature: str | None = None,
+        budget: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> m.Hold:
-        return self._t.run(c.create_hold(customer, amount, ttl_seconds, feature, metadata, idempotency_key))
+        """Holds ``amount``, or ``units`` of ``feature`` at its current prices."""
+        call = c.create_hold(customer, amount, units, ttl_seconds, feature, budget, metadata, idempotency_key)
+        return self._t.run(call)
 
     def retrieve(self, id: str) -> m.Hold:
         return self._t.run(c.get_hold(id))
 
     def capture(
-        self, id: str, *, amount: Amount | None = None, feature: str | None = None, idempotency_key: str | None = None
+        self,
+        id: str,
+        *,
+        amount: Amount | None = None,
+        units: c.Units | None = None,
+        feature: str | None = None,
+        idempotency_key: str | None = None,
     ) -> m.Hold:
-        return self._t.run(c.capture_hold(id, amount, feature, idempotency_key))
+        """Spends ``amount`` or the price of ``units`` (default: the whole hold)."""
+        return self._t.run(c.capture_hold(id, amount, units, feature, idempotency_key))
 
     def release(self, id: str, *, idempotency_key: str | None = None) -> m.Hold:
         return self._t.run(c.release_hold(id, idempotency_key))
@@ -144,6 +160,11 @@ class Packages(_Resource):
     def archive(self, id: str) -> m.Package:
         return self._t.run(c.archive_package(id))
 
+    def sync(self, *, idempotency_key: str | None = None) -> m.SyncReport:
+        """Imports one-time Stripe Prices whose Price or Product has ``credits_amount`` metadata: new ones
+        created, changed ones updated, removed ones archived, recurring ones refused by name."""
+        return self._t.run(p.sync_packages(idempotency_key))
+
 
 class Plans(_Resource):
     def list(self) -> list[m.Plan]:
@@ -154,13 +175,22 @@ class Plans(_Resource):
         *,
         name: str,
         credits: Amount,
-        price: int,
-        currency: str,
+        price: int | None = None,
+        currency: str | None = None,
         interval: Literal["day", "week", "month", "year"] | None = None,
         rollover_cap: Amount | None = None,
+        free: bool | None = None,
+        features: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> m.Plan:
-        return self._t.run(c.create_plan(name, credits, price, currency, interval, rollover_cap, idempotency_key))
+        """A paid plan (``price`` and ``currency``) or the free plan (``free=True``, no price).
+        ``features``: feature id → ``True``, ``False`` or ``{"limit": 3, "period": "day"}``."""
+        call = c.create_plan(name, credits, price, currency, interval, rollover_cap, free, features, idempotency_key)
+        return self._t.run(call)
+
+    def update(self, id: str, *, features: dict[str, Any], idempotency_key: str | None = None) -> m.Plan:
+        """Replaces what the plan includes; applies to its customers from now on."""
+        return self._t.run(p.update_plan(id, features, idempotency_key))
 
 
 class CheckoutSessions(_Resource):
@@ -321,15 +351,25 @@ class Creditd:
         self.billing_portal = BillingPortal(t)
         self.stripe_events = StripeEvents(t)
         self.webhook_endpoints = WebhookEndpoints(t)
+        self.outbound_events = OutboundEvents(t)
         self.features = Features(t)
         self.budgets = Budgets(t)
         self.entitlements = Entitlements(t)
         self.auto_topup = AutoTopup(t)
         self.me = Me(t)
 
-    def check(self, *, customer: str, amount: Amount) -> m.CheckOut:
-        """Would ``amount`` be allowed now? Changes nothing."""
-        return self._t.run(c.check(customer, amount))
+    def check(
+        self,
+        *,
+        customer: str,
+        amount: Amount | None = None,
+        units: c.Units | None = None,
+        feature: str | None = None,
+        budget: str | None = None,
+    ) -> m.CheckOut:
+        """Would ``amount`` (or ``units`` of ``feature``, on ``budget``) be allowed now? Changes nothing;
+        ``reason`` says why not."""
+        return self._t.run(c.check(customer, amount, units, feature, budget))
 
     def meter(
         self,

@@ -1,4 +1,4 @@
-"""Webhook endpoints, features, budgets, entitlements and auto top-up, synchronously."""
+"""Webhook endpoints, outbound events, features, budgets, entitlements and auto top-up, synchronously."""
 
 from __future__ import annotations
 
@@ -58,6 +58,19 @@ class WebhookEndpoints(_Resource):
 
     def list(self) -> list[m.EndpointOut]:
         return self._t.run(p.list_endpoints())
+
+
+class OutboundEvents(_Resource):
+    def list(
+        self, *, customer: str | None = None, limit: int | None = None, starting_after: str | None = None
+    ) -> Pager[m.OutboundEventOut]:
+        """Newest first (only ``customer``'s when given), paging itself when iterated."""
+        query = p.outbound_events_query(customer, limit, starting_after)
+        return Pager(self._t, m.OutboundEventOut, "/v1/outbound-events", query)
+
+    def redeliver(self, id: str, *, idempotency_key: str | None = None) -> m.Redelivery:
+        """Sends the event again now, with the same ``webhook-id``, to every endpoint that wants it."""
+        return self._t.run(p.redeliver(id, idempotency_key))
 
 
 class Features(_Resource):

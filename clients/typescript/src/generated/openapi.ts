@@ -161,7 +161,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's auto top-up, with why it turned itself off when it did. */
+        /**
+         * A customer's auto top-up, with why it turned itself off when it did. A customer who never
+         *     saved any has it off: `enabled` false, no `package`, the default `threshold`.
+         */
         get: operations["get_auto_topup"];
         put?: never;
         /** Set a customer's auto top-up. */
@@ -663,7 +666,7 @@ export interface paths {
         put?: never;
         /**
          * Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
-         *     anything is parsed (401 `invalid_signature` and nothing recorded when it fails). A verified
+         *     anything is parsed (400 `invalid_signature` and nothing recorded when it fails). A verified
          *     event is recorded and acknowledged at once; it is handled in the background (by any replica,
          *     retried with back-off; failures show on the events page and in metrics). An event of the
          *     other mode than the configured key (live vs test) is recorded as `refused` and answered 400
@@ -839,8 +842,8 @@ export interface components {
              * @description At most this many top-ups per calendar month (UTC); none: no limit.
              */
             max_per_month?: number | null;
-            /** @description `pkg_…` */
-            package: string;
+            /** @description `pkg_…`; null until one is chosen (empty here). */
+            package?: string | null;
             /** Format: int64 */
             quantity: number;
             /** @example 10 */
@@ -1765,8 +1768,12 @@ export interface components {
         };
         /** @description Usage records, applied in order. */
         UsageBatchIn: {
-            /** @description 1 to 1,000 records. */
-            records: components["schemas"]["UsageRecordIn"][];
+            /**
+             * @description 1 to 1,000 records, each a `UsageRecordIn`. An item that is not one (a missing or
+             *     invalid field, or not an object) is refused alone: its result is a 400 naming
+             *     `records[i].field`, and the other records are applied.
+             */
+            records: (components["schemas"]["UsageRecordIn"] | unknown)[];
         };
         /** @description One result per record, in the records' order. */
         UsageBatchOut: {
@@ -1797,15 +1804,16 @@ export interface components {
         } & unknown) | ({
             units: unknown;
         } & unknown));
-        /** @description One usage record: the body of `POST /v1/usage`, plus its own idempotency key. */
+        /**
+         * @description One usage record: the body of `POST /v1/usage` (an `amount`, or `units` of a priced
+         *     feature), plus its own idempotency key.
+         */
         UsageRecordIn: {
-            /** @example 1.25 */
-            amount: string;
-            /** @description A budget of the customer's this record counts against, as on `POST /v1/usage`. */
-            budget?: string | null;
-            customer: string;
+            amount?: null | components["schemas"]["PositiveCredits"];
+            budget?: null | components["schemas"]["CustomerId"];
+            customer: components["schemas"]["CustomerId"];
             /** @description What the credits paid for, e.g. `chat` or `image:gen`. */
-            feature: string;
+            feature: components["schemas"]["FeatureId"];
             /**
              * @description Makes this record exactly-once, like `POST /v1/usage`'s `Idempotency-Key` header (the
              *     two share one key space: the same key and record replay each other). Without it, and
@@ -1813,7 +1821,21 @@ export interface components {
              */
             idempotency_key?: string | null;
             metadata?: null | components["schemas"]["Metadata"];
-        };
+            /**
+             * @description Quantities of the feature's units, priced on its rate card (instead of `amount`).
+             * @example {
+             *       "input_tokens": 1200,
+             *       "output_tokens": 350
+             *     }
+             */
+            units?: {
+                [key: string]: number;
+            } | null;
+        } & (({
+            amount: unknown;
+        } & unknown) | ({
+            units: unknown;
+        } & unknown));
         /** @description Credits spent in one group: a UTC day, or a feature. */
         UsageRow: {
             /** @example 12.5 */
@@ -2554,6 +2576,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `customer_not_found` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2633,6 +2656,15 @@ export interface operations {
             };
             /** @description `customer_not_found` or `package_not_found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `package_archived`: the package is no longer sold */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5239,7 +5271,10 @@ export interface operations {
     receive: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description Stripe's signature of the raw body (`t=…,v1=…`) with the webhook signing secret; 400 `invalid_signature` when it does not verify. */
+                "Stripe-Signature": string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5258,17 +5293,8 @@ export interface operations {
                     "application/json": components["schemas"]["Received"];
                 };
             };
-            /** @description `invalid_event` (signed, but not a Stripe event) or `livemode_mismatch` */
+            /** @description `invalid_signature` (missing, malformed, stale or not ours), `invalid_event` (signed, but not a Stripe event) or `livemode_mismatch` */
             400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description `invalid_signature` */
-            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5279,23 +5305,6 @@ export interface operations {
             /** @description the body is larger than `max_body_bytes` (`payload_too_large`) */
             413: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description `rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica */
-            429: {
-                headers: {
-                    /** @description Requests the bucket holds */
-                    "RateLimit-Limit"?: number;
-                    /** @description Requests left in the bucket now */
-                    "RateLimit-Remaining"?: number;
-                    /** @description Seconds until the bucket is full again */
-                    "RateLimit-Reset"?: number;
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

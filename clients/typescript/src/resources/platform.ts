@@ -10,6 +10,9 @@ import type {
   Feature,
   FeatureCreateParams,
   FeatureUpdateParams,
+  OutboundEvent,
+  OutboundEventListParams,
+  Redelivery,
   WebhookDelivery,
   WebhookEndpoint,
   WebhookEndpointCreateParams,
@@ -50,6 +53,21 @@ export class WebhookEndpoints {
   /** Delivery attempts to the endpoint, newest first, paging itself when iterated. */
   deliveries(id: string, params: ListParams = {}, options?: RequestOptions): AutoPager<WebhookDelivery> {
     return new AutoPager(this.t, `/v1/webhook-endpoints/${seg(id)}/deliveries`, { ...params }, options);
+  }
+}
+
+/** `/v1/outbound-events`: the events creditd sent (or will send) to the webhook endpoints. */
+export class OutboundEvents {
+  constructor(private readonly t: Transport) {}
+
+  /** Newest first (only `customer`'s when given), paging itself when iterated. */
+  list(params: ListParams & OutboundEventListParams = {}, options?: RequestOptions): AutoPager<OutboundEvent> {
+    return new AutoPager(this.t, '/v1/outbound-events', { ...params }, options);
+  }
+
+  /** Sends the event again now, with the same `webhook-id`, to every endpoint that wants it. */
+  redeliver(id: string, options?: RequestOptions): Promise<Redelivery> {
+    return this.t.post(`/v1/outbound-events/${seg(id)}/redeliver`, {}, options);
   }
 }
 

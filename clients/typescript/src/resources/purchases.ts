@@ -7,11 +7,13 @@ import type {
   CheckoutSessionCreateParams,
   Package,
   PackageCreateParams,
+  PackageSyncReport,
   Payment,
   PaymentIntent,
   PaymentIntentCreateParams,
   Plan,
   PlanCreateParams,
+  PlanUpdateParams,
   StripeEvent,
   SubscriptionCheckoutSession,
 } from '../types.js';
@@ -33,6 +35,15 @@ export class Packages {
   archive(id: string, options?: RequestOptions): Promise<Package> {
     return this.t.post(`/v1/packages/${seg(id)}/archive`, {}, options);
   }
+
+  /**
+   * Imports packages from Stripe: one-time Prices whose Price or Product carries
+   * `credits_amount` metadata. Changed ones are updated, removed ones archived, recurring ones
+   * refused by name; the report says which.
+   */
+  sync(options?: RequestOptions): Promise<PackageSyncReport> {
+    return this.t.post('/v1/packages/sync', {}, options);
+  }
 }
 
 /** `/v1/plans`: subscription plans. */
@@ -46,6 +57,11 @@ export class Plans {
 
   create(params: PlanCreateParams, options?: RequestOptions): Promise<Plan> {
     return this.t.post('/v1/plans', params, options);
+  }
+
+  /** Replaces what the plan includes (`features`); applies to its customers from now on. */
+  update(id: string, params: PlanUpdateParams, options?: RequestOptions): Promise<Plan> {
+    return this.t.post(`/v1/plans/${seg(id)}`, params, options);
   }
 }
 

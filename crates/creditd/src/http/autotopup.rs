@@ -13,6 +13,9 @@ use crate::http::doc::NonNegativeCredits;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, SecretKey};
 
+/// The threshold offered before a customer picks one: 10 credits.
+pub const DEFAULT_THRESHOLD: Credits = Credits::from_micros(10 * creditd_domain::amount::MICROS_PER_CREDIT);
+
 /// Turns auto top-up on or off. Once on, the customer's next purchase saves its card for
 /// off-session use; when available credits fall below `threshold`, `quantity` of `package`
 /// is bought with it (at most one in flight, at most `max_per_month`).
@@ -46,16 +49,7 @@ pub async fn save(state: &AppState, customer: &str, input: AutoTopupIn) -> Resul
     if input.max_per_month.is_some_and(|m| !(1..=1000).contains(&m)) {
         return Err(ApiError::invalid("max_per_month", "must be between 1 and 1000"));
     }
-    match state.store.package(&input.package).await? {
-        Some(p) if p.active => {}
-        Some(_) => return Err(ApiError::invalid("package", "is archived: pick a package that is sold")),
-        None => {
-            return Err(ApiError::not_found(
-                "package_not_found",
-                format!("no such package: {}", input.package),
-            ))
-        }
-    }
+    crate::http::payments::active_package(state, &input.package).await?;
     let settings = AutoTopupSettings {
         enabled: input.enabled,
         threshold: input.threshold,
@@ -73,7 +67,8 @@ pub async fn save(state: &AppState, customer: &str, input: AutoTopupIn) -> Resul
 /// Set a customer's auto top-up.
 #[utoipa::path(post, path = "/v1/customers/{id}/auto-topup", request_body = AutoTopupIn, tag = "purchases",
     responses((status = 200, body = AutoTopupView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody, description = "`customer_not_found` or `package_not_found`")))]
+              (status = 404, body = ErrorBody, description = "`customer_not_found` or `package_not_found`"),
+              (status = 409, body = ErrorBody, description = "`package_archived`: the package is no longer sold")))]
 pub async fn set_auto_topup(
     State(state): State<AppState>,
     _key: SecretKey,
@@ -83,19 +78,20 @@ pub async fn set_auto_topup(
     Ok(Json(save(&state, &id, body.value).await?))
 }
 
-/// A customer's auto top-up, with why it turned itself off when it did.
+/// A customer's auto top-up, with why it turned itself off when it did. A customer who never
+/// saved any has it off: `enabled` false, no `package`, the default `threshold`.
 #[utoipa::path(get, path = "/v1/customers/{id}/auto-topup", tag = "purchases",
-    responses((status = 200, body = AutoTopupView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AutoTopupView), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`customer_not_found`")))]
 pub async fn get_auto_topup(
     State(state): State<AppState>,
     _key: SecretKey,
     Path(id): Path<String>,
 ) -> Result<Json<AutoTopupView>, ApiError> {
     state.customer(&id).await?;
-    let topup = state
-        .store
-        .auto_topup(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("auto_topup_not_found", format!("{id} has no auto top-up")))?;
-    Ok(Json(topup.view()))
+    let topup = state.store.auto_topup(&id).await?;
+    Ok(Json(topup.map_or_else(
+        || AutoTopupView::off(&id, DEFAULT_THRESHOLD),
+        |t| t.view(),
+    )))
 }

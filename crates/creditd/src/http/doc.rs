@@ -1,6 +1,7 @@
 //! The OpenAPI document's shared parts: the schemas of the API's constrained strings (each the
 //! exact rule the handlers enforce, so generated clients and fuzzers agree with the server),
-//! and the error answers every operation shares, added in one place.
+//! and the error answers operations share (400, 401, 409, 413, 429, 503), added in one place
+//! to every operation, so new routes get them too.
 
 use serde_json::{json, Value};
 use utoipa::openapi::{RefOr, Schema};
@@ -213,6 +214,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         {"allOf": [given("units"), {"not": given("amount")}]}
     ]);
     schemas["UsageIn"]["oneOf"] = amount_xor_units.clone();
+    schemas["UsageRecordIn"]["oneOf"] = amount_xor_units.clone();
     schemas["HoldIn"]["oneOf"] = amount_xor_units;
     schemas["HoldIn"]["oneOf"][1]["allOf"]
         .as_array_mut()
@@ -256,7 +258,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         "additionalProperties": {"type": "integer", "minimum": 0, "maximum": creditd_domain::pricing::MAX_QUANTITY},
         "example": {"input_tokens": 1200, "output_tokens": 350}
     });
-    for name in ["UsageIn", "HoldIn", "CaptureIn", "CheckIn"] {
+    for name in ["UsageIn", "UsageRecordIn", "HoldIn", "CaptureIn", "CheckIn"] {
         let property = &mut schemas[name]["properties"]["units"];
         let description = property["description"].clone();
         *property = units.clone();
@@ -267,6 +269,12 @@ pub fn finish(api: &utoipa::openapi::OpenApi, max_hold_ttl_seconds: i64) -> Valu
         schemas[name]["not"] = json!({"allOf": [given("per"), {"not": given("prices")}]});
     }
     plans(schemas);
+    // A batch's records are read one by one: an item that is not a record is refused alone,
+    // inside the 200 (`usage_batch::record_request`), so the request takes any item.
+    let records = &mut schemas["UsageBatchIn"]["properties"]["records"];
+    let description = records["description"].clone();
+    records["items"] =
+        json!({"anyOf": [{"$ref": "#/components/schemas/UsageRecordIn"}, {}], "description": description});
     // The views' metadata is the same free-form object the requests take.
     for schema in schemas.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
         let metadata = schema.get_mut("properties").and_then(|p| p.get_mut("metadata"));
@@ -336,10 +344,13 @@ fn given(field: &str) -> Value {
     json!({"required": [field], "properties": {field: {"not": {"type": "null"}}}})
 }
 
-/// 401 where a credential is required, 400 and 413 where a JSON body is read, 400 where a query
-/// string is, 400 and 409 (`idempotency_key_reused`) where an `Idempotency-Key` is honoured:
-/// added where the handler's own list lacks them.
+/// The error answers operations share, added where the handler's own list lacks them: 401
+/// where a credential is required, 400 and 413 where a JSON body is read, 400 where a query
+/// string is, 400 and 409 (`idempotency_key_reused`) where an `Idempotency-Key` is honoured,
+/// 429 `rate_limited` where a credential is taken, and 503 everywhere (the database out of
+/// reach, or the write queue full).
 fn common_responses(operation: &mut Value) {
+    // `security: []` takes no credential; no `security` takes the document's (a secret key).
     let public = operation["security"].as_array().is_some_and(Vec::is_empty);
     let has_param = |place: &str, name: Option<&str>| {
         operation["parameters"].as_array().is_some_and(|ps| {
@@ -352,29 +363,62 @@ fn common_responses(operation: &mut Value) {
     if !public {
         add.push((
             "401",
-            "missing or invalid credentials (`unauthorized`, `invalid_token`)",
+            error_response("missing or invalid credentials (`unauthorized`, `invalid_token`)"),
         ));
     }
     if operation.get("requestBody").is_some() {
-        add.push(("400", "invalid JSON or an invalid field, named in `param`"));
-        add.push(("413", "the body is larger than `max_body_bytes` (`payload_too_large`)"));
+        add.push((
+            "400",
+            error_response("invalid JSON or an invalid field, named in `param`"),
+        ));
+        add.push((
+            "413",
+            error_response("the body is larger than `max_body_bytes` (`payload_too_large`)"),
+        ));
     }
     if has_param("query", None) {
-        add.push(("400", "an invalid query parameter, named in `param`"));
+        add.push(("400", error_response("an invalid query parameter, named in `param`")));
     }
     if has_param("header", Some("Idempotency-Key")) {
-        add.push(("400", "an invalid `Idempotency-Key`"));
-        add.push(("409", "`idempotency_key_reused`: the key was used with another request"));
+        add.push(("400", error_response("an invalid `Idempotency-Key`")));
+        add.push((
+            "409",
+            error_response("`idempotency_key_reused`: the key was used with another request"),
+        ));
     }
+    if !public {
+        let mut limited = error_response(
+            "`rate_limited`: this credential (or, for purchases, this customer) is over its limit on this replica",
+        );
+        limited["headers"] = json!({
+            "Retry-After": seconds_header("Seconds to wait before retrying"),
+            "RateLimit-Limit": seconds_header("Requests the bucket holds"),
+            "RateLimit-Remaining": seconds_header("Requests left in the bucket now"),
+            "RateLimit-Reset": seconds_header("Seconds until the bucket is full again"),
+        });
+        add.push(("429", limited));
+    }
+    let mut unavailable = error_response(
+        "`database_unavailable` (the database cannot be reached) or `overloaded` (too many writes waiting); \
+         retry after `Retry-After` seconds",
+    );
+    unavailable["headers"] = json!({"Retry-After": seconds_header("Seconds to wait before retrying")});
+    add.push(("503", unavailable));
     let responses = operation["responses"]
         .as_object_mut()
         .expect("operations have responses");
-    for (status, description) in add {
-        responses.entry(status).or_insert_with(|| {
-            json!({
-                "description": description,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-            })
-        });
+    for (status, response) in add {
+        responses.entry(status).or_insert(response);
     }
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+fn seconds_header(description: &str) -> Value {
+    json!({"description": description, "schema": {"type": "integer", "minimum": 0}})
 }

@@ -88,6 +88,7 @@ where
             ("", ".") => "body".to_string(),
             ("", field) => field.to_string(),
             (prefix, ".") => prefix.to_string(),
+            (prefix, field) if field.starts_with('[') => format!("{prefix}{field}"),
             (prefix, field) => format!("{prefix}.{field}"),
         };
         // serde reports a missing field at the parent: name the field itself.
@@ -102,7 +103,7 @@ where
 /// fraction or an exponent becomes an integer, so integer fields take it (`1.5` stays a float
 /// and is refused); so do the values of `units` and `prices` (maps of quantities and credits).
 /// Other nested values (metadata) are kept as sent.
-fn integral_numbers(value: &mut serde_json::Value) {
+pub fn integral_numbers(value: &mut serde_json::Value) {
     let Some(fields) = value.as_object_mut() else {
         return;
     };

@@ -59,14 +59,6 @@ impl Modify for SecretKeyAuth {
             ))
             .build();
         components.add_security_scheme("customer_token", SecurityScheme::Http(token));
-        let signature = utoipa::openapi::security::ApiKeyValue::with_description(
-            "Stripe-Signature",
-            "Stripe's signature of the raw body (`t=…,v1=…`), with the webhook signing secret",
-        );
-        components.add_security_scheme(
-            "stripe_signature",
-            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(signature)),
-        );
     }
 }
 
@@ -126,9 +118,6 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();
-    let mut api = api;
-    // After the routes are in: it adds to every operation.
-    crate::ops::openapi::OperationalResponses.modify(&mut api);
     let api = std::sync::Arc::new(doc::finish(&api, state.settings.max_hold_ttl_seconds));
     crate::ops::metrics::handle();
     let router = if state.settings.metrics_listen.is_none() {

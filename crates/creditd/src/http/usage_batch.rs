@@ -2,6 +2,8 @@
 //! aggregate. Every record is queued to the writer before any is awaited, so they commit
 //! together in as few batches as the writer makes; each is answered on its own, in order.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::Json;
 use creditd_domain::command::NewUsage;
@@ -12,31 +14,39 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::http::doc::Metadata;
+use crate::http::catalog::priced_amount;
+use crate::http::doc::{CustomerId, FeatureId, Metadata, PositiveCredits};
 use crate::http::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::http::extract::{deserialize, fingerprint, ApiJson, IdempotencyKey, SecretKey};
+use crate::http::extract::{deserialize, fingerprint, integral_numbers, ApiJson, IdempotencyKey, SecretKey};
 
 /// Most records in one request.
 pub const MAX_RECORDS: usize = 1000;
 /// This route's body limit (when above `max_body_bytes`): 1,000 records with some metadata.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// One usage record: the body of `POST /v1/usage`, plus its own idempotency key.
+/// One usage record: the body of `POST /v1/usage` (an `amount`, or `units` of a priced
+/// feature), plus its own idempotency key.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageRecordIn {
+    #[schema(value_type = CustomerId)]
     pub customer: String,
-    #[schema(value_type = String, example = "1.25", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
-    pub amount: Credits,
+    #[schema(value_type = Option<PositiveCredits>)]
+    pub amount: Option<Credits>,
+    /// Quantities of the feature's units, priced on its rate card (instead of `amount`).
+    pub units: Option<BTreeMap<String, i64>>,
     /// What the credits paid for, e.g. `chat` or `image:gen`.
+    #[schema(value_type = FeatureId)]
     pub feature: String,
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
     /// A budget of the customer's this record counts against, as on `POST /v1/usage`.
+    #[schema(value_type = Option<CustomerId>)]
     pub budget: Option<String>,
     /// Makes this record exactly-once, like `POST /v1/usage`'s `Idempotency-Key` header (the
     /// two share one key space: the same key and record replay each other). Without it, and
     /// with the request's `Idempotency-Key: K`, the record's key is `K/<index>` (from 0).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
@@ -44,7 +54,9 @@ pub struct UsageRecordIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageBatchIn {
-    /// 1 to 1,000 records.
+    /// 1 to 1,000 records, each a `UsageRecordIn`. An item that is not one (a missing or
+    /// invalid field, or not an object) is refused alone: its result is a 400 naming
+    /// `records[i].field`, and the other records are applied.
     #[schema(value_type = Vec<UsageRecordIn>, min_items = 1, max_items = 1000)]
     pub records: Vec<serde_json::Value>,
 }
@@ -106,26 +118,51 @@ pub async fn record_usage_batch(
         let message = format!("must hold 1 to {MAX_RECORDS} records, not {}", records.len());
         return Err(ApiError::invalid("records", message));
     }
-    let requests = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, record)| record_request(i, record, idem.0.as_deref()))
-        .collect();
+    let mut requests = Vec::with_capacity(records.len());
+    for (i, record) in records.into_iter().enumerate() {
+        let request = match record_request(i, record, idem.0.as_deref()) {
+            Ok(parsed) => priced(&state, i, parsed).await,
+            Err(e) => Err(e),
+        };
+        requests.push(request);
+    }
     let outcomes = submit_all(&state, requests).await;
     let data = outcomes.into_iter().map(RecordResult::from_outcome).collect();
     Ok(Json(UsageBatchOut { data }))
 }
 
-/// Record `index` as a usage request, or the 400 naming its bad field (`records[i].amount`).
-fn record_request(index: usize, mut json: serde_json::Value, header_key: Option<&str>) -> Result<Request, ApiError> {
+/// Record `index` as a usage request (its `units` not priced yet), or the 400 naming its bad
+/// field (`records[i].amount`).
+fn record_request(
+    index: usize,
+    mut json: serde_json::Value,
+    header_key: Option<&str>,
+) -> Result<(Request, Option<BTreeMap<String, i64>>), ApiError> {
     let prefix = format!("records[{index}]");
     let field = |name: &str| format!("{prefix}.{name}");
+    // As `POST /v1/usage` reads its body: an object (serde would take an array for a struct),
+    // with integral floats as integers.
+    if !json.is_object() {
+        return Err(ApiError::invalid(&prefix, "must be a JSON object"));
+    }
+    integral_numbers(&mut json);
     let record: UsageRecordIn = deserialize(&json, &prefix)?;
-    let amount = record
-        .amount
-        .positive()
-        .map_err(|e| ApiError::invalid(&field("amount"), e))?;
+    let amount = match (record.amount, &record.units) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                &field("units"),
+                "give either amount or units, not both",
+            ))
+        }
+        (None, None) => return Err(ApiError::invalid(&field("amount"), "is required (or units)")),
+        (Some(amount), None) => amount.positive().map_err(|e| ApiError::invalid(&field("amount"), e))?,
+        // Priced by `priced` once the record is read.
+        (None, Some(_)) => Credits::ZERO,
+    };
     validate::feature(&record.feature).map_err(|m| ApiError::invalid(&field("feature"), m))?;
+    if let Some(budget) = &record.budget {
+        validate::customer_id(budget).map_err(|m| ApiError::invalid(&field("budget"), m))?;
+    }
     let metadata = record.metadata.unwrap_or_else(|| serde_json::json!({}));
     validate::metadata(&metadata).map_err(|m| ApiError::invalid(&field("metadata"), m))?;
     let key = match (record.idempotency_key, header_key) {
@@ -155,7 +192,28 @@ fn record_request(index: usize, mut json: serde_json::Value, header_key: Option<
         priced: None,
         budget: record.budget,
     });
-    Ok(Request { command, idempotency })
+    Ok((Request { command, idempotency }, record.units))
+}
+
+/// The request with its `units` priced on the feature's rate card, as `POST /v1/usage` prices
+/// them; a refusal names the record's field (`records[i].units.input_tokens`).
+async fn priced(
+    state: &AppState,
+    index: usize,
+    (mut request, units): (Request, Option<BTreeMap<String, i64>>),
+) -> Result<Request, ApiError> {
+    let (Some(units), Command::Usage(usage)) = (units, &mut request.command) else {
+        return Ok(request);
+    };
+    let (amount, priced) = priced_amount(state, Some(&usage.feature), None, Some(&units), true)
+        .await
+        .map_err(|e| ApiError {
+            param: e.param.as_ref().map(|p| format!("records[{index}].{p}")),
+            ..e
+        })?;
+    usage.amount = amount.ok_or_else(|| ApiError::internal("units priced to no amount"))?;
+    usage.priced = priced;
+    Ok(request)
 }
 
 /// Queues every request before awaiting any, so they share the writer's batches. When the
@@ -205,16 +263,16 @@ mod tests {
     #[test]
     fn a_record_without_its_own_key_derives_one_from_the_header() {
         let record = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat"});
-        let derived = record_request(3, record.clone(), Some("req-9")).unwrap();
+        let (derived, _) = record_request(3, record.clone(), Some("req-9")).unwrap();
         assert_eq!(derived.idempotency.unwrap().key, "req-9/3");
-        assert!(record_request(3, record, None).unwrap().idempotency.is_none());
+        assert!(record_request(3, record, None).unwrap().0.idempotency.is_none());
     }
 
     #[test]
     fn a_record_is_fingerprinted_as_the_same_usage_sent_alone() {
         let alone = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat"});
         let record = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat", "idempotency_key": "k"});
-        let idem = record_request(0, record, None).unwrap().idempotency.unwrap();
+        let idem = record_request(0, record, None).unwrap().0.idempotency.unwrap();
         assert_eq!(idem.key, "k");
         assert_eq!(idem.fingerprint, super::fingerprint("POST /v1/usage", &alone));
     }
@@ -239,6 +297,19 @@ mod tests {
                 "records[2].extra",
             ),
             (serde_json::json!(7), "records[2]"),
+            (serde_json::json!(["u", "1", "chat"]), "records[2]"),
+            (
+                serde_json::json!({"customer": "u", "amount": "1", "units": {"t": 1}, "feature": "f"}),
+                "records[2].units",
+            ),
+            (
+                serde_json::json!({"customer": "u", "feature": "f"}),
+                "records[2].amount",
+            ),
+            (
+                serde_json::json!({"customer": "u", "amount": "1", "feature": "f", "budget": "a b"}),
+                "records[2].budget",
+            ),
         ] {
             let error = record_request(2, record, None).unwrap_err();
             assert_eq!((error.status.as_u16(), error.param.as_deref()), (400, Some(param)));

@@ -17,17 +17,36 @@ pub struct Received {
     pub received: bool,
 }
 
+/// The `Stripe-Signature` header, a parameter of the webhook (not a credential: a signature
+/// that does not verify is a bad request, as Stripe's own libraries answer it).
+pub struct StripeSignature;
+
+impl utoipa::IntoParams for StripeSignature {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        let parameter = serde_json::json!({
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": true,
+            "description": "Stripe's signature of the raw body (`t=…,v1=…`) with the webhook signing secret; \
+                            400 `invalid_signature` when it does not verify.",
+            "schema": {"type": "string", "minLength": 1, "example": "t=1700000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd"}
+        });
+        vec![serde_json::from_value(parameter).expect("a valid parameter")]
+    }
+}
+
 /// Receive a Stripe event. The `Stripe-Signature` header is checked on the raw body before
-/// anything is parsed (401 `invalid_signature` and nothing recorded when it fails). A verified
+/// anything is parsed (400 `invalid_signature` and nothing recorded when it fails). A verified
 /// event is recorded and acknowledged at once; it is handled in the background (by any replica,
 /// retried with back-off; failures show on the events page and in metrics). An event of the
 /// other mode than the configured key (live vs test) is recorded as `refused` and answered 400
 /// `livemode_mismatch`. 503 when the event could not be recorded (Stripe retries).
-#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(("stripe_signature" = [])),
+#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "purchases", security(), params(StripeSignature),
     request_body(content = Object, content_type = "application/json", description = "Stripe's event, exactly as signed"),
     responses((status = 200, body = Received),
-              (status = 400, body = ErrorBody, description = "`invalid_event` (signed, but not a Stripe event) or `livemode_mismatch`"),
-              (status = 401, body = ErrorBody, description = "`invalid_signature`")))]
+              (status = 400, body = ErrorBody, description = "`invalid_signature` (missing, malformed, stale or not ours), `invalid_event` (signed, but not a Stripe event) or `livemode_mismatch`")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -50,7 +69,7 @@ pub async fn receive(
     .map_err(|e| {
         observe::stripe_event("unknown", "invalid_signature", None);
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            StatusCode::BAD_REQUEST,
             "invalid_signature",
             format!("Stripe-Signature: {e}"),
         )

@@ -4,7 +4,6 @@
 pub mod logs;
 pub mod metrics;
 pub mod observe;
-pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
 pub mod shutdown;

@@ -96,7 +96,9 @@ pub fn section(topup: Option<&AutoTopupView>, packages: &[Package], csrf: &str) 
             .push_str("<p id=\"topup-state\">Off. Turn it on and your next purchase saves your card for top-ups.</p>"),
     }
     let enabled = topup.is_some_and(|t| t.enabled);
-    let threshold = topup.map_or("10".to_string(), |t| t.threshold.to_string());
+    let threshold = topup
+        .map_or(crate::http::autotopup::DEFAULT_THRESHOLD, |t| t.threshold)
+        .to_string();
     let _ = write!(
         out,
         "<form method=\"post\" action=\"billing/auto-topup\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\

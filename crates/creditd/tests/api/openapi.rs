@@ -110,10 +110,30 @@ async fn every_operation_documents_its_shared_errors(app: &TestApp) {
     );
     assert_eq!(schemas["HoldIn"]["properties"]["ttl_seconds"]["maximum"], 86_400);
     assert!(schemas["PackageIn"]["oneOf"].is_array() && schemas["CheckoutIn"]["oneOf"].is_array());
+    // Stripe's signature is a required header of the webhook, not a credential: a bad one is a
+    // 400 (SPEC), so the operation documents no 401 and no 429.
+    let webhook = &doc["paths"]["/v1/stripe/webhook"]["post"];
+    assert_eq!(webhook["security"], json!([]));
+    let signature = &webhook["parameters"][0];
     assert_eq!(
-        doc["paths"]["/v1/stripe/webhook"]["post"]["security"],
-        json!([{"stripe_signature": []}])
+        (&signature["name"], &signature["in"], &signature["required"]),
+        (&json!("Stripe-Signature"), &json!("header"), &json!(true))
     );
+    assert!(webhook["responses"].get("401").is_none() && webhook["responses"].get("400").is_some());
+    assert!(doc["components"]["securitySchemes"].get("stripe_signature").is_none());
+    // Every operation that takes a credential documents 429 with its headers; every one a 503.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            assert!(responses.get("503").is_some(), "{method} {path}: 503");
+            let public = operation["security"].as_array().is_some_and(Vec::is_empty);
+            assert_eq!(
+                responses["429"]["headers"].get("RateLimit-Remaining").is_some(),
+                !public,
+                "{method} {path}: 429"
+            );
+        }
+    }
 }
 
 async fn a_grant_past_the_balance_limit_is_a_409_and_writes_go_on(app: &TestApp) {

@@ -115,10 +115,6 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
         ),
         (json!({"enabled": true, "threshold": "-1", "package": pkg}), "threshold"),
         (
-            json!({"enabled": true, "threshold": "10", "package": archived}),
-            "package",
-        ),
-        (
             json!({"enabled": true, "threshold": "10", "package": pkg, "quantity": 0}),
             "quantity",
         ),
@@ -132,6 +128,22 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
         assert!(reply.text.contains(field), "{body} names {field}: {}", reply.text);
     }
+    let sold_out = app
+        .post(
+            "/v1/customers/u/auto-topup",
+            json!({"enabled": true, "threshold": "10", "package": archived}),
+        )
+        .await;
+    assert_eq!(
+        (
+            sold_out.status,
+            code(&sold_out),
+            sold_out.body["error"]["param"].as_str()
+        ),
+        (409, "package_archived", Some("package")),
+        "as at checkout: {}",
+        sold_out.text
+    );
     let unknown = app
         .post(
             "/v1/customers/u/auto-topup",
@@ -146,10 +158,16 @@ async fn auto_topup_settings_refuse_bad_input(app: &TestApp) {
     );
     let none = app.get("/v1/customers/u/auto-topup").await;
     assert_eq!(
-        (none.status, code(&none)),
-        (404, "auto_topup_not_found"),
-        "nothing written"
+        (none.status, none.body),
+        (
+            200,
+            json!({"customer": "u", "enabled": false, "threshold": "10", "package": null, "quantity": 1,
+                   "max_per_month": null, "consecutive_failures": 0, "disabled_reason": null})
+        ),
+        "nothing written: the settings are still the default, off"
     );
+    let nobody = app.get("/v1/customers/nobody/auto-topup").await;
+    assert_eq!((nobody.status, code(&nobody)), (404, "customer_not_found"));
     let missing = app
         .post(
             "/v1/customers/nobody/auto-topup",
@@ -326,7 +344,11 @@ async fn the_billing_page_turns_auto_topup_on_and_shows_why_it_is_off(app: &Test
     ];
     let (status, _) = post_form(app, Some(&cookie), &fields[1..]).await;
     assert_eq!(status, 403, "no CSRF token, nothing saved");
-    assert_eq!(app.get("/v1/customers/u/auto-topup").await.status, 404);
+    assert_eq!(
+        app.get("/v1/customers/u/auto-topup").await.body["package"],
+        Value::Null,
+        "nothing saved"
+    );
     let (status, _) = post_form(app, None, &fields).await;
     assert_eq!(status, 401, "no session");
     let bad = [

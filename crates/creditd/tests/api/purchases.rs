@@ -348,9 +348,9 @@ async fn bad_signatures_and_stale_timestamps_are_refused_and_not_recorded(app: &
     let payload = r#"{"id":"evt_forged","object":"event","type":"checkout.session.completed","created":1,"data":{"object":{"id":"cs_x"}}}"#;
     let now = creditd_store::unix_now();
     let forged = deliver(app, payload, "whsec_not_ours", now).await;
-    assert_eq!((forged.status, code(&forged)), (401, "invalid_signature"));
+    assert_eq!((forged.status, code(&forged)), (400, "invalid_signature"));
     let stale = deliver(app, payload, WEBHOOK_SECRET, now - 400).await;
-    assert_eq!((stale.status, code(&stale)), (401, "invalid_signature"));
+    assert_eq!((stale.status, code(&stale)), (400, "invalid_signature"));
     assert!(
         stale.body["error"]["message"].as_str().unwrap().contains("tolerance"),
         "{}",
@@ -363,7 +363,7 @@ async fn bad_signatures_and_stale_timestamps_are_refused_and_not_recorded(app: &
         .send()
         .await
         .unwrap();
-    assert_eq!(unsigned.status(), 401);
+    assert_eq!(unsigned.status(), 400);
     let tampered_header = creditd_stripe::webhook::sign_header(payload.as_bytes(), WEBHOOK_SECRET, now);
     let tampered = app
         .client
@@ -373,7 +373,7 @@ async fn bad_signatures_and_stale_timestamps_are_refused_and_not_recorded(app: &
         .send()
         .await
         .unwrap();
-    assert_eq!(tampered.status(), 401);
+    assert_eq!(tampered.status(), 400);
     assert!(
         app.db.store.stripe_event("evt_forged").await.unwrap().is_none(),
         "nothing recorded"

@@ -6,6 +6,8 @@ use crate::helpers::{code, on_both_backends, Reply, TestApp};
 
 on_both_backends!(
     refusals_refuse_only_their_own_record,
+    a_record_is_read_as_a_single_usage_body_is,
+    records_may_give_units_of_a_priced_feature,
     duplicates_inside_one_request_deduct_once,
     replays_across_requests_and_with_single_usage,
     a_thousand_records_in_one_request,
@@ -62,6 +64,70 @@ async fn refusals_refuse_only_their_own_record(app: &TestApp) {
     assert_eq!(app.balance("u").await.0, "2", "exactly the two accepted records");
     let ledger = app.get("/v1/customers/u/ledger").await;
     assert_eq!(ledger.body["data"].as_array().unwrap().len(), 3, "bonus and two usages");
+}
+
+async fn a_record_is_read_as_a_single_usage_body_is(app: &TestApp) {
+    app.customer("u").await;
+    let records = json!([
+        {"customer": "u", "amount": 1.0, "feature": "chat"},
+        ["u", "1", "chat"],
+        [null, null],
+        {"customer": "u", "amount": 1.5, "feature": "chat"},
+    ]);
+    let reply = app.post("/v1/usage/batch", json!({ "records": records })).await;
+    assert_eq!(statuses(&reply), [200, 400, 400, 400]);
+    assert_eq!(
+        result(&reply, 0)["usage"]["amount"],
+        "1",
+        "an integral float is an integer"
+    );
+    for i in [1, 2] {
+        assert_eq!(
+            result(&reply, i)["error"]["param"],
+            format!("records[{i}]"),
+            "not an object"
+        );
+    }
+    assert_eq!(
+        result(&reply, 3)["error"]["param"],
+        "records[3].amount",
+        "floats are refused"
+    );
+    assert_eq!(app.balance("u").await.0, "4");
+}
+
+async fn records_may_give_units_of_a_priced_feature(app: &TestApp) {
+    app.customer("u").await;
+    let feature = json!({"id": "gpt", "name": "GPT", "per": 1000, "prices": {"input_tokens": "2.5"}});
+    assert_eq!(app.post("/v1/features", feature).await.status, 201);
+    let records = json!([
+        {"customer": "u", "feature": "gpt", "units": {"input_tokens": 400}},
+        {"customer": "u", "feature": "nothing", "units": {"input_tokens": 1}},
+        {"customer": "u", "feature": "gpt", "units": {"images": 1}},
+        {"customer": "u", "feature": "gpt", "amount": "1", "units": {"input_tokens": 1}},
+        {"customer": "u", "feature": "gpt", "units": {"input_tokens": 400}, "idempotency_key": "units-1"},
+    ]);
+    let reply = app.post("/v1/usage/batch", json!({ "records": records })).await;
+    assert_eq!(statuses(&reply), [200, 404, 400, 400, 200]);
+    let usage = &result(&reply, 0)["usage"];
+    assert_eq!(
+        (&usage["amount"], &usage["priced"]["units"]),
+        (&json!("1"), &json!({"input_tokens": 400})),
+        "400 × 2.5 / 1000, priced as POST /v1/usage prices it"
+    );
+    assert_eq!(result(&reply, 1)["error"]["code"], "feature_not_found");
+    let unpriced = result(&reply, 2)["error"]["param"].as_str().unwrap();
+    assert!(unpriced.starts_with("records[2].units"), "{unpriced}");
+    assert_eq!(result(&reply, 3)["error"]["param"], "records[3].units");
+    let alone = app
+        .post_idem(
+            "/v1/usage",
+            "units-1",
+            json!({"customer": "u", "feature": "gpt", "units": {"input_tokens": 400}}),
+        )
+        .await;
+    assert_eq!(alone.body, result(&reply, 4)["usage"], "the same key and usage replay");
+    assert_eq!(app.balance("u").await.0, "3");
 }
 
 async fn duplicates_inside_one_request_deduct_once(app: &TestApp) {
@@ -181,6 +247,15 @@ async fn the_batch_is_in_the_openapi_document(app: &TestApp) {
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["UsageBatchIn"]["properties"]["records"]["maxItems"], 1000);
     let record = &schemas["UsageRecordIn"]["properties"];
-    assert!(record["amount"]["pattern"].is_string() && record["idempotency_key"].is_object());
+    assert_eq!(
+        record["amount"],
+        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PositiveCredits"}]})
+    );
+    assert_eq!(record["units"]["additionalProperties"]["type"], "integer");
+    assert!(schemas["UsageRecordIn"]["oneOf"].is_array(), "amount or units");
+    assert!(record["idempotency_key"]["pattern"].is_string());
+    // Any item is taken (one that is not a record is refused alone, inside the 200).
+    let items = &schemas["UsageBatchIn"]["properties"]["records"]["items"];
+    assert_eq!(items["anyOf"][1], json!({}));
     assert!(schemas["RecordResult"]["properties"]["status"].is_object());
 }
