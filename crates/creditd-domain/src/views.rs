@@ -58,10 +58,8 @@ pub struct AutoTopupView {
     pub enabled: bool,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10"))]
     pub threshold: Credits,
-    /// `pkg_…`; null until one is chosen (empty here).
-    #[serde(with = "chosen_package")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub package: String,
+    /// `pkg_…`; null until one is chosen.
+    pub package: Option<String>,
     pub quantity: i64,
     /// At most this many top-ups per calendar month (UTC); none: no limit.
     pub max_per_month: Option<i64>,
@@ -78,29 +76,12 @@ impl AutoTopupView {
             customer: customer.to_string(),
             enabled: false,
             threshold,
-            package: String::new(),
+            package: None,
             quantity: 1,
             max_per_month: None,
             consecutive_failures: 0,
             disabled_reason: None,
         }
-    }
-}
-
-/// No package chosen (an empty id) is `null` on the wire.
-mod chosen_package {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(package: &str, serializer: S) -> Result<S::Ok, S::Error> {
-        if package.is_empty() {
-            serializer.serialize_none()
-        } else {
-            serializer.serialize_some(package)
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-        Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
     }
 }
 

@@ -39,7 +39,7 @@ impl AutoTopup {
             customer: self.customer.clone(),
             enabled: self.enabled,
             threshold: self.threshold,
-            package: self.package.clone(),
+            package: Some(self.package.clone()),
             quantity: self.quantity,
             max_per_month: self.max_per_month,
             consecutive_failures: self.consecutive_failures,

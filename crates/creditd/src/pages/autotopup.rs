@@ -108,7 +108,7 @@ pub fn section(topup: Option<&AutoTopupView>, packages: &[Package], csrf: &str) 
         checked = if enabled { " checked" } else { "" },
     );
     for p in packages {
-        let selected = topup.is_some_and(|t| t.package == p.id);
+        let selected = topup.is_some_and(|t| t.package.as_deref() == Some(p.id.as_str()));
         let _ = write!(
             out,
             "<option value=\"{id}\"{sel}>{name} ({credits} credits)</option>",
