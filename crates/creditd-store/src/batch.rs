@@ -25,7 +25,6 @@ use creditd_domain::{Book, Command, CommandError, Outcome, Request};
 use crate::accounts::{load_states, lock_customers, AccountCache, LockedRow};
 use crate::batch_keys::{key_parts, lookup_keys, replay, Key};
 use crate::db::{on, Conn};
-use crate::pipeline::Order;
 use crate::{load, persist, Dialect, Result, Store, StoreError};
 
 /// Attempts for a batch that lost a serialization race or a deadlock.
@@ -71,52 +70,18 @@ impl Store {
     /// the first one's result. A database error gives every request an error and writes
     /// nothing. Accounts are loaded from the database (the writer's batches use its cache).
     pub async fn apply(&self, batch: Vec<Request>, now: i64) -> Vec<Result<Outcome>> {
-        self.apply_in_order(batch, now, None, &AccountCache::new(0)).await
+        self.apply_cached(&batch, now, &AccountCache::new(0)).await
     }
 
-    /// [`Store::apply`] for a batch of the writer: accounts from (and back into) `cache`;
-    /// with an `order`, it commits only after the batch before it ([`crate::pipeline`]).
-    pub(crate) async fn apply_in_order(
-        &self,
-        batch: Vec<Request>,
-        now: i64,
-        mut order: Option<&mut Order>,
-        cache: &AccountCache,
-    ) -> Vec<Result<Outcome>> {
-        let results = self.apply_attempts(&batch, now, order.as_deref_mut(), cache).await;
-        if let Some(order) = order {
-            order.done();
-        }
-        results
-    }
-
-    async fn apply_attempts(
-        &self,
-        batch: &[Request],
-        now: i64,
-        mut order: Option<&mut Order>,
-        cache: &AccountCache,
-    ) -> Vec<Result<Outcome>> {
+    /// [`Store::apply`] for a batch of the writer: accounts from (and back into) `cache`.
+    pub(crate) async fn apply_cached(&self, batch: &[Request], now: i64, cache: &AccountCache) -> Vec<Result<Outcome>> {
         if batch.is_empty() {
             return Vec::new();
         }
         let mut attempt = 1;
-        let mut restarts = 0;
         loop {
-            if let Some(order) = order.as_deref_mut() {
-                order.attempt(attempt + restarts).await;
-            }
-            match self.try_apply_batch(batch, now, order.as_deref_mut(), cache).await {
+            match self.try_apply_batch(batch, now, cache).await {
                 Ok(results) => return results,
-                Err(StoreError::Restart) => {
-                    // The batch before this one is trying again: follow it, without counting
-                    // this as a failure of our own.
-                    restarts += 1;
-                    crate::metrics::batch_retried("restart");
-                    if let Some(order) = order.as_deref_mut() {
-                        order.wait_prev_done().await;
-                    }
-                }
                 Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
                     tracing::debug!(attempt, error = %e, size = batch.len(), "retrying batch");
                     crate::metrics::batch_retried("transient");
@@ -135,18 +100,12 @@ impl Store {
 
     /// One transaction; rolled back explicitly on any error so its locks go at once. The
     /// accounts go back to the cache only once committed.
-    async fn try_apply_batch(
-        &self,
-        batch: &[Request],
-        now: i64,
-        order: Option<&mut Order>,
-        cache: &AccountCache,
-    ) -> Result<Vec<Result<Outcome>>> {
+    async fn try_apply_batch(&self, batch: &[Request], now: i64, cache: &AccountCache) -> Result<Vec<Result<Outcome>>> {
         // SQLite: take the write lock at once. A deferred transaction that reads first and then
         // writes fails with SQLITE_BUSY, without waiting, when another process's writer (a
         // second replica, the CLI) wrote in between.
         let mut tx = self.batches.begin_write().await?;
-        let decided = self.decide_and_write(&mut tx.conn(), batch, now, order, cache).await;
+        let decided = self.decide_and_write(&mut tx.conn(), batch, now, cache).await;
         match decided {
             Ok(decided) => {
                 tx.commit().await?;
@@ -172,7 +131,6 @@ impl Store {
         tx: &mut Conn<'_>,
         batch: &[Request],
         now: i64,
-        order: Option<&mut Order>,
         cache: &AccountCache,
     ) -> Result<Decided> {
         let mut results: Vec<Option<Result<Outcome>>> = batch.iter().map(|_| None).collect();
@@ -183,9 +141,6 @@ impl Store {
         let commands: Vec<&Command> = todo.iter().map(|&i| &batch[i].command).collect();
         let (facts, customers) = load::owners(tx, &commands, cache).await?;
         let locked = lock_customers(tx, &customers, now).await?;
-        if let Some(order) = order.as_deref() {
-            order.locked();
-        }
         let mut book = Book::new(facts);
         let mut stale = std::collections::BTreeMap::new();
         for (id, row) in &locked {
@@ -204,9 +159,6 @@ impl Store {
         crate::budgets::gates(tx, &commands, &mut book, &catalog, self.past_due_policy()).await?;
         for (&i, command) in todo.iter().zip(&commands) {
             results[i] = Some(book.apply(command, now).map_err(StoreError::Command));
-        }
-        if let Some(order) = order {
-            order.before_commit().await?;
         }
         let per_part = match self.dialect {
             Dialect::Sqlite => persist::ROWS_PER_STATEMENT,

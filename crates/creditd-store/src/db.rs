@@ -10,7 +10,9 @@
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{ColumnIndex, Decode, PgConnection, PgPool, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, Type};
+use sqlx::{
+    ColumnIndex, Decode, PgConnection, PgPool, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, Type,
+};
 
 use crate::{Dialect, Result};
 
@@ -119,7 +121,10 @@ impl Tx {
 }
 
 /// A column's Rust type, decodable from both backends.
-pub(crate) trait Value: for<'r> Decode<'r, Postgres> + Type<Postgres> + for<'r> Decode<'r, Sqlite> + Type<Sqlite> {}
+pub(crate) trait Value:
+    for<'r> Decode<'r, Postgres> + Type<Postgres> + for<'r> Decode<'r, Sqlite> + Type<Sqlite>
+{
+}
 impl<T> Value for T where T: for<'r> Decode<'r, Postgres> + Type<Postgres> + for<'r> Decode<'r, Sqlite> + Type<Sqlite> {}
 
 /// A column's name or position, on both backends' rows.

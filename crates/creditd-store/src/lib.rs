@@ -34,7 +34,6 @@ mod migrate;
 mod operator;
 mod outbox;
 mod persist;
-mod pipeline;
 mod read;
 mod reconcile;
 mod refunds;
@@ -109,10 +108,6 @@ pub enum StoreError {
     /// result, or decides on the customer it created).
     #[error("a concurrent request committed the same idempotency key")]
     KeyRace,
-    /// Internal to the pipelined writer: the batch before this one rolled back to retry, so
-    /// this one rolls back and follows it. Never returned to a caller.
-    #[error("the previous batch is retrying")]
-    Restart,
     /// The writer's queue is full: try again shortly.
     #[error("too many writes are waiting; retry shortly")]
     Overloaded,
@@ -223,8 +218,8 @@ impl Store {
 /// 3,900 → 6,600, with these two planner switches on the batch connections only.
 fn batch_pool() -> PgPoolOptions {
     PgPoolOptions::new()
-        // The pipelined writer's batches in flight (at most 8), and a retry's new attempt.
-        .max_connections(10)
+        // The writer's one batch in flight, and a retry's new attempt.
+        .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _| {
             Box::pin(async move {

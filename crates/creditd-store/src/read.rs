@@ -140,7 +140,13 @@ impl Store {
         Ok(buckets)
     }
 
-    async fn page<T: FromFields>(&self, table: &str, columns: &str, customer: &str, page: &PageRequest) -> Result<Page<T>> {
+    async fn page<T: FromFields>(
+        &self,
+        table: &str,
+        columns: &str,
+        customer: &str,
+        page: &PageRequest,
+    ) -> Result<Page<T>> {
         let limit = i64::from(page.limit.clamp(1, 100));
         // `starting_after` that names nothing of this customer's yields an empty page.
         let sql = format!(
@@ -165,7 +171,9 @@ impl Store {
     pub async fn hold(&self, id: &str, now: i64) -> Result<Option<Hold>> {
         let sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1");
         let hold = on!(&self.pool, p => sqlx::query(&sql).bind(id).fetch_optional(p).await?.as_ref().map(rows::hold));
-        let Some(mut hold) = hold.transpose()? else { return Ok(None) };
+        let Some(mut hold) = hold.transpose()? else {
+            return Ok(None);
+        };
         if hold.status == creditd_domain::views::HoldStatus::Open && hold.expires_at <= now {
             hold.status = creditd_domain::views::HoldStatus::Expired;
         }

@@ -697,7 +697,9 @@ async fn verify_names_a_corrupted_customer(db: &TestDb) {
     new_customer(store, "good", "5").await;
     new_customer(store, "bad", "5").await;
     assert!(store.verify().await.unwrap().is_clean());
-    raw(db, "UPDATE customers SET balance = balance + 1 WHERE id = 'bad'").await.unwrap();
+    raw(db, "UPDATE customers SET balance = balance + 1 WHERE id = 'bad'")
+        .await
+        .unwrap();
     let report = store.verify().await.unwrap();
     assert!(!report.is_clean());
     assert!(
@@ -711,14 +713,19 @@ async fn verify_names_a_corrupted_customer(db: &TestDb) {
         one(store, usage_cmd("bad", "1"), T0).await,
         Err(StoreError::Corrupt(_))
     ));
-    raw(db, "UPDATE customers SET balance = balance - 1 WHERE id = 'bad'").await.unwrap();
+    raw(db, "UPDATE customers SET balance = balance - 1 WHERE id = 'bad'")
+        .await
+        .unwrap();
 }
 
 async fn ledger_entries_are_immutable(db: &TestDb) {
     new_customer(&db.store, "u", "5").await;
     assert!(raw(db, "UPDATE ledger_entries SET amount = 1").await.is_err());
     assert!(raw(db, "DELETE FROM ledger_entries").await.is_err());
-    assert!(raw(db, "UPDATE grants SET remaining = amount + 1").await.is_err(), "CHECK constraint");
+    assert!(
+        raw(db, "UPDATE grants SET remaining = amount + 1").await.is_err(),
+        "CHECK constraint"
+    );
 }
 
 async fn a_purchase_reference_is_granted_once(db: &TestDb) {

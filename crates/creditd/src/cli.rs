@@ -175,9 +175,6 @@ pub struct ServeArgs {
     /// [env: CREDITD_WRITE_BATCH_WINDOW_US] [default: 0, only what is queued]
     #[arg(long)]
     pub write_batch_window_us: Option<String>,
-    /// PostgreSQL: write batches in flight at once [env: CREDITD_WRITE_PIPELINE_DEPTH] [default: 2]
-    #[arg(long)]
-    pub write_pipeline_depth: Option<String>,
     /// Writes allowed to wait before 503 `overloaded` [env: CREDITD_WRITE_QUEUE_CAPACITY] [default: 8192]
     #[arg(long)]
     pub write_queue_capacity: Option<String>,
@@ -217,7 +214,6 @@ impl Cli {
             add("hold_ttl_seconds", &serve.hold_ttl_seconds);
             add("write_batch_size", &serve.write_batch_size);
             add("write_batch_window_us", &serve.write_batch_window_us);
-            add("write_pipeline_depth", &serve.write_pipeline_depth);
             add("write_queue_capacity", &serve.write_queue_capacity);
             add("api_key_cache_seconds", &serve.api_key_cache_seconds);
         }

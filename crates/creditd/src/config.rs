@@ -44,8 +44,6 @@ pub struct Settings {
     pub write_batch_window_us: u64,
     /// Writes waiting beyond this many are refused with 503 `overloaded`.
     pub write_queue_capacity: usize,
-    /// Group commit on PostgreSQL: batches in flight at once (SQLite: always 1).
-    pub write_pipeline_depth: usize,
     /// How long a verified API key stays in the process's cache (0: ask the database on every
     /// request). A revocation empties every replica's cache within a second, whatever this is.
     pub api_key_cache_seconds: u64,
@@ -94,7 +92,6 @@ impl Default for Settings {
             write_batch_size: 256,
             write_batch_window_us: 0,
             write_queue_capacity: 8192,
-            write_pipeline_depth: 2,
             api_key_cache_seconds: 300,
             rate_limit_per_second: 100_000,
             rate_limit_burst: 200_000,
@@ -137,11 +134,6 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "write_batch_window_us",
         "CREDITD_WRITE_BATCH_WINDOW_US",
         "--write-batch-window-us",
-    ),
-    (
-        "write_pipeline_depth",
-        "CREDITD_WRITE_PIPELINE_DEPTH",
-        "--write-pipeline-depth",
     ),
     (
         "write_queue_capacity",
@@ -343,7 +335,6 @@ impl Settings {
             max_batch: self.write_batch_size,
             window: std::time::Duration::from_micros(self.write_batch_window_us),
             queue_capacity: self.write_queue_capacity,
-            pipeline: self.write_pipeline_depth,
             ..creditd_store::WriterConfig::default()
         }
     }
@@ -436,7 +427,6 @@ impl Config {
                 defaults.write_batch_window_us,
                 int_in(0, 100_000),
             )?,
-            write_pipeline_depth: r.parse("write_pipeline_depth", defaults.write_pipeline_depth, int_in(1, 8))?,
             write_queue_capacity: r.parse(
                 "write_queue_capacity",
                 defaults.write_queue_capacity,

@@ -37,7 +37,6 @@ fn small_batches() -> WriterConfig {
         max_batch: 16,
         window: Duration::from_millis(2),
         queue_capacity: 1024,
-        pipeline: 2,
         accounts: 64,
     }
 }

@@ -30,7 +30,6 @@ fn config() -> WriterConfig {
         max_batch: 16,
         window: Duration::from_millis(1),
         queue_capacity: 1024,
-        pipeline: 2,
         accounts: 64,
     }
 }

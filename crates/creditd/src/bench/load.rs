@@ -145,9 +145,11 @@ pub enum Naive {
     Sqlite(SqlitePool),
 }
 
-const NAIVE_LOCK_PG: &str = "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
+const NAIVE_LOCK_PG: &str =
+    "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
      WHERE c.id = $1 AND g.remaining > 0 FOR UPDATE";
-const NAIVE_LOCK_SQLITE: &str = "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
+const NAIVE_LOCK_SQLITE: &str =
+    "SELECT g.id, g.remaining, c.balance FROM customers c JOIN grants g ON g.customer_id = c.id \
      WHERE c.id = $1 AND g.remaining > 0";
 const NAIVE_GRANT: &str = "UPDATE grants SET remaining = remaining - $1 WHERE id = $2";
 const NAIVE_CUSTOMER: &str = "UPDATE customers SET balance = balance - $1, updated_at = $3 WHERE id = $2";
@@ -166,7 +168,11 @@ macro_rules! naive_debit {
         if remaining < $micros {
             return Ok(false);
         }
-        sqlx::query(NAIVE_GRANT).bind($micros).bind(&grant).execute(&mut *tx).await?;
+        sqlx::query(NAIVE_GRANT)
+            .bind($micros)
+            .bind(&grant)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(NAIVE_CUSTOMER)
             .bind($micros)
             .bind($customer)
@@ -191,7 +197,9 @@ macro_rules! naive_debit {
 impl Naive {
     pub async fn connect(url: &str) -> Result<Naive, sqlx::Error> {
         if !url.starts_with("sqlite:") {
-            return Ok(Naive::Postgres(PgPoolOptions::new().max_connections(32).connect(url).await?));
+            return Ok(Naive::Postgres(
+                PgPoolOptions::new().max_connections(32).connect(url).await?,
+            ));
         }
         // Same durability as creditd: WAL, synchronous FULL, one writer connection.
         let options: SqliteConnectOptions = url.parse()?;
@@ -199,7 +207,12 @@ impl Naive {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        Ok(Naive::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?))
+        Ok(Naive::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?,
+        ))
     }
 
     /// Debits `micros` from `customer`; false when its balance is short.
@@ -217,4 +230,3 @@ impl Naive {
         }
     }
 }
-

@@ -75,9 +75,6 @@ pub struct BenchArgs {
     /// Group commit: microseconds a batch waits for more requests (default: `write_batch_window_us`'s default).
     #[arg(long)]
     pub batch_window_us: Option<u64>,
-    /// Group commit on PostgreSQL: batches in flight (default: `write_pipeline_depth`'s default).
-    #[arg(long)]
-    pub pipeline_depth: Option<usize>,
     /// Drive a creditd that is already running at this URL (HTTP scenarios only) instead of
     /// starting one on temporary databases.
     #[arg(long)]
@@ -217,7 +214,6 @@ async fn run_backend(args: &BenchArgs, backend: &str, db: &BenchDb) -> anyhow::R
         api_key_cache_seconds: args.api_key_cache_seconds.unwrap_or(defaults.api_key_cache_seconds),
         write_batch_size: args.batch_size.unwrap_or(defaults.write_batch_size),
         write_batch_window_us: args.batch_window_us.unwrap_or(defaults.write_batch_window_us),
-        write_pipeline_depth: args.pipeline_depth.unwrap_or(defaults.write_pipeline_depth),
         ..defaults
     };
     let server = Server::start(&store, settings).await?;
