@@ -842,7 +842,7 @@ export interface components {
              * @description At most this many top-ups per calendar month (UTC); none: no limit.
              */
             max_per_month?: number | null;
-            /** @description `pkg_…`; null until one is chosen (empty here). */
+            /** @description `pkg_…`; null until one is chosen. */
             package?: string | null;
             /** Format: int64 */
             quantity: number;
