@@ -96,6 +96,18 @@ fn topup_run(row: &impl Fields) -> Result<TopupRun> {
     })
 }
 
+/// Claims due top-up runs for a lease. The two backends differ only in PostgreSQL's
+/// `FOR UPDATE SKIP LOCKED`: replicas claiming at once skip each other's rows.
+const CLAIM_RUNS_POSTGRES: &str =
+    "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 \
+     WHERE id IN (SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
+     ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, customer_id, package_id, quantity, payment_id, created_at";
+const CLAIM_RUNS_SQLITE: &str = "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 \
+     WHERE id IN (SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
+     ORDER BY seq LIMIT $3) \
+     RETURNING id, customer_id, package_id, quantity, payment_id, created_at";
+
 impl Store {
     pub async fn auto_topup(&self, customer: &str) -> Result<Option<AutoTopup>> {
         let sql = format!("SELECT {COLUMNS} FROM auto_topups WHERE customer_id = $1");
@@ -154,13 +166,11 @@ impl Store {
         }
         let lease_until = now.saturating_add(lease_seconds);
         // PostgreSQL: replicas claiming at once skip each other's rows; SQLite has one writer.
-        match &self.writer {
-            Db::Pg(p) => sqlx::query(
-                "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 WHERE id IN (\
-                   SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
-                   ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, customer_id, package_id, quantity, payment_id, created_at",
-            )
+        let sql = match &self.writer {
+            Db::Pg(_) => CLAIM_RUNS_POSTGRES,
+            Db::Lite(_) => CLAIM_RUNS_SQLITE,
+        };
+        on!(&self.writer, p => sqlx::query(sql)
             .bind(now)
             .bind(lease_until)
             .bind(limit)
@@ -168,22 +178,7 @@ impl Store {
             .await?
             .iter()
             .map(topup_run)
-            .collect(),
-            Db::Lite(p) => sqlx::query(
-                "UPDATE auto_topup_runs SET status = 'processing', lease_until = $2, updated_at = $1 WHERE id IN (\
-                   SELECT id FROM auto_topup_runs WHERE status IN ('pending', 'processing') AND lease_until <= $1 \
-                   ORDER BY seq LIMIT $3) \
-                 RETURNING id, customer_id, package_id, quantity, payment_id, created_at",
-            )
-            .bind(now)
-            .bind(lease_until)
-            .bind(limit)
-            .fetch_all(p)
-            .await?
-            .iter()
-            .map(topup_run)
-            .collect(),
-        }
+            .collect())
     }
 
     /// Runs of this customer paid for (or being paid) since `since`, for `max_per_month`.

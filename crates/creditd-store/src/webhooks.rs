@@ -209,6 +209,17 @@ async fn mark_dispatched(conn: &mut Conn<'_>, event: &str) -> Result<()> {
     Ok(())
 }
 
+/// Claims due deliveries for a lease, moving their `lease_id` on. The two backends differ
+/// only in PostgreSQL's `FOR UPDATE SKIP LOCKED`.
+const CLAIM_DELIVERIES_POSTGRES: &str = "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 \
+     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+     AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id";
+const CLAIM_DELIVERIES_SQLITE: &str = "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 \
+     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+     AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3) \
+     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id";
+
 impl Store {
     pub async fn create_endpoint(&self, new: &NewEndpoint, now: i64) -> Result<Endpoint> {
         let id = IdKind::WebhookEndpoint.new_id();
@@ -382,35 +393,17 @@ impl Store {
         }
         let lease_until_ms = now_ms.saturating_add(lease_ms);
         type Claimed = (String, String, String, i64, Option<i64>, i64);
-        let claimed: Vec<Claimed> = match &self.writer {
-            // Replicas claiming at once skip each other's rows instead of waiting for them.
-            Db::Pg(w) => {
-                sqlx::query_as(
-                    "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
-                       SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
-                       AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
-                )
-                .bind(now_ms)
-                .bind(lease_until_ms)
-                .bind(limit)
-                .fetch_all(w)
-                .await?
-            }
-            Db::Lite(w) => {
-                sqlx::query_as(
-                    "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 WHERE id IN (\
-                       SELECT id FROM outbound_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
-                       AND lease_until_ms <= $1 ORDER BY next_attempt_ms LIMIT $3) \
-                     RETURNING id, event_id, endpoint_id, attempts, first_attempt_ms, lease_id",
-                )
-                .bind(now_ms)
-                .bind(lease_until_ms)
-                .bind(limit)
-                .fetch_all(w)
-                .await?
-            }
+        // Replicas claiming at once skip each other's rows instead of waiting for them.
+        let sql = match &self.writer {
+            Db::Pg(_) => CLAIM_DELIVERIES_POSTGRES,
+            Db::Lite(_) => CLAIM_DELIVERIES_SQLITE,
         };
+        let claimed: Vec<Claimed> = on!(&self.writer, w => sqlx::query_as(sql)
+            .bind(now_ms)
+            .bind(lease_until_ms)
+            .bind(limit)
+            .fetch_all(w)
+            .await?);
         // What to send is read from the read pool: on SQLite the writer's one connection is
         // the group-commit writer's too, and the lease is already running.
         let mut out = Vec::with_capacity(claimed.len());
