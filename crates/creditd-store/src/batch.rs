@@ -25,7 +25,7 @@ use creditd_domain::{Book, Command, CommandError, Outcome, Request};
 use crate::accounts::{load_states, lock_customers, AccountCache, LockedRow};
 use crate::batch_keys::{key_parts, lookup_keys, replay, Key};
 use crate::db::{on, Conn};
-use crate::{load, persist, Dialect, Result, Store, StoreError};
+use crate::{load, persist, Result, Store, StoreError};
 
 /// Attempts for a batch that lost a serialization race or a deadlock.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
@@ -160,11 +160,8 @@ impl Store {
         for (&i, command) in todo.iter().zip(&commands) {
             results[i] = Some(book.apply(command, now).map_err(StoreError::Command));
         }
-        let per_part = match self.dialect {
-            Dialect::Sqlite => persist::ROWS_PER_STATEMENT,
-            Dialect::Postgres => usize::MAX,
-        };
-        let key_writes = key_parts(self.dialect, batch, &keys, &results, per_part);
+        let dialect = self.dialect();
+        let key_writes = key_parts(dialect, batch, &keys, &results, persist::rows_per_part(dialect));
         let seqs = persist::persist(tx, &book, &locked, key_writes, now).await?;
         persist::stored_seqs(&mut book, &seqs);
         let mut done: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());

@@ -24,7 +24,7 @@ impl Store {
                 in_use: size.saturating_sub(idle),
             }
         };
-        match self.dialect {
+        match self.dialect() {
             Dialect::Sqlite => vec![of("read", &self.pool), of("write", &self.writer)],
             Dialect::Postgres => vec![of("read", &self.pool), of("batch", &self.batches)],
         }

@@ -120,7 +120,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A handle to creditd's database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    dialect: Dialect,
     /// Reads go here; on PostgreSQL writes too.
     pool: Pool,
     /// SQLite allows one writer at a time: a pool of one connection queues writers in the
@@ -183,7 +182,6 @@ impl Store {
             }
         };
         Ok(Store {
-            dialect,
             pool,
             writer,
             batches,
@@ -193,7 +191,7 @@ impl Store {
     }
 
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.pool.dialect()
     }
 
     /// Whether the database answers.

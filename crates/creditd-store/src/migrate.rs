@@ -159,7 +159,7 @@ impl Store {
     /// Applies every migration not yet applied; refuses to run over an edited one.
     /// Returns how many were applied.
     pub async fn migrate(&self) -> Result<usize> {
-        let list = match self.dialect {
+        let list = match self.dialect() {
             Dialect::Sqlite => SQLITE,
             Dialect::Postgres => POSTGRES,
         };

@@ -21,6 +21,14 @@ use crate::{Dialect, Result, StoreError};
 /// Rows per multi-row statement on SQLite: far below its parameter limits.
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
+/// Rows per [`Part`]: array parameters on PostgreSQL take any number of rows in one part.
+pub(crate) fn rows_per_part(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Sqlite => ROWS_PER_STATEMENT,
+        Dialect::Postgres => usize::MAX,
+    }
+}
+
 /// The ids as a one-column [`RowSet`], for `IN (SELECT column1 FROM … AS v)`.
 pub(crate) fn id_set<'a>(dialect: Dialect, ids: impl IntoIterator<Item = &'a str>) -> RowSet {
     let mut rows = RowSet::new(dialect, &[Ty::Text]);
@@ -72,11 +80,7 @@ pub(crate) async fn persist(
     now: i64,
 ) -> Result<HashMap<String, i64>> {
     let dialect = conn.dialect();
-    let per_part = match dialect {
-        // Array parameters on PostgreSQL: any number of rows in one part.
-        Dialect::Sqlite => ROWS_PER_STATEMENT,
-        Dialect::Postgres => usize::MAX,
-    };
+    let per_part = rows_per_part(dialect);
     run_parts(conn, customer_parts(dialect, book, per_part), now).await?;
     let seqs = insert_grants(conn, book, now).await?;
     let mut parts = ledger_parts(dialect, book, per_part);

@@ -209,6 +209,16 @@ async fn mark_dispatched(conn: &mut Conn<'_>, event: &str) -> Result<()> {
     Ok(())
 }
 
+/// Undispatched events, in each backend's own terms: the condition its partial index
+/// `outbound_events_undispatched` was made with (SQLite does not match `NOT dispatched`
+/// against `dispatched = 0`). PostgreSQL's replicas dispatching at once take different events.
+const ANY_UNDISPATCHED_POSTGRES: &str = "SELECT 1 FROM outbound_events WHERE NOT dispatched LIMIT 1";
+const ANY_UNDISPATCHED_SQLITE: &str = "SELECT 1 FROM outbound_events WHERE dispatched = 0 LIMIT 1";
+const TAKE_UNDISPATCHED_POSTGRES: &str =
+    "SELECT id, type FROM outbound_events WHERE NOT dispatched ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED";
+const TAKE_UNDISPATCHED_SQLITE: &str =
+    "SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1";
+
 /// Claims due deliveries for a lease, moving their `lease_id` on. The two backends differ
 /// only in PostgreSQL's `FOR UPDATE SKIP LOCKED`.
 const CLAIM_DELIVERIES_POSTGRES: &str = "UPDATE outbound_deliveries SET lease_until_ms = $2, lease_id = lease_id + 1 \
@@ -325,40 +335,17 @@ impl Store {
     /// receives the events dispatched after it was created (a second or so of recent history).
     pub async fn dispatch_events(&self, now_ms: i64, limit: i64) -> Result<usize> {
         // A read first: an idle replica takes no write lock (SQLite has one for everyone).
-        // Each backend's condition is the one its partial index `outbound_events_undispatched`
-        // was made with (SQLite does not match `NOT dispatched` against `dispatched = 0`).
-        let waiting = match &self.pool {
-            Db::Pg(p) => sqlx::query("SELECT 1 FROM outbound_events WHERE NOT dispatched LIMIT 1")
-                .fetch_optional(p)
-                .await?
-                .is_some(),
-            Db::Lite(p) => sqlx::query("SELECT 1 FROM outbound_events WHERE dispatched = 0 LIMIT 1")
-                .fetch_optional(p)
-                .await?
-                .is_some(),
+        let (any_waiting, take_waiting) = match &self.pool {
+            Db::Pg(_) => (ANY_UNDISPATCHED_POSTGRES, TAKE_UNDISPATCHED_POSTGRES),
+            Db::Lite(_) => (ANY_UNDISPATCHED_SQLITE, TAKE_UNDISPATCHED_SQLITE),
         };
+        let waiting = on!(&self.pool, p => sqlx::query(any_waiting).fetch_optional(p).await?.is_some());
         if !waiting {
             return Ok(0);
         }
         let mut tx = self.writer.begin_write().await?;
-        // PostgreSQL: replicas dispatching at once take different events.
-        let events: Vec<(String, String)> = match &mut tx.conn() {
-            Db::Pg(c) => {
-                sqlx::query_as(
-                    "SELECT id, type FROM outbound_events WHERE NOT dispatched ORDER BY seq LIMIT $1 \
-                     FOR UPDATE SKIP LOCKED",
-                )
-                .bind(limit)
-                .fetch_all(&mut **c)
-                .await?
-            }
-            Db::Lite(c) => {
-                sqlx::query_as("SELECT id, type FROM outbound_events WHERE dispatched = 0 ORDER BY seq LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&mut **c)
-                    .await?
-            }
-        };
+        let events: Vec<(String, String)> =
+            on!(&mut tx.conn(), c => sqlx::query_as(take_waiting).bind(limit).fetch_all(&mut **c).await?);
         if events.is_empty() {
             tx.rollback().await?;
             return Ok(0);
