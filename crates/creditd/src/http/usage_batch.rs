@@ -131,13 +131,12 @@ pub async fn record_usage_batch(
     Ok(Json(UsageBatchOut { data }))
 }
 
-/// Record `index` as a usage request (its `units` not priced yet), or the 400 naming its bad
-/// field (`records[i].amount`).
-fn record_request(
-    index: usize,
-    mut json: serde_json::Value,
-    header_key: Option<&str>,
-) -> Result<(Request, Option<BTreeMap<String, i64>>), ApiError> {
+/// A record read, its amount not decided yet: what it gave as `amount` or `units`.
+type Unpriced = (Request, Option<Credits>, Option<BTreeMap<String, i64>>);
+
+/// Record `index` as a usage request (its amount decided by [`priced`]), or the 400 naming
+/// its bad field (`records[i].feature`).
+fn record_request(index: usize, mut json: serde_json::Value, header_key: Option<&str>) -> Result<Unpriced, ApiError> {
     let prefix = format!("records[{index}]");
     let field = |name: &str| format!("{prefix}.{name}");
     // As `POST /v1/usage` reads its body: an object (serde would take an array for a struct),
@@ -147,18 +146,6 @@ fn record_request(
     }
     integral_numbers(&mut json);
     let record: UsageRecordIn = deserialize(&json, &prefix)?;
-    let amount = match (record.amount, &record.units) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                &field("units"),
-                "give either amount or units, not both",
-            ))
-        }
-        (None, None) => return Err(ApiError::invalid(&field("amount"), "is required (or units)")),
-        (Some(amount), None) => amount.positive().map_err(|e| ApiError::invalid(&field("amount"), e))?,
-        // Priced by `priced` once the record is read.
-        (None, Some(_)) => Credits::ZERO,
-    };
     validate::feature(&record.feature).map_err(|m| ApiError::invalid(&field("feature"), m))?;
     if let Some(budget) = &record.budget {
         validate::customer_id(budget).map_err(|m| ApiError::invalid(&field("budget"), m))?;
@@ -186,32 +173,31 @@ fn record_request(
     });
     let command = Command::Usage(NewUsage {
         customer: record.customer,
-        amount,
+        amount: Credits::ZERO,
         feature: record.feature,
         metadata,
         priced: None,
         budget: record.budget,
     });
-    Ok((Request { command, idempotency }, record.units))
+    Ok((Request { command, idempotency }, record.amount, record.units))
 }
 
-/// The request with its `units` priced on the feature's rate card, as `POST /v1/usage` prices
-/// them; a refusal names the record's field (`records[i].units.input_tokens`).
-async fn priced(
-    state: &AppState,
-    index: usize,
-    (mut request, units): (Request, Option<BTreeMap<String, i64>>),
-) -> Result<Request, ApiError> {
-    let (Some(units), Command::Usage(usage)) = (units, &mut request.command) else {
+/// The request with its amount, decided as `POST /v1/usage` decides it (a positive `amount`,
+/// or `units` priced on the feature's rate card); a refusal names the record's field
+/// (`records[i].units.input_tokens`).
+async fn priced(state: &AppState, index: usize, (mut request, amount, units): Unpriced) -> Result<Request, ApiError> {
+    let Command::Usage(usage) = &mut request.command else {
         return Ok(request);
     };
-    let (amount, priced) = priced_amount(state, Some(&usage.feature), None, Some(&units), true)
+    let in_record = |e: ApiError| ApiError {
+        param: e.param.as_ref().map(|p| format!("records[{index}].{p}")),
+        ..e
+    };
+    let (amount, priced) = priced_amount(state, Some(&usage.feature), amount, units.as_ref(), true)
         .await
-        .map_err(|e| ApiError {
-            param: e.param.as_ref().map(|p| format!("records[{index}].{p}")),
-            ..e
-        })?;
-    usage.amount = amount.ok_or_else(|| ApiError::internal("units priced to no amount"))?;
+        .map_err(in_record)?;
+    usage.amount =
+        amount.ok_or_else(|| ApiError::invalid(&format!("records[{index}].amount"), "is required (or units)"))?;
     usage.priced = priced;
     Ok(request)
 }
@@ -263,7 +249,7 @@ mod tests {
     #[test]
     fn a_record_without_its_own_key_derives_one_from_the_header() {
         let record = serde_json::json!({"customer": "u", "amount": "1", "feature": "chat"});
-        let (derived, _) = record_request(3, record.clone(), Some("req-9")).unwrap();
+        let (derived, _, _) = record_request(3, record.clone(), Some("req-9")).unwrap();
         assert_eq!(derived.idempotency.unwrap().key, "req-9/3");
         assert!(record_request(3, record, None).unwrap().0.idempotency.is_none());
     }
@@ -277,13 +263,12 @@ mod tests {
         assert_eq!(idem.fingerprint, super::fingerprint("POST /v1/usage", &alone));
     }
 
+    /// Its amount (`0`, both amount and units, neither) is decided as `POST /v1/usage`
+    /// decides it, against the catalog: `usage_batch::refusals_refuse_only_their_own_record`
+    /// and `records_may_give_units_of_a_priced_feature` in the API tests.
     #[test]
     fn a_bad_record_names_its_index_and_field() {
         for (record, param) in [
-            (
-                serde_json::json!({"customer": "u", "amount": "0", "feature": "chat"}),
-                "records[2].amount",
-            ),
             (
                 serde_json::json!({"customer": "u", "amount": "1"}),
                 "records[2].feature",
@@ -298,14 +283,6 @@ mod tests {
             ),
             (serde_json::json!(7), "records[2]"),
             (serde_json::json!(["u", "1", "chat"]), "records[2]"),
-            (
-                serde_json::json!({"customer": "u", "amount": "1", "units": {"t": 1}, "feature": "f"}),
-                "records[2].units",
-            ),
-            (
-                serde_json::json!({"customer": "u", "feature": "f"}),
-                "records[2].amount",
-            ),
             (
                 serde_json::json!({"customer": "u", "amount": "1", "feature": "f", "budget": "a b"}),
                 "records[2].budget",

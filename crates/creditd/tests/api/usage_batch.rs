@@ -40,9 +40,10 @@ async fn refusals_refuse_only_their_own_record(app: &TestApp) {
         {"customer": "u", "amount": "1"},
         {"customer": "u", "amount": "1", "feature": "chat", "metadata": [1]},
         {"customer": "u", "amount": "x", "feature": "chat"},
+        {"customer": "u", "feature": "chat"},
     ]);
     let reply = app.post("/v1/usage/batch", json!({ "records": records })).await;
-    assert_eq!(statuses(&reply), [200, 404, 400, 402, 200, 400, 400, 400]);
+    assert_eq!(statuses(&reply), [200, 404, 400, 402, 200, 400, 400, 400, 400]);
     assert_eq!(result(&reply, 0)["usage"]["balance"], "4");
     assert_eq!(result(&reply, 1)["error"]["code"], "customer_not_found");
     assert_eq!(result(&reply, 2)["error"]["param"], "records[2].amount");
@@ -60,6 +61,11 @@ async fn refusals_refuse_only_their_own_record(app: &TestApp) {
     assert_eq!(result(&reply, 5)["error"]["param"], "records[5].feature");
     assert_eq!(result(&reply, 6)["error"]["param"], "records[6].metadata");
     assert_eq!(result(&reply, 7)["error"]["param"], "records[7].amount");
+    assert_eq!(
+        result(&reply, 8)["error"]["param"],
+        "records[8].amount",
+        "neither amount nor units"
+    );
     assert!(result(&reply, 3).get("usage").is_none() && result(&reply, 0).get("error").is_none());
     assert_eq!(app.balance("u").await.0, "2", "exactly the two accepted records");
     let ledger = app.get("/v1/customers/u/ledger").await;
