@@ -45,6 +45,22 @@ async fn unknown_referenced_objects_are_404s(app: &TestApp) {
         assert_eq!((reply.status, code(&reply)), (404, expected), "{path}: {}", reply.text);
     }
     assert_eq!(app.get("/v1/plans").await.body["data"], json!([]), "nothing written");
+    let plan = json!({"name": "Pro", "credits": "10", "price": 1000, "currency": "usd"});
+    let created = app.post("/v1/plans", plan).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let path = format!("/v1/plans/{}", created.body["id"].as_str().unwrap());
+    let reply = app.post(&path, json!({"features": {"ghost": true}})).await;
+    assert_eq!(
+        (reply.status, code(&reply)),
+        (404, "feature_not_found"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        app.get("/v1/plans").await.body["data"],
+        json!([created.body]),
+        "an update naming an unknown feature changes nothing"
+    );
 }
 
 async fn webhook_urls_follow_the_documented_pattern(app: &TestApp) {
